@@ -1,0 +1,111 @@
+"""Settings: a TOML file plus ``STRATO_*`` environment variables, read once.
+
+Only ``bootstrap.py`` and ``cli.py`` read :class:`Settings`; each component receives just
+its own section. Environment variables override the file; nested fields use ``__``
+(``STRATO_DB__URL``, ``STRATO_COMPUTE__DRIVER``). The file is ``$STRATO_CONFIG`` or the
+``--config`` option of the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict,
+                               TomlConfigSettingsSource)
+
+__all__ = ["ApiSettings", "ComputeSettings", "DbSettings", "FakeDriverSettings",
+           "RpcSettings", "SchedulerSettings", "Settings", "load_settings"]
+
+
+class ApiSettings(BaseModel, frozen=True):
+    listen: str = Field("127.0.0.1:8774", description="host:port the REST API listens on.")
+    admin_token: str = Field(
+        "strato-admin", description="Static token of the admin user (static auth backend). "
+        "Replaced by Keystone tokens when the identity service is enabled.")
+    public_url: str | None = Field(None, description="URL clients use to reach the API; "
+                                   "defaults to http://<listen>.")
+    max_metadata_items: int = Field(128, description="Most metadata keys per server "
+                                    "(Nova's metadata_items quota).")
+
+
+class DbSettings(BaseModel, frozen=True):
+    url: str | None = Field(None, description="SQLAlchemy URL. Default: a SQLite file "
+                            "strato.db in the data directory (WAL mode). For PostgreSQL: "
+                            "postgresql+asyncpg://user@host/dbname")
+
+
+class RpcSettings(BaseModel, frozen=True):
+    transport_url: str = Field("memory://", description="memory:// keeps the bus inside "
+                               "one process (embedded mode); amqp://guest:guest@127.0.0.1:5672/"
+                               " uses RabbitMQ (distributed mode). A path names the vhost.")
+    call_timeout: float = Field(60.0, description="Seconds a call waits for its answer.")
+
+
+class FakeDriverSettings(BaseModel, frozen=True):
+    nodes: int = Field(1, description="Nodes per compute host (scale tests).")
+    vcpus: int = 16
+    memory_mb: int = 32768
+    disk_gb: int = 500
+    spawn_delay: float = Field(0.0, description="Seconds each spawn takes.")
+    fail_names: tuple[str, ...] = Field((), description="Instance names whose spawn fails.")
+    fail_every: int = Field(0, description="Fail every Nth spawn (0: never).")
+    fail_retryable: bool = Field(True, description="Injected failures may be rescheduled.")
+
+
+class ComputeSettings(BaseModel, frozen=True):
+    host: str = Field(default_factory=socket.gethostname,
+                      description="This compute's host name (unique in the cloud).")
+    driver: Literal["fake", "libvirt"] = Field("fake", description="Virt driver.")
+    max_concurrent_builds: int = Field(10, description="Builds one host runs at once; "
+                                       "more wait (Nova's max_concurrent_builds).")
+    report_interval: float = Field(10.0, description="Seconds between capacity reports "
+                                   "and heartbeats.")
+    fake: FakeDriverSettings = FakeDriverSettings()
+
+
+class SchedulerSettings(BaseModel, frozen=True):
+    max_attempts: int = Field(3, description="Hosts one build may try (first + reschedules).")
+    service_down_time: float = Field(60.0, description="Seconds without a heartbeat after "
+                                     "which a compute counts as down.")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STRATO_", env_nested_delimiter="__",
+                                      frozen=True, extra="forbid")
+
+    data_dir: Path = Field(Path(os.path.expanduser("~/.local/share/strato")),
+                           description="Where the database, images and instances live.")
+    log_level: str = "INFO"
+    api: ApiSettings = ApiSettings()
+    db: DbSettings = DbSettings()
+    rpc: RpcSettings = RpcSettings()
+    compute: ComputeSettings = ComputeSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+
+    @property
+    def database_url(self) -> str:
+        return self.db.url or f"sqlite+aiosqlite:///{self.data_dir / 'strato.db'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("STRATO_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``config_file`` (or ``$STRATO_CONFIG``), the environment, and
+    ``overrides`` (highest priority)."""
+    if config_file is not None:
+        os.environ["STRATO_CONFIG"] = str(config_file)
+    return Settings(**overrides)

@@ -1,0 +1,183 @@
+"""The database port: the repositories services use, as Protocols (no SQLAlchemy here).
+
+``strato.db.sql`` implements them on SQLAlchemy 2 asyncio for SQLite and PostgreSQL.
+Every method is one transaction. Domain errors only: ``NotFound`` for a missing row,
+``InvalidState`` when a compare-and-swap finds another state, ``Conflict`` for a
+duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from strato.domain.actions import EventResult, InstanceAction
+from strato.domain.ids import (FlavorId, HostName, ImageId, InstanceId, ProjectId, RequestId,
+                               UserId)
+from strato.domain.images import Image, ImageStatus
+from strato.domain.instances import Instance, InstanceChanges, TaskState, VmState
+from strato.domain.requests import Destination
+from strato.domain.resources import Allocation, Flavor, NodeCapacity, NodeUsage, Resources
+
+__all__ = ["ActionRepo", "Database", "FlavorRepo", "ImageRepo", "InstanceQuery",
+           "InstanceRepo", "NodeRepo", "ServiceRecord", "ServiceRepo", "ANY_TASK_STATE"]
+
+# Pass as ``expected_task_state`` to skip the compare-and-swap check.
+ANY_TASK_STATE: tuple[TaskState | None, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceQuery:
+    """Filters and paging for listing instances; ``None`` means "no filter"."""
+
+    project_id: ProjectId | None = None
+    name: str | None = None              # a regular expression, matched with search()
+    vm_states: tuple[VmState, ...] | None = None
+    changes_since: datetime | None = None
+    host: HostName | None = None
+    reservation_id: str | None = None
+    include_deleted: bool = False        # changes-since also implies deleted ones
+    limit: int | None = None
+    marker: InstanceId | None = None     # start after this instance (NotFound if unknown)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceRecord:
+    id: int
+    binary: str
+    host: HostName
+    topic: str
+    last_seen: datetime | None
+    disabled: bool
+    disabled_reason: str | None
+    is_up: bool
+
+
+class InstanceRepo(Protocol):
+    async def create_many(self, instances: Sequence[Instance], *, request_id: RequestId) -> None:
+        """Insert the instances and, with them, a "create" action each; all or nothing."""
+        ...
+
+    async def get(self, instance_id: InstanceId, *, project_id: ProjectId | None = None,
+                  include_deleted: bool = False) -> Instance:
+        """One instance; ``NotFound`` if missing, soft-deleted (unless asked for) or in
+        another project than ``project_id`` (when given)."""
+        ...
+
+    async def list(self, query: InstanceQuery) -> list[Instance]:
+        """Instances newest first (created_at desc, id desc), after ``marker``."""
+        ...
+
+    async def update(self, instance_id: InstanceId, changes: InstanceChanges, *,
+                     expected_task_state: tuple[TaskState | None, ...] | None) -> Instance:
+        """Write ``changes`` only if the current task state is one of
+        ``expected_task_state`` (skip the check with ``None``), in one conditional UPDATE.
+        ``InvalidState`` names the actual task state when the check fails; ``NotFound``
+        if the instance is gone (soft-deleted)."""
+        ...
+
+    async def soft_delete(self, instance_id: InstanceId) -> Instance:
+        """Mark deleted (vm_state deleted, task_state None, terminated_at now, deleted
+        flag) and free its allocations in the same transaction. Idempotent."""
+        ...
+
+
+class FlavorRepo(Protocol):
+    async def list(self, *, include_private: bool = False, min_ram: int = 0, min_disk: int = 0,
+                   limit: int | None = None, marker: FlavorId | None = None) -> list[Flavor]:
+        """Flavors ordered by flavor id."""
+        ...
+
+    async def get(self, flavor_id: FlavorId) -> Flavor: ...
+
+    async def create(self, flavor: Flavor) -> Flavor:
+        """``Conflict`` if the id or the name exists."""
+        ...
+
+    async def delete(self, flavor_id: FlavorId) -> None: ...
+
+
+class ImageRepo(Protocol):
+    async def create(self, image: Image) -> Image: ...
+
+    async def get(self, image_id: ImageId) -> Image: ...
+
+    async def list(self, *, owner: ProjectId | None = None, limit: int | None = None,
+                   marker: ImageId | None = None) -> list[Image]:
+        """Images visible to ``owner`` (its own plus public ones; all for ``None``),
+        newest first."""
+        ...
+
+    async def set_status(self, image_id: ImageId, status: ImageStatus, *,
+                         expected: tuple[ImageStatus, ...] | None = None,
+                         size: int | None = None, checksum: str | None = None) -> Image:
+        """Move the image's status (compare-and-swap on ``expected``)."""
+        ...
+
+    async def delete(self, image_id: ImageId) -> None: ...
+
+
+class NodeRepo(Protocol):
+    async def report(self, capacities: Sequence[NodeCapacity]) -> None:
+        """Insert or update the nodes' totals and ratios (usage is left alone)."""
+        ...
+
+    async def usages(self) -> list[NodeUsage]:
+        """Every node with its usage and its compute service's state (up, disabled)."""
+        ...
+
+    async def claim(self, instance_id: InstanceId, dest: Destination, need: Resources) -> bool:
+        """Atomically allocate ``need`` on ``dest`` for the instance, moving any allocation
+        the instance already holds. False (and no change) when it no longer fits."""
+        ...
+
+    async def release(self, instance_id: InstanceId) -> None:
+        """Free every allocation of the instance; idempotent."""
+        ...
+
+    async def allocations(self, instance_id: InstanceId) -> list[Allocation]: ...
+
+
+class ServiceRepo(Protocol):
+    async def heartbeat(self, *, binary: str, host: HostName, topic: str) -> None:
+        """Record that the service is alive now (creates it on first call)."""
+        ...
+
+    async def list(self, *, binary: str | None = None) -> list[ServiceRecord]: ...
+
+    async def set_disabled(self, service_id: int, disabled: bool,
+                           reason: str | None = None) -> ServiceRecord: ...
+
+
+class ActionRepo(Protocol):
+    async def start_action(self, *, instance_id: InstanceId, action: str,
+                           request_id: RequestId, user_id: UserId,
+                           project_id: ProjectId) -> None: ...
+
+    async def start_event(self, *, instance_id: InstanceId, request_id: RequestId,
+                          event: str, host: HostName | None = None) -> None: ...
+
+    async def finish_event(self, *, instance_id: InstanceId, request_id: RequestId,
+                           event: str, result: EventResult,
+                           traceback: str | None = None) -> None:
+        """Close the event (and on error mark the action's message ``Error``)."""
+        ...
+
+    async def list(self, instance_id: InstanceId) -> list[InstanceAction]:
+        """Actions newest first, each with its events."""
+        ...
+
+    async def get(self, instance_id: InstanceId, request_id: RequestId) -> InstanceAction: ...
+
+
+class Database(Protocol):
+    instances: InstanceRepo
+    flavors: FlavorRepo
+    images: ImageRepo
+    nodes: NodeRepo
+    services: ServiceRepo
+    actions: ActionRepo
+
+    async def close(self) -> None: ...

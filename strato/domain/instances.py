@@ -1,0 +1,159 @@
+"""Instances: their states, the allowed moves between them, and the API status they show.
+
+Nova's model, kept: ``vm_state`` is where the instance *is* (building, active, error,
+deleted ...), ``task_state`` is what is being *done* to it right now (scheduling,
+networking, spawning, deleting ...), ``power_state`` is what the hypervisor reported.
+Every write of a state names the task state it expects to replace, so two writers racing
+(a build and a delete) cannot both win: see :func:`check_task_transition`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TypedDict
+from datetime import datetime
+
+from strato.domain.errors import InvalidState
+from strato.domain.ids import HostName, ImageId, InstanceId, NodeName, ProjectId, UserId
+from strato.domain.resources import Flavor
+
+__all__ = ["Fault", "Instance", "PowerState", "TaskState", "VmState", "api_status",
+           "check_task_transition"]
+
+
+class VmState(enum.StrEnum):
+    BUILDING = "building"
+    ACTIVE = "active"
+    STOPPED = "stopped"
+    PAUSED = "paused"
+    SUSPENDED = "suspended"
+    ERROR = "error"
+    DELETED = "deleted"
+
+
+class TaskState(enum.StrEnum):
+    SCHEDULING = "scheduling"
+    NETWORKING = "networking"
+    BLOCK_DEVICE_MAPPING = "block_device_mapping"
+    SPAWNING = "spawning"
+    DELETING = "deleting"
+
+
+class PowerState(enum.IntEnum):
+    NOSTATE = 0
+    RUNNING = 1
+    PAUSED = 3
+    SHUTDOWN = 4
+    CRASHED = 6
+    SUSPENDED = 7
+
+
+# The build walks these task states in this order (the seeds' _build_and_run_instance).
+BUILD_STEPS: tuple[TaskState | None, ...] = (
+    TaskState.SCHEDULING, TaskState.NETWORKING, TaskState.BLOCK_DEVICE_MAPPING,
+    TaskState.SPAWNING, None,
+)
+
+# task state -> the task states it may move to.  DELETING can follow anything: a user may
+# delete at any moment, and the writer that expected the old task state then loses.
+_TASK_MOVES: dict[TaskState | None, frozenset[TaskState | None]] = {
+    None: frozenset({TaskState.SCHEDULING, TaskState.DELETING}),
+    TaskState.SCHEDULING: frozenset({TaskState.NETWORKING, TaskState.SCHEDULING, None,
+                                     TaskState.DELETING}),
+    TaskState.NETWORKING: frozenset({TaskState.BLOCK_DEVICE_MAPPING, TaskState.SCHEDULING,
+                                     None, TaskState.DELETING}),
+    TaskState.BLOCK_DEVICE_MAPPING: frozenset({TaskState.SPAWNING, TaskState.SCHEDULING,
+                                               None, TaskState.DELETING}),
+    TaskState.SPAWNING: frozenset({None, TaskState.SCHEDULING, TaskState.DELETING}),
+    TaskState.DELETING: frozenset({None, TaskState.DELETING}),
+}
+
+
+def check_task_transition(current: TaskState | None, new: TaskState | None) -> None:
+    """Raise :class:`InvalidState` unless ``current -> new`` is an allowed task move."""
+    if new not in _TASK_MOVES[current]:
+        raise InvalidState(f"task state cannot move from {current} to {new}")
+
+
+def api_status(vm_state: VmState, task_state: TaskState | None) -> str:
+    """The ``status`` field of the Compute API for a pair of states (Nova's mapping).
+
+    A task in progress does not change the status for the states strato has so far (a
+    building server being deleted still shows BUILD, as in Nova); ``task_state`` is part
+    of the signature because later states (REBOOT, RESIZE) depend on it.
+    """
+    del task_state
+    return _STATUS[vm_state]
+
+
+_STATUS: dict[VmState, str] = {
+    VmState.BUILDING: "BUILD",
+    VmState.ACTIVE: "ACTIVE",
+    VmState.STOPPED: "SHUTOFF",
+    VmState.PAUSED: "PAUSED",
+    VmState.SUSPENDED: "SUSPENDED",
+    VmState.ERROR: "ERROR",
+    VmState.DELETED: "DELETED",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fault:
+    """Why an instance went to ERROR: shown as the server's ``fault`` in the API."""
+
+    code: int
+    message: str
+    details: str = ""
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Instance:
+    """One server, as stored."""
+
+    id: InstanceId
+    display_name: str
+    project_id: ProjectId
+    user_id: UserId
+    image_ref: ImageId
+    flavor: Flavor
+    vm_state: VmState = VmState.BUILDING
+    task_state: TaskState | None = TaskState.SCHEDULING
+    power_state: PowerState = PowerState.NOSTATE
+    host: HostName | None = None
+    node: NodeName | None = None
+    availability_zone: str | None = None
+    key_name: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    user_data: str | None = None
+    config_drive: bool = False
+    reservation_id: str = ""
+    launch_index: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    launched_at: datetime | None = None
+    terminated_at: datetime | None = None
+    deleted: bool = False
+    fault: Fault | None = None
+
+    @property
+    def status(self) -> str:
+        return api_status(self.vm_state, self.task_state)
+
+
+class InstanceChanges(TypedDict, total=False):
+    """Fields a state write may set; a key that is absent is left alone (so a key present
+    with ``None`` clears the field, e.g. ``task_state``)."""
+
+    vm_state: VmState
+    task_state: TaskState | None
+    power_state: PowerState
+    host: HostName | None
+    node: NodeName | None
+    launched_at: datetime | None
+    terminated_at: datetime | None
+    fault: Fault | None
+
+
+__all__ += ["InstanceChanges"]

@@ -1,0 +1,66 @@
+"""Typed requests that cross services: built once at the edge, passed down unchanged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from strato.domain.ids import HostName, InstanceId, NodeName, ProjectId, ReservationId, UserId
+from strato.domain.images import Image
+from strato.domain.resources import Flavor
+
+__all__ = ["BootRequest", "Destination", "RetryInfo", "SchedulerHints", "Selection"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchedulerHints:
+    """What the user asked of placement (the scheduler issue widens this)."""
+
+    availability_zone: str | None = None
+    force_host: HostName | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Destination:
+    """One place an instance can go."""
+
+    host: HostName
+    node: NodeName
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Selection:
+    """The scheduler's answer for one instance: the claimed destination, then alternates
+    (same resources, not claimed) that a reschedule may try in order."""
+
+    instance_id: InstanceId
+    chosen: Destination
+    alternates: tuple[Destination, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryInfo:
+    """How many times a build was tried and where; a reschedule never revisits a host."""
+
+    attempts: int = 1
+    hosts: tuple[HostName, ...] = ()
+    last_error: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BootRequest:
+    """Everything a host needs to build one instance."""
+
+    instance_id: InstanceId
+    project_id: ProjectId
+    user_id: UserId
+    name: str
+    flavor: Flavor
+    image: Image
+    reservation_id: ReservationId
+    launch_index: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
+    user_data: str | None = None
+    key_name: str | None = None
+    config_drive: bool = False
+    hints: SchedulerHints = SchedulerHints()
+    retry: RetryInfo = RetryInfo()
