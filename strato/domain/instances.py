@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing_extensions import TypedDict
 from datetime import datetime
 
 from strato.domain.errors import InvalidState
