@@ -1,0 +1,220 @@
+"""The composition root: the one module that picks concrete adapters and wires services.
+
+Each ``run_*`` coroutine runs one role until ``stop`` is set, then shuts it down cleanly
+(waiting for in-flight handlers). ``strato up`` runs them all in one process over the
+in-process bus; ``strato <role>`` runs one per process over RabbitMQ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+
+from strato.compute.build import ComputeDeps
+from strato.compute.client import ComputeClient
+from strato.compute.locks import KeyedLocks
+from strato.compute.messages import TOPIC as COMPUTE_TOPIC
+from strato.compute import service as compute_service
+from strato.compute.tracker import ResourceTracker
+from strato.conductor import service as conductor_service
+from strato.conductor.boot import BootDeps
+from strato.conductor.client import ConductorClient
+from strato.conductor.messages import TOPIC as CONDUCTOR_TOPIC
+from strato.config import ComputeSettings, Settings
+from strato.db.migrate import upgrade
+from strato.db.sql import SqlDatabase
+from strato.db.uow import Database
+from strato.domain.errors import Invalid
+from strato.domain.ids import HostName
+from strato.domain.resources import Resources
+from strato.rpc.bus import Bus, Target
+from strato.rpc.transport import open_bus
+from strato.scheduler import service as scheduler_service
+from strato.scheduler.client import SchedulerClient
+from strato.scheduler.messages import TOPIC as SCHEDULER_TOPIC
+from strato.virt.driver import VirtDriver
+from strato.virt.fake import FakeDriver, FakeDriverConfig
+
+__all__ = ["Cloud", "ComputeSpec", "embedded", "make_driver", "open_database", "run_api",
+           "run_compute", "run_conductor", "run_scheduler"]
+
+logger = logging.getLogger(__name__)
+
+
+def make_driver(settings: ComputeSettings, host: str) -> VirtDriver:
+    """The virt driver the settings ask for."""
+    if settings.driver == "fake":
+        fake = settings.fake
+        return FakeDriver(FakeDriverConfig(
+            host=HostName(host), nodes=fake.nodes,
+            capacity=Resources(vcpus=fake.vcpus, memory_mb=fake.memory_mb,
+                               disk_gb=fake.disk_gb),
+            spawn_delay=fake.spawn_delay, fail_names=frozenset(fake.fail_names),
+            fail_every=fake.fail_every, fail_retryable=fake.fail_retryable))
+    raise Invalid(f"compute driver {settings.driver!r} is not available in this version; "
+                  "use driver = \"fake\"")
+
+
+async def open_database(settings: Settings, *, migrate: bool = False) -> SqlDatabase:
+    """Open the configured database, bringing its schema up to date first if asked."""
+    if migrate:
+        await upgrade(settings.database_url)
+    return await SqlDatabase.open(settings.database_url,
+                                  service_down_time=settings.scheduler.service_down_time)
+
+
+async def _heartbeat(db: Database, binary: str, topic: str, stop: asyncio.Event,
+                     interval: float) -> None:
+    host = HostName(socket.gethostname())
+    while not stop.is_set():
+        await db.services.heartbeat(binary=binary, host=host, topic=topic)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+async def run_conductor(settings: Settings, db: Database, bus: Bus,
+                        stop: asyncio.Event) -> None:
+    """Serve the conductor topic until ``stop``."""
+    boot = BootDeps(db=db, scheduler=SchedulerClient(bus, settings.rpc.call_timeout),
+                    compute=ComputeClient(bus), max_attempts=settings.scheduler.max_attempts)
+    deps = conductor_service.ConductorDeps(db=db, boot=boot)
+    sub = await bus.serve(Target(CONDUCTOR_TOPIC), conductor_service.handlers(deps))
+    try:
+        await _heartbeat(db, "strato-conductor", CONDUCTOR_TOPIC, stop,
+                         settings.compute.report_interval)
+    finally:
+        await sub.stop()
+
+
+async def run_scheduler(settings: Settings, db: Database, bus: Bus,
+                        stop: asyncio.Event) -> None:
+    """Serve the scheduler topic until ``stop``."""
+    deps = scheduler_service.SchedulerDeps(db=db)
+    sub = await bus.serve(Target(SCHEDULER_TOPIC), scheduler_service.handlers(deps))
+    try:
+        await _heartbeat(db, "strato-scheduler", SCHEDULER_TOPIC, stop,
+                         settings.compute.report_interval)
+    finally:
+        await sub.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeSpec:
+    """One compute host to run: its name and (optionally) a ready driver."""
+
+    host: str
+    driver: VirtDriver | None = None
+
+
+async def run_compute(settings: Settings, bus: Bus, spec: ComputeSpec,
+                      stop: asyncio.Event) -> None:
+    """Serve ``compute.<host>`` until ``stop``; the compute never touches the database."""
+    driver = spec.driver or make_driver(settings.compute, spec.host)
+    await driver.start()
+    deps = ComputeDeps(host=HostName(spec.host), driver=driver,
+                       conductor=ConductorClient(bus, settings.rpc.call_timeout),
+                       tracker=ResourceTracker(), locks=KeyedLocks(),
+                       builds=asyncio.Semaphore(settings.compute.max_concurrent_builds))
+    # Know our capacity before taking builds, so the tracker can check claims.
+    deps.tracker.update_capacities(tuple(await driver.node_capacities()))
+    sub = await bus.serve(Target(COMPUTE_TOPIC, server=spec.host),
+                          compute_service.handlers(deps))
+    try:
+        await compute_service.report_periodically(deps, stop,
+                                                  settings.compute.report_interval)
+    finally:
+        await sub.stop()
+        await driver.close()
+
+
+async def run_api(settings: Settings, db: Database, bus: Bus, stop: asyncio.Event) -> None:
+    """Serve the REST API on ``settings.api.listen`` until ``stop``."""
+    import uvicorn
+
+    app = create_api(settings, db, bus)
+    host, _, port = settings.api.listen.rpartition(":")
+    config = uvicorn.Config(app, host=host or "127.0.0.1", port=int(port), log_config=None,
+                            lifespan="on", access_log=False)
+    server = uvicorn.Server(config)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(server.serve())
+        try:
+            await stop.wait()
+        finally:
+            server.should_exit = True
+
+
+def create_api(settings: Settings, db: Database, bus: Bus) -> object:
+    """The ASGI application over ``db`` and ``bus``."""
+    from strato.api.app import create_app
+    from strato.api.deps import ApiDeps
+    from strato.api.middleware import StaticTokenAuth
+    from strato.image.store import ImageStore
+
+    deps = ApiDeps(db=db, bus=bus, image_store=ImageStore(settings.data_dir / "images"),
+                   auth=StaticTokenAuth(settings.api.admin_token), settings=settings.api)
+    return create_app(deps, settings.api)
+
+
+@dataclass
+class Cloud:
+    """Every role of strato running in this process (see :func:`embedded`)."""
+
+    settings: Settings
+    db: SqlDatabase
+    bus: Bus
+    app: object
+    stop: asyncio.Event
+    drivers: dict[str, VirtDriver] = field(default_factory=dict)
+
+
+@contextlib.asynccontextmanager
+async def embedded(settings: Settings, computes: Sequence[ComputeSpec] = (),
+                   *, serve_http: bool = False,
+                   on_ready: Callable[[Cloud], None] | None = None) -> AsyncIterator[Cloud]:
+    """Run conductor, scheduler and the given computes (default: one, named after
+    ``settings.compute.host``) in this process; yield once every compute has reported.
+
+    The API application is built (``cloud.app``) and served over HTTP only when
+    ``serve_http`` is set; tests drive it in-process instead.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = await open_database(settings, migrate=True)
+    bus = await open_bus(settings.rpc.transport_url)
+    computes = computes or (ComputeSpec(settings.compute.host),)
+    specs = [ComputeSpec(c.host, c.driver or make_driver(settings.compute, c.host))
+             for c in computes]
+    stop = asyncio.Event()
+    cloud = Cloud(settings=settings, db=db, bus=bus, app=create_api(settings, db, bus),
+                  stop=stop, drivers={s.host: s.driver for s in specs if s.driver})
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(run_conductor(settings, db, bus, stop))
+            tg.create_task(run_scheduler(settings, db, bus, stop))
+            for spec in specs:
+                tg.create_task(run_compute(settings, bus, spec, stop))
+            if serve_http:
+                tg.create_task(run_api(settings, db, bus, stop))
+            try:
+                await _wait_for_computes(db, {s.host for s in specs})
+                if on_ready:
+                    on_ready(cloud)
+                yield cloud
+            finally:
+                stop.set()
+    finally:
+        await bus.close()
+        await db.close()
+
+
+async def _wait_for_computes(db: Database, hosts: set[str], timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            reported = {n.host for n in await db.nodes.usages()}
+            if hosts <= reported:
+                return
+            await asyncio.sleep(0.05)

@@ -1,0 +1,148 @@
+"""The ``strato`` command: run the cloud in one process or one role per process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from strato import bootstrap
+from strato.config import Settings, load_settings
+from strato.log import configure
+
+app = typer.Typer(help="strato: a compact compute cloud speaking the OpenStack APIs.",
+                  no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file.",
+                                                 exists=True, dir_okay=False)]
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``main(stop)`` and set ``stop`` on SIGINT/SIGTERM, for a clean shutdown."""
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(runner())
+
+
+async def _with_db_and_bus(settings: Settings,
+                           role: Callable[..., Awaitable[None]], stop: asyncio.Event) -> None:
+    from strato.rpc.transport import open_bus
+
+    db = await bootstrap.open_database(settings)
+    bus = await open_bus(settings.rpc.transport_url)
+    try:
+        await role(settings, db, bus, stop)
+    finally:
+        await bus.close()
+        await db.close()
+
+
+@app.command()
+def up(config: ConfigOpt = None,
+       driver: Annotated[str | None, typer.Option(help="Virt driver: fake or libvirt.")] = None,
+       hosts: Annotated[int, typer.Option(help="Compute hosts to run (fake driver).")] = 1,
+       ) -> None:
+    """Run every role (api, conductor, scheduler, compute) in this process."""
+    overrides: dict[str, Any] = {}
+    if driver:
+        overrides["compute"] = {"driver": driver}
+    settings = _settings(config, **overrides)
+    configure(settings.log_level, service="up")
+    base = settings.compute.host
+    specs = [bootstrap.ComputeSpec(base if hosts == 1 else f"{base}-{i + 1}")
+             for i in range(hosts)]
+
+    async def main(stop: asyncio.Event) -> None:
+        async with bootstrap.embedded(settings, specs, serve_http=True) as cloud:
+            from strato.seed import seed_defaults
+
+            await seed_defaults(cloud.db)
+            typer.echo(f"strato is up: http://{settings.api.listen}  "
+                       f"token: {settings.api.admin_token}", err=True)
+            await stop.wait()
+
+    _run_until_signalled(main)
+
+
+def _role(name: str, role: Callable[..., Awaitable[None]]) -> Callable[[Path | None], None]:
+    def command(config: ConfigOpt = None) -> None:
+        settings = _settings(config)
+        configure(settings.log_level, service=name)
+        _run_until_signalled(lambda stop: _with_db_and_bus(settings, role, stop))
+
+    command.__doc__ = f"Run the {name} service."
+    return command
+
+
+app.command("api")(_role("api", bootstrap.run_api))
+app.command("conductor")(_role("conductor", bootstrap.run_conductor))
+app.command("scheduler")(_role("scheduler", bootstrap.run_scheduler))
+
+
+@app.command()
+def compute(host: Annotated[str, typer.Option(help="This compute's host name.")],
+            config: ConfigOpt = None) -> None:
+    """Run a compute service for HOST (it reaches the database only via the conductor)."""
+    settings = _settings(config)
+    configure(settings.log_level, service=f"compute@{host}")
+
+    async def main(stop: asyncio.Event) -> None:
+        from strato.rpc.transport import open_bus
+
+        bus = await open_bus(settings.rpc.transport_url)
+        try:
+            await bootstrap.run_compute(settings, bus, bootstrap.ComputeSpec(host), stop)
+        finally:
+            await bus.close()
+
+    _run_until_signalled(main)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None) -> None:
+    """Create or migrate the database schema to the latest version."""
+    from strato.db.migrate import upgrade
+
+    settings = _settings(config)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(upgrade(settings.database_url))
+    typer.echo("database is up to date")
+
+
+@app.command("bootstrap")
+def bootstrap_cmd(config: ConfigOpt = None) -> None:
+    """Create the default flavors (m1.tiny ... m1.xlarge) and the admin project and user."""
+    from strato.seed import seed_defaults
+
+    settings = _settings(config)
+
+    async def main() -> None:
+        db = await bootstrap.open_database(settings, migrate=True)
+        try:
+            created = await seed_defaults(db)
+        finally:
+            await db.close()
+        typer.echo(f"created {created} flavor(s); admin token: {settings.api.admin_token}")
+
+    asyncio.run(main())
+
+
+def main() -> None:
+    app()

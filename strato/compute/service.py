@@ -1,0 +1,49 @@
+"""The compute service: its routing table and its periodic capacity report."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import partial
+from typing import TYPE_CHECKING
+
+from strato.compute.build import ComputeDeps, build_and_run_instance, terminate_instance
+from strato.compute.messages import BuildAndRunInstance, TerminateInstance
+from strato.domain.context import admin_context
+from strato.domain.errors import StratoError
+
+if TYPE_CHECKING:
+    from strato.rpc.bus import HandlerTable
+
+__all__ = ["handlers", "report_capacity", "report_periodically"]
+
+logger = logging.getLogger(__name__)
+
+
+def handlers(deps: ComputeDeps) -> HandlerTable:
+    """The compute's routing table."""
+    return {
+        BuildAndRunInstance: partial(build_and_run_instance, deps=deps),
+        TerminateInstance: partial(terminate_instance, deps=deps),
+    }
+
+
+async def report_capacity(deps: ComputeDeps) -> None:
+    """Tell the conductor what this host's nodes hold (also the host's heartbeat)."""
+    capacities = tuple(await deps.driver.node_capacities())
+    deps.tracker.update_capacities(capacities)
+    await deps.conductor.report_nodes(admin_context(), deps.host, capacities)
+
+
+async def report_periodically(deps: ComputeDeps, stop: asyncio.Event, interval: float) -> None:
+    """Report every ``interval`` seconds until ``stop`` is set; a failed report is logged
+    and retried at the next tick (the conductor may be restarting)."""
+    while not stop.is_set():
+        try:
+            await report_capacity(deps)
+        except StratoError as exc:
+            logger.warning("capacity report failed: %s", exc)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except TimeoutError:
+            pass

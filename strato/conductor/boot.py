@@ -1,0 +1,144 @@
+"""The build workflow, conductor side: schedule, assign, hand over to the compute; and
+reschedule a build that failed on one host onto the alternates.
+
+As in the seeds' ``build_instances``: a NoValidHost puts every instance of the request
+into ERROR with a fault that says why; an instance deleted while it was being scheduled
+gets its claim released and is not built.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from strato.compute.messages import BuildAndRunInstance
+from strato.conductor.messages import BuildInstances, RescheduleInstance
+from strato.domain.actions import EventResult
+from strato.domain.context import RequestContext
+from strato.domain.errors import InvalidState, NoValidHost, NotFound, StratoError
+from strato.domain.instances import Fault, TaskState, VmState
+from strato.domain.requests import BootRequest, Destination, RetryInfo, Selection
+from strato.log import bind_instance
+
+if TYPE_CHECKING:
+    from strato.compute.client import ComputeClient
+    from strato.db.uow import Database
+    from strato.scheduler.client import SchedulerClient
+
+__all__ = ["BootDeps", "build_instances", "reschedule_instance"]
+
+logger = logging.getLogger(__name__)
+
+EVENT = "conductor_schedule_and_build_instances"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BootDeps:
+    db: Database
+    scheduler: SchedulerClient
+    compute: ComputeClient
+    max_attempts: int = 3
+
+
+async def build_instances(ctx: RequestContext, msg: BuildInstances, *, deps: BootDeps) -> None:
+    """Schedule the request's instances together, then cast each to its host."""
+    for req in msg.requests:
+        await _start(deps, ctx, req)
+    try:
+        selections = await deps.scheduler.select_destinations(ctx, msg.requests)
+    except StratoError as exc:
+        # NoValidHost, or the scheduler being unreachable: either way these instances
+        # cannot be built now, and must not stay in BUILD forever.
+        logger.warning("scheduling failed for %d instance(s): %s", len(msg.requests), exc)
+        for req in msg.requests:
+            await _fail(deps, ctx, req, exc)
+        return
+    for req, selection in zip(msg.requests, selections, strict=True):
+        await _hand_over(deps, ctx, req, selection.chosen, selection.alternates)
+
+
+async def reschedule_instance(ctx: RequestContext, msg: RescheduleInstance, *,
+                              deps: BootDeps) -> None:
+    """Try the next host for a build that failed in a retryable way."""
+    req = msg.request
+    retry = RetryInfo(attempts=req.retry.attempts + 1,
+                      hosts=(*req.retry.hosts, msg.failed_host), last_error=msg.error)
+    req = replace(req, retry=retry)
+    await _start(deps, ctx, req)
+    if retry.attempts > deps.max_attempts:
+        await _fail(deps, ctx, req, NoValidHost(
+            f"Exceeded maximum number of retries ({deps.max_attempts}). Exhausted all "
+            f"hosts available for retrying build failures for instance {req.instance_id}. "
+            f"Last error: {msg.error}"))
+        return
+    selection = await _claim_alternate(deps, req, msg.alternates)
+    if selection is None:
+        try:
+            selection = (await deps.scheduler.select_destinations(
+                ctx, (req,), exclude_hosts=retry.hosts))[0]
+        except StratoError as exc:
+            await _fail(deps, ctx, req, NoValidHost(f"{exc} Last build error: {msg.error}"))
+            return
+    await _hand_over(deps, ctx, req, selection.chosen, selection.alternates)
+
+
+async def _claim_alternate(deps: BootDeps, req: BootRequest,
+                           alternates: tuple[Destination, ...]) -> Selection | None:
+    """Claim the first alternate that still has room (it was not claimed before)."""
+    need = req.flavor.resources
+    for i, dest in enumerate(alternates):
+        if dest.host in req.retry.hosts:
+            continue
+        if await deps.db.nodes.claim(req.instance_id, dest, need):
+            return Selection(instance_id=req.instance_id, chosen=dest,
+                             alternates=alternates[i + 1:])
+    return None
+
+
+async def _hand_over(deps: BootDeps, ctx: RequestContext, req: BootRequest,
+                     dest: Destination, alternates: tuple[Destination, ...]) -> None:
+    """Record the chosen host (unless the instance was deleted meanwhile) and cast."""
+    with bind_instance(req.instance_id):
+        try:
+            await deps.db.instances.update(
+                req.instance_id, {"host": dest.host, "node": dest.node},
+                expected_task_state=(TaskState.SCHEDULING,))
+        except (InvalidState, NotFound):
+            logger.info("instance deleted while scheduling; releasing its claim")
+            await deps.db.nodes.release(req.instance_id)
+            await _finish(deps, ctx, req, EventResult.ERROR, "deleted while scheduling")
+            return
+        await _finish(deps, ctx, req, EventResult.SUCCESS)
+        msg = BuildAndRunInstance(request=req, node=dest.node, alternates=alternates)
+        await deps.compute.build_and_run_instance(ctx, dest.host, msg)
+
+
+async def _fail(deps: BootDeps, ctx: RequestContext, req: BootRequest,
+                exc: StratoError) -> None:
+    """Put the instance in ERROR with a fault, and free anything it holds."""
+    with bind_instance(req.instance_id):
+        await deps.db.nodes.release(req.instance_id)
+        fault = Fault(code=500, message=exc.message[:255], details=exc.message,
+                      created_at=datetime.now(UTC))
+        try:
+            await deps.db.instances.update(
+                req.instance_id,
+                {"vm_state": VmState.ERROR, "task_state": None, "fault": fault},
+                expected_task_state=(TaskState.SCHEDULING,))
+        except (InvalidState, NotFound):
+            logger.info("instance deleted while scheduling; nothing to mark")
+        await _finish(deps, ctx, req, EventResult.ERROR, exc.message)
+
+
+async def _start(deps: BootDeps, ctx: RequestContext, req: BootRequest) -> None:
+    await deps.db.actions.start_event(instance_id=req.instance_id,
+                                      request_id=ctx.request_id, event=EVENT)
+
+
+async def _finish(deps: BootDeps, ctx: RequestContext, req: BootRequest, result: EventResult,
+                  detail: str | None = None) -> None:
+    await deps.db.actions.finish_event(instance_id=req.instance_id,
+                                       request_id=ctx.request_id, event=EVENT,
+                                       result=result, traceback=detail)

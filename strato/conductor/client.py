@@ -1,0 +1,77 @@
+"""Typed client of the conductor: how computes reach the database, and how the API
+hands builds over."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from strato.conductor.messages import (TOPIC, BuildInstances, FinishEvent, GetInstance,
+                                       ReleaseAllocations, ReportNodes, RescheduleInstance,
+                                       SoftDeleteInstance, StartEvent, UpdateInstance)
+from strato.domain.actions import EventResult
+from strato.domain.context import RequestContext
+from strato.domain.ids import HostName, InstanceId
+from strato.domain.instances import Instance, InstanceChanges, TaskState
+from strato.domain.requests import BootRequest
+from strato.domain.resources import NodeCapacity
+from strato.rpc.bus import Bus, Target
+
+__all__ = ["ConductorClient"]
+
+_TARGET = Target(TOPIC)
+
+
+@dataclass(frozen=True, slots=True)
+class ConductorClient:
+    bus: Bus
+    timeout: float = 60.0
+
+    async def build_instances(self, ctx: RequestContext,
+                              requests: tuple[BootRequest, ...]) -> None:
+        await self.bus.cast(_TARGET, BuildInstances(requests=requests), ctx=ctx)
+
+    async def reschedule(self, ctx: RequestContext, msg: RescheduleInstance) -> None:
+        await self.bus.cast(_TARGET, msg, ctx=ctx)
+
+    async def update_instance(self, ctx: RequestContext, instance_id: InstanceId,
+                              changes: InstanceChanges, *,
+                              expected_task_state: tuple[TaskState | None, ...] | None
+                              ) -> Instance:
+        """Compare-and-swap write; raises InvalidState or NotFound like the repository."""
+        msg = UpdateInstance(instance_id=instance_id, changes=changes,
+                             expected_task_state=expected_task_state)
+        result: Instance = await self.bus.call(_TARGET, msg, ctx=ctx, returns=Instance,
+                                               timeout=self.timeout)
+        return result
+
+    async def get_instance(self, ctx: RequestContext, instance_id: InstanceId) -> Instance:
+        result: Instance = await self.bus.call(
+            _TARGET, GetInstance(instance_id=instance_id), ctx=ctx, returns=Instance,
+            timeout=self.timeout)
+        return result
+
+    async def soft_delete(self, ctx: RequestContext, instance_id: InstanceId) -> None:
+        await self.bus.call(_TARGET, SoftDeleteInstance(instance_id=instance_id), ctx=ctx,
+                            timeout=self.timeout)
+
+    async def release_allocations(self, ctx: RequestContext, instance_id: InstanceId) -> None:
+        await self.bus.call(_TARGET, ReleaseAllocations(instance_id=instance_id), ctx=ctx,
+                            timeout=self.timeout)
+
+    async def start_event(self, ctx: RequestContext, instance_id: InstanceId, event: str,
+                          host: HostName | None = None) -> None:
+        msg = StartEvent(instance_id=instance_id, request_id=ctx.request_id, event=event,
+                         host=host)
+        await self.bus.call(_TARGET, msg, ctx=ctx, timeout=self.timeout)
+
+    async def finish_event(self, ctx: RequestContext, instance_id: InstanceId, event: str,
+                           result: EventResult, traceback: str | None = None) -> None:
+        msg = FinishEvent(instance_id=instance_id, request_id=ctx.request_id, event=event,
+                          result=result, traceback=traceback)
+        await self.bus.call(_TARGET, msg, ctx=ctx, timeout=self.timeout)
+
+    async def report_nodes(self, ctx: RequestContext, host: HostName,
+                           capacities: tuple[NodeCapacity, ...]) -> None:
+        await self.bus.call(_TARGET, ReportNodes(host=host, capacities=capacities), ctx=ctx,
+                            timeout=self.timeout)
+

@@ -1,0 +1,90 @@
+"""The conductor service: routes build workflows and proxies the database for computes.
+
+Computes never open the database; every read and write they need is one of the small
+handlers below, each a thin call into the repository.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
+
+from strato.conductor import boot
+from strato.conductor.messages import (BuildInstances, FinishEvent, GetInstance,
+                                       ReleaseAllocations, ReportNodes, RescheduleInstance,
+                                       SoftDeleteInstance, StartEvent, UpdateInstance)
+from strato.domain.context import RequestContext
+from strato.domain.instances import Instance
+
+if TYPE_CHECKING:
+    from strato.db.uow import Database
+    from strato.rpc.bus import HandlerTable
+
+__all__ = ["COMPUTE_BINARY", "ConductorDeps", "handlers"]
+
+COMPUTE_BINARY = "strato-compute"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConductorDeps:
+    db: Database
+    boot: boot.BootDeps
+
+
+def handlers(deps: ConductorDeps) -> HandlerTable:
+    """The conductor's routing table."""
+    return {
+        BuildInstances: partial(boot.build_instances, deps=deps.boot),
+        RescheduleInstance: partial(boot.reschedule_instance, deps=deps.boot),
+        UpdateInstance: partial(update_instance, db=deps.db),
+        GetInstance: partial(get_instance, db=deps.db),
+        SoftDeleteInstance: partial(soft_delete_instance, db=deps.db),
+        ReleaseAllocations: partial(release_allocations, db=deps.db),
+        StartEvent: partial(start_event, db=deps.db),
+        FinishEvent: partial(finish_event, db=deps.db),
+        ReportNodes: partial(report_nodes, db=deps.db),
+    }
+
+
+async def update_instance(ctx: RequestContext, msg: UpdateInstance, *,
+                          db: Database) -> Instance:
+    del ctx
+    return await db.instances.update(msg.instance_id, msg.changes,
+                                     expected_task_state=msg.expected_task_state)
+
+
+async def get_instance(ctx: RequestContext, msg: GetInstance, *, db: Database) -> Instance:
+    del ctx
+    return await db.instances.get(msg.instance_id)
+
+
+async def soft_delete_instance(ctx: RequestContext, msg: SoftDeleteInstance, *,
+                               db: Database) -> None:
+    del ctx
+    await db.instances.soft_delete(msg.instance_id)
+
+
+async def release_allocations(ctx: RequestContext, msg: ReleaseAllocations, *,
+                              db: Database) -> None:
+    del ctx
+    await db.nodes.release(msg.instance_id)
+
+
+async def start_event(ctx: RequestContext, msg: StartEvent, *, db: Database) -> None:
+    del ctx
+    await db.actions.start_event(instance_id=msg.instance_id, request_id=msg.request_id,
+                                 event=msg.event, host=msg.host)
+
+
+async def finish_event(ctx: RequestContext, msg: FinishEvent, *, db: Database) -> None:
+    del ctx
+    await db.actions.finish_event(instance_id=msg.instance_id, request_id=msg.request_id,
+                                  event=msg.event, result=msg.result, traceback=msg.traceback)
+
+
+async def report_nodes(ctx: RequestContext, msg: ReportNodes, *, db: Database) -> None:
+    """Record a compute's capacity; the report is also its heartbeat."""
+    del ctx
+    await db.nodes.report(msg.capacities)
+    await db.services.heartbeat(binary=COMPUTE_BINARY, host=msg.host, topic="compute")

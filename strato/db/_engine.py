@@ -1,0 +1,143 @@
+"""Engines and transactions for both backends, and the one place driver errors become
+domain errors.
+
+SQLite needs help to be safe under concurrent writers. Python's sqlite3 opens a
+*deferred* transaction, which takes the write lock only at the first write; two such
+transactions that both read then write can fail with "database is locked" at once (the
+busy timeout does not apply when upgrading a read lock in WAL mode). So SQLAlchemy emits
+BEGIN itself here: ``BEGIN IMMEDIATE`` for write transactions, which waits (busy timeout)
+for the write lock up front and so serializes writers, and a plain BEGIN for reads, which
+WAL lets run beside a writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from strato.domain.errors import Conflict, Invalid, Unavailable
+
+__all__ = ["Clock", "Store", "create_engine", "translate_errors", "utc_now"]
+
+Clock = Callable[[], datetime]
+
+# Seconds a SQLite writer waits for another writer's lock before giving up.
+SQLITE_BUSY_TIMEOUT = 30.0
+
+# Execution option marking a connection whose next transaction will write.
+_WRITE = "strato_write"
+
+
+def utc_now() -> datetime:
+    """The default clock: now, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def is_sqlite(url: str | URL) -> bool:
+    """Whether the URL names a SQLite database."""
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for ``url`` (``sqlite+aiosqlite`` or ``postgresql+asyncpg``),
+    configured as :class:`Store` expects (WAL, busy timeout and explicit BEGIN on SQLite)."""
+    if not is_sqlite(url):
+        return create_async_engine(url, pool_pre_ping=True)
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+    sa.event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+    sa.event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
+    return engine
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Stop the driver from emitting its own deferred BEGIN: _on_sqlite_begin does it.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    # WAL: readers never block the writer nor each other. The mode is stored in the
+    # file, so this is a no-op after the first connection. NORMAL sync is safe in WAL.
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
+                   f"busy_timeout={int(SQLITE_BUSY_TIMEOUT * 1000)}"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _on_sqlite_begin(conn: Connection) -> None:
+    mode = "IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "DEFERRED"
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+@contextmanager
+def translate_errors(conflict: str | None = None) -> Iterator[None]:
+    """Re-raise driver errors as domain errors: a constraint violation is ``Conflict``
+    (with the ``conflict`` message when given), bad data ``Invalid``, a lost or busy
+    database ``Unavailable``."""
+    try:
+        yield
+    except sa_exc.IntegrityError as exc:
+        raise Conflict(conflict or f"conflicts with an existing record ({_reason(exc)})") \
+            from exc
+    except sa_exc.DataError as exc:
+        raise Invalid(f"invalid value ({_reason(exc)})") from exc
+    except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
+            OSError) as exc:
+        raise Unavailable(f"database unavailable ({_reason(exc)})") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """What every repository shares: the engine, the clock and the liveness window.
+
+    ``read()`` and ``write()`` each open one transaction on a pooled connection; every
+    repository method uses exactly one of them, so each method is one transaction.
+    """
+
+    engine: AsyncEngine
+    clock: Clock
+    service_down_time: float
+
+    def now(self) -> datetime:
+        """The injected clock's time, normalised to UTC."""
+        return self.clock().astimezone(UTC)
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction (it still sees one consistent snapshot on SQLite)."""
+        async with self._transaction(write=False, conflict=None) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def write(self, *, conflict: str | None = None) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed on normal exit, rolled back on any exception.
+        ``conflict`` is the ``Conflict`` message should a constraint fail."""
+        async with self._transaction(write=True, conflict=conflict) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _transaction(self, *, write: bool,
+                           conflict: str | None) -> AsyncIterator[AsyncConnection]:
+        # The error translation wraps the commit too: PostgreSQL can report a deferred
+        # constraint only there.
+        with translate_errors(conflict):
+            async with self.engine.connect() as conn:
+                if write:
+                    await conn.execution_options(**{_WRITE: True})
+                async with conn.begin():
+                    yield conn

@@ -1,0 +1,228 @@
+"""The schema, as SQLAlchemy Core tables: the one description both backends share.
+
+Portable across SQLite and PostgreSQL: only generic types, JSON for nested values, and
+:class:`UtcDateTime` for every timestamp. ``migrations/versions`` must create exactly this
+schema; ``tests/integration/test_db.py`` compares the two after ``upgrade()``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+__all__ = ["UtcDateTime", "allocations", "compute_nodes", "flavor_extra_specs", "flavors",
+           "images", "instance_actions", "instance_actions_events", "instances", "metadata",
+           "services"]
+
+# Named constraints, so a later migration can drop or alter them by name on both backends
+# (SQLite batch mode needs names to recreate a table).
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    PostgreSQL stores ``timestamptz``. SQLite has no time zones: it stores the UTC wall
+    time as text (fixed width, so text order is time order) and loses the offset, so
+    values read back are tagged UTC again here. Naive values are taken as UTC.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        # SQLite's DATETIME would drop the offset silently; drop it on purpose instead.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None,
+                             dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _name() -> sa.String:
+    return sa.String(255)
+
+
+def _timestamps() -> list[sa.Column[datetime]]:
+    return [sa.Column("created_at", UtcDateTime, nullable=False),
+            sa.Column("updated_at", UtcDateTime)]
+
+
+instances = sa.Table(
+    "instances", metadata,
+    sa.Column("uuid", sa.String(36), primary_key=True),
+    sa.Column("display_name", _name(), nullable=False),
+    sa.Column("project_id", _name(), nullable=False),
+    sa.Column("user_id", _name(), nullable=False),
+    sa.Column("image_ref", _name(), nullable=False),
+    # The flavor as it was at boot (all Flavor fields, extra_specs included): later
+    # edits or deletion of the flavor must not change existing instances.
+    sa.Column("flavorid", _name(), nullable=False),
+    sa.Column("flavor", sa.JSON, nullable=False),
+    sa.Column("vm_state", sa.String(32), nullable=False),
+    sa.Column("task_state", sa.String(32)),
+    sa.Column("power_state", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("host", _name()),
+    sa.Column("node", _name()),
+    sa.Column("availability_zone", _name()),
+    sa.Column("key_name", _name()),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("user_data", sa.Text),
+    sa.Column("config_drive", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("reservation_id", _name(), nullable=False, server_default=""),
+    sa.Column("launch_index", sa.Integer, nullable=False, server_default="0"),
+    *_timestamps(),
+    sa.Column("launched_at", UtcDateTime),
+    sa.Column("terminated_at", UtcDateTime),
+    sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("deleted_at", UtcDateTime),
+    # {code, message, details, created}: only the latest fault is kept (the API shows one).
+    sa.Column("fault", sa.JSON),
+    # The list query: a project's servers, newest first.
+    sa.Index(None, "project_id", "created_at"),
+    sa.Index(None, "host"),
+    sa.Index(None, "reservation_id"),
+    sa.Index(None, "deleted"),
+)
+
+flavors = sa.Table(
+    "flavors", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("flavorid", _name(), nullable=False, unique=True),
+    sa.Column("name", _name(), nullable=False, unique=True),
+    sa.Column("vcpus", sa.Integer, nullable=False),
+    sa.Column("memory_mb", sa.Integer, nullable=False),
+    sa.Column("root_gb", sa.Integer, nullable=False),
+    sa.Column("ephemeral_gb", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("swap_mb", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("is_public", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("rxtx_factor", sa.Float, nullable=False, server_default="1.0"),
+    sa.Column("description", sa.Text),
+    *_timestamps(),
+)
+
+flavor_extra_specs = sa.Table(
+    "flavor_extra_specs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("flavor_id", sa.Integer, sa.ForeignKey("flavors.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("key", _name(), nullable=False),
+    sa.Column("value", _name(), nullable=False),
+    sa.UniqueConstraint("flavor_id", "key"),
+)
+
+images = sa.Table(
+    "images", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", _name()),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("disk_format", sa.String(32)),
+    sa.Column("container_format", sa.String(32)),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("virtual_size", sa.BigInteger),
+    sa.Column("checksum", sa.String(128)),
+    sa.Column("min_disk", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("min_ram", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("visibility", sa.String(32), nullable=False),
+    sa.Column("protected", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("owner", _name()),
+    sa.Column("properties", sa.JSON, nullable=False),
+    *_timestamps(),
+    sa.Index(None, "owner"),
+)
+
+compute_nodes = sa.Table(
+    "compute_nodes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("host", _name(), nullable=False),
+    sa.Column("node", _name(), nullable=False),
+    sa.Column("vcpus", sa.Integer, nullable=False),
+    sa.Column("memory_mb", sa.Integer, nullable=False),
+    sa.Column("local_gb", sa.Integer, nullable=False),
+    # Usage is only ever changed by claim/release, in SQL (x_used = x_used + n), so
+    # concurrent claims cannot lose each other's updates.
+    sa.Column("vcpus_used", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("memory_mb_used", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("local_gb_used", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("running_vms", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cpu_allocation_ratio", sa.Float, nullable=False),
+    sa.Column("ram_allocation_ratio", sa.Float, nullable=False),
+    sa.Column("disk_allocation_ratio", sa.Float, nullable=False),
+    sa.Column("reserved_vcpus", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("reserved_memory_mb", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("reserved_disk_gb", sa.Integer, nullable=False, server_default="0"),
+    *_timestamps(),
+    sa.UniqueConstraint("host", "node"),
+)
+
+services = sa.Table(
+    "services", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("binary", _name(), nullable=False),
+    sa.Column("host", _name(), nullable=False),
+    sa.Column("topic", _name(), nullable=False),
+    sa.Column("last_seen", UtcDateTime),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("disabled_reason", _name()),
+    *_timestamps(),
+    sa.UniqueConstraint("binary", "host"),
+)
+
+instance_actions = sa.Table(
+    "instance_actions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("instance_uuid", sa.String(36), sa.ForeignKey("instances.uuid"),
+              nullable=False),
+    sa.Column("action", _name(), nullable=False),
+    sa.Column("request_id", _name(), nullable=False),
+    sa.Column("user_id", _name(), nullable=False),
+    sa.Column("project_id", _name(), nullable=False),
+    sa.Column("start_time", UtcDateTime, nullable=False),
+    sa.Column("finish_time", UtcDateTime),
+    sa.Column("message", _name()),
+    # Every lookup is "this request's action on this instance" or "this instance's actions".
+    sa.Index(None, "instance_uuid", "request_id"),
+)
+
+instance_actions_events = sa.Table(
+    "instance_actions_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("action_id", sa.Integer,
+              sa.ForeignKey("instance_actions.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("event", _name(), nullable=False),
+    sa.Column("start_time", UtcDateTime, nullable=False),
+    sa.Column("finish_time", UtcDateTime),
+    sa.Column("result", sa.String(32)),
+    sa.Column("traceback", sa.Text),
+    sa.Column("host", _name()),
+    sa.Index(None, "action_id"),
+)
+
+allocations = sa.Table(
+    "allocations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    # No foreign key to instances: like placement's consumers, an allocation may be made
+    # for an instance record another service has not written yet.
+    sa.Column("instance_uuid", sa.String(36), nullable=False),
+    sa.Column("compute_node_id", sa.Integer, sa.ForeignKey("compute_nodes.id"),
+              nullable=False),
+    sa.Column("vcpus", sa.Integer, nullable=False),
+    sa.Column("memory_mb", sa.Integer, nullable=False),
+    sa.Column("disk_gb", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("instance_uuid", "compute_node_id"),
+    sa.Index(None, "compute_node_id"),
+)

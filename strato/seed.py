@@ -1,0 +1,30 @@
+"""Default data a new cloud starts with: Nova's classic m1.* flavors."""
+
+from __future__ import annotations
+
+from strato.db.uow import Database
+from strato.domain.errors import Conflict
+from strato.domain.ids import FlavorId
+from strato.domain.resources import Flavor
+
+__all__ = ["DEFAULT_FLAVORS", "seed_defaults"]
+
+DEFAULT_FLAVORS: tuple[Flavor, ...] = (
+    Flavor(id=FlavorId("1"), name="m1.tiny", vcpus=1, memory_mb=512, root_gb=1),
+    Flavor(id=FlavorId("2"), name="m1.small", vcpus=1, memory_mb=2048, root_gb=20),
+    Flavor(id=FlavorId("3"), name="m1.medium", vcpus=2, memory_mb=4096, root_gb=40),
+    Flavor(id=FlavorId("4"), name="m1.large", vcpus=4, memory_mb=8192, root_gb=80),
+    Flavor(id=FlavorId("5"), name="m1.xlarge", vcpus=8, memory_mb=16384, root_gb=160),
+)
+
+
+async def seed_defaults(db: Database) -> int:
+    """Create any default flavor that is missing; return how many were created."""
+    created = 0
+    for flavor in DEFAULT_FLAVORS:
+        try:
+            await db.flavors.create(flavor)
+            created += 1
+        except Conflict:
+            pass
+    return created

@@ -1,0 +1,107 @@
+"""An in-memory virt driver: for tests, scale benchmarks and ``strato up --driver fake``.
+
+It follows the :class:`~strato.virt.driver.VirtDriver` contract exactly, manages any
+number of nodes per host (so one compute process can stand in for a rack), and injects
+failures on demand: spawns of named instances, or every Nth spawn, fail with
+``RescheduleBuild`` (or ``AbortBuild`` when configured not retryable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from strato.domain.errors import AbortBuild, InvalidState, NotFound, RescheduleBuild
+from strato.domain.ids import HostName, InstanceId, NodeName
+from strato.domain.instances import PowerState
+from strato.domain.requests import BootRequest
+from strato.domain.resources import NodeCapacity, Resources
+from strato.virt.driver import GuestInfo
+
+__all__ = ["FakeDriver", "FakeDriverConfig", "FakeDriverStatistics"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FakeDriverConfig:
+    host: HostName
+    nodes: int = 1
+    capacity: Resources = Resources(vcpus=16, memory_mb=32768, disk_gb=500)
+    spawn_delay: float = 0.0
+    fail_names: frozenset[str] = frozenset()
+    fail_every: int = 0
+    fail_retryable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FakeDriverStatistics:
+    spawned: int
+    failed: int
+    running: int
+
+
+@dataclass
+class _Guest:
+    node: NodeName
+    power_state: PowerState = PowerState.RUNNING
+
+
+@dataclass
+class FakeDriver:
+    """See the module docstring."""
+
+    config: FakeDriverConfig
+    _guests: dict[InstanceId, _Guest] = field(default_factory=dict)
+    _spawn_count: int = 0
+    _failed: int = 0
+    _started: bool = False
+
+    async def start(self) -> None:
+        self._started = True
+
+    def node_names(self) -> list[NodeName]:
+        if self.config.nodes == 1:
+            return [NodeName(self.config.host)]
+        return [NodeName(f"{self.config.host}-n{i}") for i in range(self.config.nodes)]
+
+    async def node_capacities(self) -> Sequence[NodeCapacity]:
+        return [NodeCapacity(host=self.config.host, node=node, total=self.config.capacity)
+                for node in self.node_names()]
+
+    async def spawn(self, req: BootRequest, *, node: NodeName) -> None:
+        if not self._started:
+            raise InvalidState("driver not started")
+        if node not in self.node_names():
+            raise AbortBuild(f"node {node} is not on host {self.config.host}")
+        self._spawn_count += 1
+        if self.config.spawn_delay:
+            await asyncio.sleep(self.config.spawn_delay)
+        self._maybe_fail(req)
+        self._guests[req.instance_id] = _Guest(node=node)
+
+    def _maybe_fail(self, req: BootRequest) -> None:
+        every = self.config.fail_every
+        if req.name in self.config.fail_names or (every and self._spawn_count % every == 0):
+            self._failed += 1
+            error = RescheduleBuild if self.config.fail_retryable else AbortBuild
+            raise error(f"injected spawn failure of {req.name} on {self.config.host}")
+
+    async def destroy(self, instance_id: InstanceId) -> None:
+        self._guests.pop(instance_id, None)
+
+    async def get_info(self, instance_id: InstanceId) -> GuestInfo:
+        guest = self._guests.get(instance_id)
+        if guest is None:
+            raise NotFound(f"no guest {instance_id} on {self.config.host}")
+        return GuestInfo(instance_id=instance_id, power_state=guest.power_state,
+                         node=guest.node)
+
+    async def list_instances(self) -> Sequence[InstanceId]:
+        return list(self._guests)
+
+    async def close(self) -> None:
+        self._started = False
+
+    def statistics(self) -> FakeDriverStatistics:
+        return FakeDriverStatistics(spawned=self._spawn_count, failed=self._failed,
+                                    running=len(self._guests))
