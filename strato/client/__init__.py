@@ -1,0 +1,6 @@
+"""A typed async client of strato's public API (used by the CLI demo, the benchmarks,
+the end-to-end tests and, later, the dashboard)."""
+
+from strato.client.compute import ApiError, ComputeClient, ServerView
+
+__all__ = ["ApiError", "ComputeClient", "ServerView"]

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from strato.domain.errors import Conflict, Invalid, Unavailable
 
-__all__ = ["Clock", "Store", "create_engine", "translate_errors", "utc_now"]
+__all__ = ["Clock", "Store", "create_engine", "is_sqlite", "translate_errors", "utc_now"]
 
 Clock = Callable[[], datetime]
 

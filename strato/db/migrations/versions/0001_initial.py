@@ -66,7 +66,7 @@ def _create_instances() -> None:
         sa.Column("metadata", sa.JSON, nullable=False),
         sa.Column("user_data", sa.Text),
         sa.Column("config_drive", sa.Boolean, nullable=False, server_default=sa.false()),
-        sa.Column("reservation_id", _name(), nullable=False, server_default=""),
+        sa.Column("reservation_id", _name(), nullable=False),
         sa.Column("launch_index", sa.Integer, nullable=False, server_default="0"),
         *_timestamps(),
         sa.Column("launched_at", _TS),

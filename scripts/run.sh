@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The main job: start strato in one process (embedded mode) in the background, boot a
+# server through the API, show it ACTIVE, and leave strato running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export STRATO_DATA_DIR="${STRATO_DATA_DIR:-$PWD/.strato}"
+LISTEN="${STRATO_API__LISTEN:-127.0.0.1:8774}"
+URL="http://$LISTEN"
+PIDFILE="$STRATO_DATA_DIR/strato.pid"
+LOG="$STRATO_DATA_DIR/strato.log"
+mkdir -p "$STRATO_DATA_DIR"
+
+if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+  echo "strato is already running (pid $(cat "$PIDFILE"))"
+else
+  nohup .venv/bin/strato up >"$LOG" 2>&1 &
+  echo $! >"$PIDFILE"
+  echo "started strato (pid $(cat "$PIDFILE")), log: $LOG"
+fi
+
+.venv/bin/strato demo --url "$URL"
+
+TOKEN="${STRATO_API__ADMIN_TOKEN:-strato-admin}"
+cat <<EOT
+
+strato is running (embedded mode, pid $(cat "$PIDFILE")).
+  Compute API: $URL/v2.1      Image API: $URL/v2
+  Token:       $TOKEN  (send it as the X-Auth-Token header)
+  Try:         curl -s -H "X-Auth-Token: $TOKEN" $URL/v2.1/servers/detail
+  Log:         $LOG
+  Stop:        kill $(cat "$PIDFILE")
+EOT

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Start PostgreSQL and RabbitMQ when they are not answering (there is no systemd here).
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+  for _ in $(seq 1 120); do port_open "$1" && return 0; sleep 0.5; done
+  echo "$2 did not come up on port $1" >&2; return 1
+}
+
+if ! port_open 5432; then
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  echo "starting PostgreSQL $version"
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start
+  wait_port 5432 PostgreSQL
+fi
+
+if ! port_open 5672; then
+  echo "starting RabbitMQ"
+  $SUDO rabbitmq-server -detached
+  wait_port 5672 RabbitMQ
+fi
