@@ -133,47 +133,7 @@ def bootstrap_cmd(config: ConfigOpt = None) -> None:
 
     settings = _settings(config)
 
-    async @app.command()
-def demo(url: Annotated[str, typer.Option(help="API URL.")] = "http://127.0.0.1:8774",
-         config: ConfigOpt = None,
-         timeout: Annotated[float, typer.Option(help="Seconds to wait for ACTIVE.")] = 120,
-         ) -> None:
-    """Against a running strato: upload a small image, boot a server, wait for ACTIVE."""
-    from strato.client import ComputeClient
-
-    settings = _settings(config)
-
     async def main() -> None:
-        async with ComputeClient(url, settings.api.admin_token) as client:
-            await _wait_for_api(client)
-            image = await client.create_image("demo-image", b"\0" * 1024 * 1024,
-                                              disk_format="raw")
-            flavor = next(f["id"] for f in await client.flavors() if f["name"] == "m1.tiny")
-            server_id = await client.create_server("demo-server", image=image, flavor=flavor)
-            typer.echo(f"created server {server_id}, waiting for ACTIVE ...")
-            server = await client.wait_for_status(server_id, {"ACTIVE", "ERROR"},
-                                                  timeout=timeout)
-            typer.echo(f"server {server.name} ({server.id}) is {server.status} "
-                       f"on host {server.host}")
-            if server.status != "ACTIVE":
-                raise typer.Exit(1)
-
-    asyncio.run(main())
-
-
-async def _wait_for_api(client: Any, timeout: float = 60.0) -> None:
-    import httpx
-
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                await client.request("GET", "/")
-                return
-            except httpx.TransportError:
-                await asyncio.sleep(0.2)
-
-
-def main() -> None:
         db = await bootstrap.open_database(settings, migrate=True)
         try:
             created = await seed_defaults(db)

@@ -20,12 +20,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from strato.domain.errors import Conflict, Invalid, Unavailable
 
-__all__ = ["Clock", "Store", "create_engine", "is_sqlite", "translate_errors", "utc_now"]
+__all__ = ["Clock", "Store", "create_engine", "is_sqlite", "translate_errors", "upsert",
+           "utc_now"]
 
 Clock = Callable[[], datetime]
 
@@ -141,3 +143,16 @@ class Store:
                     await conn.execution_options(**{_WRITE: True})
                 async with conn.begin():
                     yield conn
+
+
+def upsert(dialect: str, table: sa.Table, rows: list[dict[str, Any]], *,
+           keys: tuple[str, ...], update: tuple[str, ...]) -> sa.Executable:
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE SET update-columns`` for ``rows``.
+
+    Both backends spell it the same way, but through their own dialect's ``insert``.
+    One statement, so two first-time writers cannot both insert.
+    """
+    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    stmt = insert.values(rows)
+    return stmt.on_conflict_do_update(index_elements=list(keys),
+                                      set_={col: stmt.excluded[col] for col in update})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -116,7 +116,7 @@ def _task_state_in(expected: tuple[TaskState | None, ...]) -> sa.ColumnElement[b
 
 
 async def _explain_miss(conn: AsyncConnection, instance_id: InstanceId,
-                        expected: tuple[TaskState | None, ...] | None) -> None:
+                        expected: tuple[TaskState | None, ...] | None) -> NoReturn:
     row = (await conn.execute(sa.select(_I.task_state, _I.deleted)
                               .where(_I.uuid == instance_id))).first()
     if row is None or row.deleted:

@@ -25,7 +25,7 @@ class PendingCalls:
         return len(self._futures)
 
     async def wait(self, msg_id: str, send: Callable[[], Awaitable[None]], *,
-                   address: str, timeout: float) -> Reply:
+                   address: str, timeout: float) -> Reply:  # noqa: ASYNC109 (Bus.call's)
         """Run ``send()`` and wait for the reply to ``msg_id``.
 
         Raises :class:`Unavailable` when no reply arrives within ``timeout`` seconds.

@@ -202,7 +202,8 @@ class AmqpBus:
         self._subscriptions: set[_AmqpSubscription] = set()
 
     @classmethod
-    async def connect(cls, url: str, *, timeout: float = 10.0) -> AmqpBus:
+    async def connect(cls, url: str, *,
+                      timeout: float = 10.0) -> AmqpBus:  # noqa: ASYNC109 (aio-pika's, per attempt)
         """Connect to the broker at ``url`` (``amqp://user:password@host:5672/vhost``);
         raise ``Unavailable`` when it cannot be reached within ``timeout`` seconds."""
         with _broker_errors("connect"):
@@ -219,7 +220,8 @@ class AmqpBus:
         return bus
 
     async def call(self, target: Target, message: object, *, ctx: RequestContext,
-                   returns: type[T] | Any = None, timeout: float = 60.0) -> Any:
+                   returns: type[T] | Any = None,
+                   timeout: float = 60.0) -> Any:  # noqa: ASYNC109 (the Bus signature)
         """Send ``message`` to one server of ``target`` and return its decoded answer;
         raise the handler's domain error, or ``Unavailable`` after ``timeout`` seconds."""
         envelope = Envelope.wrap(message, ctx=ctx, reply_to=self._reply_to)

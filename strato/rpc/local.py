@@ -156,7 +156,8 @@ class LocalBus:
         self._reply_address = f"reply.{new_uuid()}"
 
     async def call(self, target: Target, message: object, *, ctx: RequestContext,
-                   returns: type[T] | Any = None, timeout: float = 60.0) -> Any:
+                   returns: type[T] | Any = None,
+                   timeout: float = 60.0) -> Any:  # noqa: ASYNC109 (the Bus signature)
         """Send ``message`` to one server of ``target`` and return its decoded answer;
         raise the handler's domain error, or ``Unavailable`` after ``timeout`` seconds."""
         envelope = Envelope.wrap(message, ctx=ctx, reply_to=self._reply_address)

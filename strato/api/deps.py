@@ -1,0 +1,53 @@
+"""What the API needs from the rest of strato, injected once by ``bootstrap.py``.
+
+Routes receive :class:`ApiDeps` and the caller's context through FastAPI's dependency
+injection (:data:`Deps`, :data:`Context`), never from module globals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, cast
+
+from fastapi import Depends
+from starlette.requests import Request
+
+from strato.api.auth import AuthBackend
+from strato.config import ApiSettings
+from strato.db.uow import Database
+from strato.domain.context import RequestContext
+from strato.image.store import ImageStore
+from strato.rpc.bus import Bus
+
+__all__ = ["ApiDeps", "Context", "Deps", "get_context", "get_deps"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiDeps:
+    """The API's collaborators.
+
+    ``hypervisor_type`` is what ``os-hypervisors`` reports ("QEMU" for libvirt, "fake"
+    for the fake driver); it is not part of ``ApiSettings`` because it follows from the
+    compute driver the deployment chose.
+    """
+
+    db: Database
+    bus: Bus
+    image_store: ImageStore
+    auth: AuthBackend
+    settings: ApiSettings
+    hypervisor_type: str = "QEMU"
+
+
+def get_deps(request: Request) -> ApiDeps:
+    """The app's :class:`ApiDeps` (stored on ``app.state`` by ``create_app``)."""
+    return cast(ApiDeps, request.app.state.deps)
+
+
+def get_context(request: Request) -> RequestContext:
+    """The caller's context, set by the auth middleware."""
+    return cast(RequestContext, request.state.ctx)
+
+
+Deps = Annotated[ApiDeps, Depends(get_deps)]
+Context = Annotated[RequestContext, Depends(get_context)]

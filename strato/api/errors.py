@@ -1,0 +1,134 @@
+"""Domain errors -> HTTP status and Nova fault body: the one table, and its handlers.
+
+Every error response of the API has Nova's shape::
+
+    {"badRequest": {"code": 400, "message": "..."}}
+
+The fault names are Nova's (``nova/api/openstack/wsgi.py`` ``Fault._fault_names``). A
+domain error's status is found by walking ``type(exc).__mro__`` through :data:`STATUS`,
+so a subclass (``InvalidReference``) inherits its parent's status (``Invalid`` -> 400)
+unless the table names it. Conditions that only exist in HTTP (no token, wrong method,
+unsupported microversion) raise :class:`ApiFault` with an explicit status instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from strato.domain.errors import (Conflict, Forbidden, Invalid, NotFound, NoValidHost,
+                                  OverQuota, StratoError, Unavailable)
+
+__all__ = ["STATUS", "ApiFault", "fault_for", "fault_response", "install_handlers",
+           "unexpected_error_response"]
+
+logger = logging.getLogger(__name__)
+
+STATUS: dict[type[StratoError], tuple[int, str]] = {
+    NotFound: (404, "itemNotFound"),
+    Conflict: (409, "conflictingRequest"),
+    Invalid: (400, "badRequest"),
+    Forbidden: (403, "forbidden"),
+    OverQuota: (403, "overLimit"),
+    # Scheduling is asynchronous, so NoValidHost never reaches the API from a request;
+    # if a future synchronous path raises it, it is the request that cannot be placed.
+    NoValidHost: (400, "badRequest"),
+    Unavailable: (503, "serviceUnavailable"),
+}
+_DEFAULT = (500, "computeFault")
+
+# Fault names by status, for HTTP-level failures (Nova's table; others are computeFault).
+_NAMES_BY_STATUS: dict[int, str] = {
+    400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
+    405: "badMethod", 409: "conflictingRequest", 413: "overLimit", 415: "badMediaType",
+    429: "overLimit", 501: "notImplemented", 503: "serviceUnavailable",
+}
+
+
+class ApiFault(Exception):
+    """A failure that exists only in HTTP (401, 405, 406, 415): carries its status."""
+
+    def __init__(self, status: int, message: str, *,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def fault_for(exc: StratoError) -> tuple[int, str]:
+    """The HTTP status and Nova fault name for a domain error."""
+    return next((STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS), _DEFAULT)
+
+
+def fault_response(status: int, message: str, *, name: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    """A Nova fault response; ``name`` defaults to Nova's name for ``status``."""
+    fault = name or _NAMES_BY_STATUS.get(status, "computeFault")
+    return JSONResponse({fault: {"code": status, "message": message}}, status_code=status,
+                        headers=headers)
+
+
+def unexpected_error_response() -> JSONResponse:
+    """The response for a bug: no details leak to the client (they are in the log)."""
+    return fault_response(500, "Unexpected API Error. Please report this at the strato "
+                               "bug tracker and attach the API log if possible.")
+
+
+async def _on_strato_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StratoError)
+    status, name = fault_for(exc)
+    if status >= 500:
+        # A dependency failed (503) or a service raised a bare StratoError (500): the
+        # client sees the message; the log keeps which request hit it.
+        logger.warning("%s %s failed: %s: %s", request.method, request.url.path,
+                       type(exc).__name__, exc)
+    return fault_response(status, exc.message, name=name)
+
+
+async def _on_api_fault(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiFault)
+    return fault_response(exc.status, exc.message, headers=exc.headers)
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> Response:
+    # Starlette raises these for unknown routes (404) and wrong methods (405).
+    assert isinstance(exc, StarletteHTTPException)
+    messages = {404: "The resource could not be found.",
+                405: "The method specified is not allowed for this resource."}
+    message = messages.get(exc.status_code, str(exc.detail))
+    return fault_response(exc.status_code, message, headers=exc.headers)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
+    # Routes parse their own bodies, so this only fires if a route declares typed
+    # parameters; it must still answer in Nova's shape, never FastAPI's 422.
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    field = ".".join(str(part) for part in first.get("loc", ()))
+    return fault_response(400, f"Invalid input for field/attribute {field}. "
+                               f"{first.get('msg', 'invalid')}")
+
+
+async def _on_malformed_json(request: Request, exc: Exception) -> Response:
+    return fault_response(400, "Malformed request body")
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn every expected failure into a Nova fault.
+
+    The catch-all for unexpected exceptions lives in the request-id middleware, because
+    Starlette runs handlers for ``Exception`` outside all user middleware (the response
+    would lose its request id headers).
+    """
+    app.add_exception_handler(StratoError, _on_strato_error)
+    app.add_exception_handler(ApiFault, _on_api_fault)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(json.JSONDecodeError, _on_malformed_json)

@@ -1,0 +1,148 @@
+"""ASGI middleware: request ids, authentication, microversions.
+
+Order, outermost first: :class:`RequestIdMiddleware` (so even a 401 or a crash carries
+the request id), :class:`AuthMiddleware`, :class:`MicroversionMiddleware`. They are plain
+ASGI classes rather than ``BaseHTTPMiddleware`` so request bodies stream through
+untouched (image uploads) and the context variables they set reach the route.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import replace
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from strato.api.auth import AuthBackend
+from strato.api.errors import ApiFault, fault_response, unexpected_error_response
+from strato.api.versions import requested_version, version_headers
+from strato.domain.context import RequestContext
+from strato.domain.ids import RequestId, new_request_id
+from strato.log import bind_context
+
+__all__ = ["AuthMiddleware", "MicroversionMiddleware", "RequestIdMiddleware",
+           "is_compute_path"]
+
+logger = logging.getLogger(__name__)
+
+_REQUEST_ID_RE = re.compile(
+    r"^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# The version documents answer without a token, as in Nova (clients discover first).
+_PUBLIC_PATHS = frozenset({"/", "/v2.1", "/v2.1/"})
+
+
+def is_compute_path(path: str) -> bool:
+    """Whether ``path`` belongs to the Compute API (the rest is the Image API)."""
+    return path == "/" or path == "/v2.1" or path.startswith("/v2.1/")
+
+
+def _state(scope: Scope) -> dict[str, object]:
+    # Starlette's request.state reads scope["state"].
+    state: dict[str, object] = scope.setdefault("state", {})
+    return state
+
+
+class RequestIdMiddleware:
+    """Gives every request a ``req-<uuid>`` id, returned as ``x-openstack-request-id``
+    (and ``x-compute-request-id`` on compute routes); accepts a caller's
+    ``X-OpenStack-Request-ID`` as the global request id. Also the last line of defence:
+    an unexpected exception is logged and answered as a 500 ``computeFault``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id()
+        incoming = Headers(scope=scope).get("x-openstack-request-id", "")
+        state = _state(scope)
+        state["request_id"] = request_id
+        state["global_request_id"] = (RequestId(incoming)
+                                      if _REQUEST_ID_RE.match(incoming) else None)
+        extra = {"x-openstack-request-id": request_id}
+        if is_compute_path(scope["path"]):
+            extra["x-compute-request-id"] = request_id
+        started = False
+
+        async def send_with_ids(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = MutableHeaders(scope=message)
+                for key, value in extra.items():
+                    headers[key] = value
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_ids)
+        except Exception:  # the API edge: a bug must still get a Nova-shaped answer
+            logger.exception("unexpected error in %s %s", scope["method"], scope["path"])
+            if started:
+                raise
+            await unexpected_error_response()(scope, receive, send_with_ids)
+
+
+class AuthMiddleware:
+    """Builds the :class:`RequestContext` from ``X-Auth-Token`` (401 when missing or
+    unknown, except on the version documents), stores it as ``request.state.ctx`` and
+    binds it for logging for the rest of the request."""
+
+    def __init__(self, app: ASGIApp, backend: AuthBackend) -> None:
+        self.app = app
+        self.backend = backend
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = _state(scope)
+        ids = RequestContext(request_id=state["request_id"],  # type: ignore[arg-type]
+                             global_request_id=state["global_request_id"])  # type: ignore[arg-type]
+        ctx = await self._authenticate(scope)
+        if ctx is None and scope["path"] not in _PUBLIC_PATHS:
+            response = fault_response(401, "The request you have made requires "
+                                           "authentication.")
+            await response(scope, receive, send)
+            return
+        ctx = replace(ctx or ids, request_id=ids.request_id,
+                      global_request_id=ids.global_request_id)
+        state["ctx"] = ctx
+        with bind_context(ctx):
+            await self.app(scope, receive, send)
+
+    async def _authenticate(self, scope: Scope) -> RequestContext | None:
+        token = Headers(scope=scope).get("x-auth-token", "")
+        return await self.backend.authenticate(token) if token else None
+
+
+class MicroversionMiddleware:
+    """On compute routes: checks the requested microversion (400/406 as Nova) and names
+    the answering version in the response headers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_compute_path(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        try:
+            version = requested_version(Headers(scope=scope))
+        except ApiFault as fault:
+            await fault_response(fault.status, fault.message)(scope, receive, send)
+            return
+        _state(scope)["api_version"] = version
+        extra = version_headers(version)
+
+        async def send_with_version(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for key, value in extra.items():
+                    headers[key] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_version)

@@ -1,0 +1,193 @@
+"""``NodeRepo`` on SQL: node capacities, usage, and atomic claims against them.
+
+A claim is one conditional UPDATE per node: ``used = used + need WHERE used + need <=
+limit``. The database checks and adds in one step, so no claim can see stale usage:
+PostgreSQL (read committed) locks the row and re-checks the condition against the
+newest version when a concurrent claim commits first; SQLite writers are serialized by
+``BEGIN IMMEDIATE`` (see ``_engine``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from strato.db import tables as t
+from strato.db._engine import Store, upsert
+from strato.db._rows import capacity_from_row, capacity_values, is_up, used_from_row
+from strato.domain.errors import NotFound
+from strato.domain.ids import HostName, InstanceId, NodeName
+from strato.domain.requests import Destination
+from strato.domain.resources import Allocation, NodeCapacity, NodeUsage, Resources
+
+__all__ = ["COMPUTE_BINARY", "SqlNodeRepo", "release_allocations"]
+
+# The service whose heartbeat says whether a node's host is up.
+COMPUTE_BINARY = "strato-compute"
+
+_N = t.compute_nodes.c
+_A = t.allocations.c
+_S = t.services.c
+
+
+class _NoRoom(Exception):
+    """Raised inside a claim's transaction to roll it back: the node is full."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    node_id: int
+    resources: Resources
+
+
+class SqlNodeRepo:
+    """Nodes in ``compute_nodes`` and claims in ``allocations``
+    (see :class:`strato.db.uow.NodeRepo`)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def report(self, capacities: Sequence[NodeCapacity]) -> None:
+        """Insert or update each node's totals, ratios and reserved amounts; usage is
+        never touched here (only claims and releases change it)."""
+        if not capacities:
+            return
+        now = self._store.now()
+        rows = [{**capacity_values(cap), "created_at": now, "updated_at": now}
+                for cap in capacities]
+        columns = tuple(k for k in rows[0] if k not in ("host", "node", "created_at"))
+        stmt = upsert(self._store.dialect, t.compute_nodes, rows,
+                      keys=("host", "node"), update=columns)
+        async with self._store.write() as conn:
+            await conn.execute(stmt)
+
+    async def usages(self) -> list[NodeUsage]:
+        """Every node (by host, node) with its usage and its compute service's state; a
+        node whose service never reported counts as down."""
+        service = sa.and_(_S.host == _N.host, _S.binary == COMPUTE_BINARY)
+        query = (sa.select(t.compute_nodes, _S.last_seen, _S.disabled.label("svc_disabled"),
+                           _S.disabled_reason)
+                 .select_from(t.compute_nodes.outerjoin(t.services, service))
+                 .order_by(_N.host, _N.node))
+        async with self._store.read() as conn:
+            rows = (await conn.execute(query)).all()
+        now = self._store.now()
+        return [NodeUsage(capacity=capacity_from_row(row), used=used_from_row(row),
+                          instances=row.running_vms,
+                          service_up=is_up(row.last_seen, now, self._store.service_down_time),
+                          service_disabled=bool(row.svc_disabled),
+                          disabled_reason=row.disabled_reason)
+                for row in rows]
+
+    async def claim(self, instance_id: InstanceId, dest: Destination, need: Resources) -> bool:
+        """Allocate ``need`` on ``dest`` for the instance, first releasing whatever it
+        holds, all in one transaction. False, with nothing changed, when it does not
+        fit; ``NotFound`` for an unknown node."""
+        try:
+            async with self._store.write() as conn:
+                target = await _node_id(conn, dest)
+                held = await _delete_allocations(conn, instance_id)
+                await _move(conn, held, target, need)
+                await conn.execute(t.allocations.insert().values(
+                    instance_uuid=instance_id, compute_node_id=target, vcpus=need.vcpus,
+                    memory_mb=need.memory_mb, disk_gb=need.disk_gb,
+                    created_at=self._store.now()))
+        except _NoRoom:
+            return False  # the transaction rolled back, the old allocation included
+        return True
+
+    async def release(self, instance_id: InstanceId) -> None:
+        """Free every allocation of the instance; releasing nothing is fine."""
+        async with self._store.write() as conn:
+            await release_allocations(conn, instance_id)
+
+    async def allocations(self, instance_id: InstanceId) -> list[Allocation]:
+        """The instance's allocations, with the node each is on."""
+        query = (sa.select(_A.vcpus, _A.memory_mb, _A.disk_gb, _N.host, _N.node)
+                 .join(t.compute_nodes, _N.id == _A.compute_node_id)
+                 .where(_A.instance_uuid == instance_id).order_by(_A.id))
+        async with self._store.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [Allocation(instance_id=instance_id, host=HostName(row.host),
+                           node=NodeName(row.node),
+                           resources=Resources(vcpus=row.vcpus, memory_mb=row.memory_mb,
+                                               disk_gb=row.disk_gb))
+                for row in rows]
+
+
+async def release_allocations(conn: AsyncConnection, instance_id: InstanceId) -> None:
+    """Delete the instance's allocations and give their resources back to the nodes,
+    inside the caller's transaction."""
+    held = await _delete_allocations(conn, instance_id)
+    for node_id in sorted({h.node_id for h in held}):
+        await _give_back(conn, node_id, [h for h in held if h.node_id == node_id])
+
+
+async def _node_id(conn: AsyncConnection, dest: Destination) -> int:
+    node_id = (await conn.execute(sa.select(_N.id).where(
+        _N.host == dest.host, _N.node == dest.node))).scalar()
+    if node_id is None:
+        raise NotFound(f"compute node {dest.host}/{dest.node} not found")
+    return int(node_id)
+
+
+async def _delete_allocations(conn: AsyncConnection, instance_id: InstanceId) -> list[_Held]:
+    # DELETE ... RETURNING: two transactions releasing the same allocation cannot both
+    # get it back (the second waits for the row lock, then finds it gone), so usage is
+    # never decremented twice.
+    rows = (await conn.execute(
+        sa.delete(t.allocations).where(_A.instance_uuid == instance_id)
+        .returning(_A.compute_node_id, _A.vcpus, _A.memory_mb, _A.disk_gb))).all()
+    return [_Held(row.compute_node_id, Resources(vcpus=row.vcpus, memory_mb=row.memory_mb,
+                                                 disk_gb=row.disk_gb))
+            for row in rows]
+
+
+async def _move(conn: AsyncConnection, held: list[_Held], target: int,
+                need: Resources) -> None:
+    # Touch node rows in id order: two claims moving instances between the same two
+    # nodes in opposite directions would otherwise deadlock on PostgreSQL.
+    for node_id in sorted({h.node_id for h in held} | {target}):
+        await _give_back(conn, node_id, [h for h in held if h.node_id == node_id])
+        if node_id == target and not await _take(conn, target, need):
+            raise _NoRoom
+
+
+async def _give_back(conn: AsyncConnection, node_id: int, held: list[_Held]) -> None:
+    if not held:
+        return
+    total = sum((h.resources for h in held), Resources())
+    await conn.execute(sa.update(t.compute_nodes).where(_N.id == node_id).values(
+        vcpus_used=_N.vcpus_used - total.vcpus,
+        memory_mb_used=_N.memory_mb_used - total.memory_mb,
+        local_gb_used=_N.local_gb_used - total.disk_gb,
+        running_vms=_N.running_vms - len(held)))
+
+
+async def _take(conn: AsyncConnection, node_id: int, need: Resources) -> bool:
+    """Add ``need`` to the node's usage if it stays within every limit; whether it did."""
+    stmt = (sa.update(t.compute_nodes)
+            .where(_N.id == node_id, *_fits(need))
+            .values(vcpus_used=_N.vcpus_used + need.vcpus,
+                    memory_mb_used=_N.memory_mb_used + need.memory_mb,
+                    local_gb_used=_N.local_gb_used + need.disk_gb,
+                    running_vms=_N.running_vms + 1))
+    return (await conn.execute(stmt)).rowcount == 1
+
+
+def _fits(need: Resources) -> list[sa.ColumnElement[bool]]:
+    # limit = floor(total * ratio) - reserved, as NodeCapacity.limit computes it (floor
+    # exists on PostgreSQL; SQLAlchemy's sqlite dialect registers it on each connection).
+    # A resource the claim does not ask for is not checked, as in placement: a node
+    # over-committed on disk after a smaller report still takes a diskless claim.
+    checks = ((need.vcpus, _N.vcpus_used, _N.vcpus, _N.cpu_allocation_ratio,
+               _N.reserved_vcpus),
+              (need.memory_mb, _N.memory_mb_used, _N.memory_mb, _N.ram_allocation_ratio,
+               _N.reserved_memory_mb),
+              (need.disk_gb, _N.local_gb_used, _N.local_gb, _N.disk_allocation_ratio,
+               _N.reserved_disk_gb))
+    return [used + amount <= sa.func.floor(total * ratio) - reserved
+            for amount, used, total, ratio, reserved in checks if amount > 0]
