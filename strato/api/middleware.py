@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import replace
+from typing import cast
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -59,10 +60,10 @@ class RequestIdMiddleware:
             return
         request_id = new_request_id()
         incoming = Headers(scope=scope).get("x-openstack-request-id", "")
-        state = _state(scope)
-        state["request_id"] = request_id
-        state["global_request_id"] = (RequestId(incoming)
-                                      if _REQUEST_ID_RE.match(incoming) else None)
+        # An anonymous context holding just the ids; AuthMiddleware adds the identity.
+        _state(scope)["ctx"] = RequestContext(
+            request_id=request_id,
+            global_request_id=RequestId(incoming) if _REQUEST_ID_RE.match(incoming) else None)
         extra = {"x-openstack-request-id": request_id}
         if is_compute_path(scope["path"]):
             extra["x-compute-request-id"] = request_id
@@ -100,8 +101,7 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         state = _state(scope)
-        ids = RequestContext(request_id=state["request_id"],  # type: ignore[arg-type]
-                             global_request_id=state["global_request_id"])  # type: ignore[arg-type]
+        ids = cast(RequestContext, state["ctx"])
         ctx = await self._authenticate(scope)
         if ctx is None and scope["path"] not in _PUBLIC_PATHS:
             response = fault_response(401, "The request you have made requires "

@@ -1,0 +1,160 @@
+"""Create servers as fast as the API lets us and time it, on the fake driver.
+
+    python bench/create_servers.py --hosts 10 --servers 200 --mode embedded
+    python bench/create_servers.py --hosts 10 --servers 200 --mode distributed
+
+embedded: ``strato up --hosts H`` in one process (SQLite, in-process bus).
+distributed: api, conductor, scheduler and H computes as separate processes over
+RabbitMQ and PostgreSQL (a throwaway vhost and database).
+
+Prints one JSON line: mode, hosts, servers, servers_per_s (first POST to last ACTIVE),
+post_p50_ms, post_p99_ms, active_p50_ms, active_p99_ms (POST sent to ACTIVE seen),
+errors. ACTIVE is observed by polling ``/servers/detail?changes-since=`` every 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from strato.client import ApiError, ComputeClient  # noqa: E402
+from strato.testing.cluster import Cluster, free_port, run_cluster  # noqa: E402
+from strato.testing.infra import temporary_database, temporary_vhost  # noqa: E402
+
+TOKEN = "strato-admin"
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+@contextlib.contextmanager
+def embedded_cluster(data_dir: Path, hosts: int) -> Iterator[Cluster]:
+    port = free_port()
+    cluster = Cluster(env={
+        **{k: v for k, v in __import__("os").environ.items() if not k.startswith("STRATO_")},
+        "STRATO_DATA_DIR": str(data_dir), "STRATO_API__LISTEN": f"127.0.0.1:{port}",
+        "STRATO_COMPUTE__REPORT_INTERVAL": "1.0", "STRATO_LOG_LEVEL": "WARNING",
+        "STRATO_COMPUTE__HOST": "bench"}, data_dir=data_dir,
+        api_url=f"http://127.0.0.1:{port}")
+    cluster.start("up", "up", "--hosts", str(hosts))
+    try:
+        cluster.wait_for_api()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+async def wait_for_hosts(client: ComputeClient, hosts: int, timeout: float = 60.0) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            resp = await client.request("GET", "/v2.1/os-hypervisors")
+            if len(resp.json()["hypervisors"]) >= hosts:
+                return
+            await asyncio.sleep(0.2)
+
+
+async def drive(api_url: str, hosts: int, servers: int, concurrency: int) -> dict[str, Any]:
+    async with ComputeClient(api_url, TOKEN, timeout=120) as client:
+        await wait_for_hosts(client, hosts)
+        image = await client.create_image("bench", b"\0" * 65536, disk_format="raw")
+        flavor = next(f["id"] for f in await client.flavors() if f["name"] == "m1.tiny")
+        sent: dict[str, float] = {}
+        active: dict[str, float] = {}
+        post_ms: list[float] = []
+        errors = 0
+        gate = asyncio.Semaphore(concurrency)
+
+        async def create(i: int) -> None:
+            nonlocal errors
+            async with gate:
+                t0 = time.perf_counter()
+                try:
+                    sid = await client.create_server(f"bench-{i}", image=image, flavor=flavor)
+                except ApiError:
+                    errors += 1
+                    return
+                post_ms.append((time.perf_counter() - t0) * 1000)
+                sent[sid] = t0
+
+        async def watch(done: asyncio.Event) -> None:
+            nonlocal errors
+            since = datetime.now(UTC) - timedelta(seconds=5)
+            while len(active) + errors < servers:
+                now = datetime.now(UTC)
+                resp = await client.request("GET", "/v2.1/servers/detail", params={
+                    "changes-since": since.isoformat(), "limit": 1000})
+                seen = time.perf_counter()
+                for s in resp.json()["servers"]:
+                    if s["id"] in active or s["id"] not in sent:
+                        continue
+                    if s["status"] == "ACTIVE":
+                        active[s["id"]] = seen
+                    elif s["status"] == "ERROR":
+                        errors += 1
+                        active[s["id"]] = float("nan")
+                since = now - timedelta(seconds=1)
+                await asyncio.sleep(0.05)
+            done.set()
+
+        start = time.perf_counter()
+        done = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(watch(done))
+            await asyncio.gather(*(create(i) for i in range(servers)))
+        ok = {k: v for k, v in active.items() if v == v}
+        end = max(ok.values()) if ok else time.perf_counter()
+        active_ms = [(ok[k] - sent[k]) * 1000 for k in ok]
+        return {
+            "servers_per_s": round(len(ok) / (end - start), 2),
+            "post_p50_ms": round(percentile(post_ms, 0.5), 1),
+            "post_p99_ms": round(percentile(post_ms, 0.99), 1),
+            "active_p50_ms": round(percentile(active_ms, 0.5), 1),
+            "active_p99_ms": round(percentile(active_ms, 0.99), 1),
+            "errors": errors,
+        }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--hosts", type=int, default=10)
+    parser.add_argument("--servers", type=int, default=200)
+    parser.add_argument("--mode", choices=["embedded", "distributed"], default="embedded")
+    parser.add_argument("--concurrency", type=int, default=20,
+                        help="POSTs in flight at once")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="strato-bench-") as tmp:
+        data_dir = Path(tmp)
+        if args.mode == "embedded":
+            with embedded_cluster(data_dir, args.hosts) as cluster:
+                figures = await drive(cluster.api_url, args.hosts, args.servers,
+                                      args.concurrency)
+        else:
+            async with temporary_database("strato_bench") as db_url:
+                with temporary_vhost("strato-bench") as amqp_url, run_cluster(
+                        data_dir=data_dir, db_url=db_url, transport_url=amqp_url,
+                        compute_hosts=[f"bench{i + 1}" for i in range(args.hosts)],
+                        extra_env={"STRATO_LOG_LEVEL": "WARNING"}) as cluster:
+                    figures = await drive(cluster.api_url, args.hosts, args.servers,
+                                          args.concurrency)
+    print(json.dumps({"mode": args.mode, "hosts": args.hosts, "servers": args.servers,
+                      **figures}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
