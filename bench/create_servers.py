@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -47,7 +48,7 @@ def percentile(values: list[float], q: float) -> float:
 def embedded_cluster(data_dir: Path, hosts: int) -> Iterator[Cluster]:
     port = free_port()
     cluster = Cluster(env={
-        **{k: v for k, v in __import__("os").environ.items() if not k.startswith("STRATO_")},
+        **{k: v for k, v in os.environ.items() if not k.startswith("STRATO_")},
         "STRATO_DATA_DIR": str(data_dir), "STRATO_API__LISTEN": f"127.0.0.1:{port}",
         "STRATO_COMPUTE__REPORT_INTERVAL": "1.0", "STRATO_LOG_LEVEL": "WARNING",
         "STRATO_COMPUTE__HOST": "bench"}, data_dir=data_dir,
