@@ -156,7 +156,8 @@ def create_api(settings: Settings, db: Database, bus: Bus) -> object:
     from strato.image.store import ImageStore
 
     deps = ApiDeps(db=db, bus=bus, image_store=ImageStore(settings.data_dir / "images"),
-                   auth=StaticTokenAuth(settings.api.admin_token), settings=settings.api)
+                   auth=StaticTokenAuth(settings.api.admin_token), settings=settings.api,
+                   hypervisor_type="fake" if settings.compute.driver == "fake" else "QEMU")
     return create_app(deps, settings.api)
 
 

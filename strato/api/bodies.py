@@ -50,20 +50,40 @@ def parse_model(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise Invalid(describe(exc.errors()[0])) from None
+        # A union reports one error per member; the deepest is the most specific
+        # ("networks.0.uuid: not a string" rather than "networks: not 'auto'").
+        error = max(exc.errors(), key=lambda e: len(e["loc"]))
+        raise Invalid(describe(error, data)) from None
 
 
-def describe(error: ErrorDetails) -> str:
+def describe(error: ErrorDetails, data: Any) -> str:
     """One pydantic error in the words Nova's JSON-schema validation uses."""
-    loc = [str(part) for part in error["loc"]]
-    last = loc[-1] if loc else "body"
     if error["type"] == "missing":
-        return f"'{last}' is a required property"
+        return f"'{error['loc'][-1]}' is a required property"
     if error["type"] == "extra_forbidden":
-        return f"Additional properties are not allowed ('{last}' was unexpected)"
-    message = error["msg"].removeprefix("Value error, ")
-    value = _short(error.get("input"))
-    return f"Invalid input for field/attribute {'.'.join(loc)}. Value: {value}. {message}"
+        return f"Additional properties are not allowed ('{error['loc'][-1]}' was unexpected)"
+    message = error["msg"].removeprefix("Value error, ").split(" or instance of ")[0]
+    path = _field_path(error["loc"], data)
+    if not path:  # a whole-model check, such as min_count <= max_count
+        return message
+    return (f"Invalid input for field/attribute {path}. Value: {_short(error.get('input'))}. "
+            f"{message}")
+
+
+def _field_path(loc: tuple[int | str, ...], data: Any) -> str:
+    """The parts of ``loc`` that are keys or indexes of ``data``; pydantic mixes in the
+    names of union members ("constrained-str", "literal[...]"), which mean nothing to a
+    client."""
+    path: list[str] = []
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            continue
+        path.append(str(part))
+    return ".".join(path)
 
 
 def _short(value: object) -> str:

@@ -19,11 +19,19 @@ import logging
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from strato.domain.errors import (Conflict, Forbidden, Invalid, NotFound, NoValidHost,
-                                  OverQuota, StratoError, Unavailable)
+from strato.domain.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    NoValidHost,
+    OverQuota,
+    StratoError,
+    Unavailable,
+)
 
 __all__ = ["STATUS", "ApiFault", "fault_for", "fault_response", "install_handlers",
            "unexpected_error_response"]
@@ -103,7 +111,7 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     messages = {404: "The resource could not be found.",
                 405: "The method specified is not allowed for this resource."}
     message = messages.get(exc.status_code, str(exc.detail))
-    return fault_response(exc.status_code, message, headers=exc.headers)
+    return fault_response(exc.status_code, message, headers=dict(exc.headers or {}))
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> Response:
@@ -114,6 +122,15 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
     field = ".".join(str(part) for part in first.get("loc", ()))
     return fault_response(400, f"Invalid input for field/attribute {field}. "
                                f"{first.get('msg', 'invalid')}")
+
+
+async def _on_client_disconnect(request: Request, exc: Exception) -> Response:
+    # The client went away mid-body (an aborted upload): expected, not a bug, and
+    # nobody reads this answer; the route has already cleaned up.
+    logger.info("%s %s: client disconnected before the body was complete",
+                request.method, request.url.path)
+    return fault_response(400, "The client closed the connection before the request body "
+                               "was complete.")
 
 
 async def _on_malformed_json(request: Request, exc: Exception) -> Response:
@@ -132,3 +149,4 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(json.JSONDecodeError, _on_malformed_json)
+    app.add_exception_handler(ClientDisconnect, _on_client_disconnect)

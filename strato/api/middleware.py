@@ -16,15 +16,16 @@ from typing import cast
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from strato.api.auth import AuthBackend
+from strato.api.auth import AuthBackend, StaticTokenAuth
 from strato.api.errors import ApiFault, fault_response, unexpected_error_response
 from strato.api.versions import requested_version, version_headers
 from strato.domain.context import RequestContext
 from strato.domain.ids import RequestId, new_request_id
 from strato.log import bind_context
 
-__all__ = ["AuthMiddleware", "MicroversionMiddleware", "RequestIdMiddleware",
-           "is_compute_path"]
+# The auth backends live in strato.api.auth; re-exported here, where callers look first.
+__all__ = ["AuthBackend", "AuthMiddleware", "MicroversionMiddleware", "RequestIdMiddleware",
+           "StaticTokenAuth", "is_compute_path"]
 
 logger = logging.getLogger(__name__)
 

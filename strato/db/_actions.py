@@ -33,11 +33,16 @@ class SqlActionRepo:
     async def start_action(self, *, instance_id: InstanceId, action: str,
                            request_id: RequestId, user_id: UserId,
                            project_id: ProjectId) -> None:
-        """Record that ``action`` started now; ``Conflict`` for an unknown instance."""
+        """Record that ``action`` started now; ``NotFound`` for an unknown instance."""
         values = {"instance_uuid": instance_id, "action": action, "request_id": request_id,
                   "user_id": user_id, "project_id": project_id,
                   "start_time": self._store.now()}
-        async with self._store.write(conflict=f"no instance {instance_id}") as conn:
+        async with self._store.write() as conn:
+            # Checked here rather than left to the foreign key, whose violation would
+            # read as a Conflict.
+            if (await conn.execute(sa.select(t.instances.c.uuid)
+                                   .where(t.instances.c.uuid == instance_id))).first() is None:
+                raise NotFound(f"instance {instance_id} not found")
             await conn.execute(t.instance_actions.insert().values(values))
 
     async def start_event(self, *, instance_id: InstanceId, request_id: RequestId,

@@ -64,8 +64,12 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL: readers never block the writer nor each other. The mode is stored in the
-    # file, so this is a no-op after the first connection. NORMAL sync is safe in WAL.
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
+    # file, so only the first connection to a new file has to switch it.
+    cursor.execute("PRAGMA journal_mode")
+    if cursor.fetchone()[0].lower() != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")
+    # NORMAL sync is crash-safe in WAL mode; foreign keys are off in SQLite by default.
+    for pragma in ("synchronous=NORMAL", "foreign_keys=ON",
                    f"busy_timeout={int(SQLITE_BUSY_TIMEOUT * 1000)}"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()

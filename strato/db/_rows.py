@@ -11,11 +11,18 @@ from typing import Any
 
 from strato.db.uow import ServiceRecord
 from strato.domain.actions import ActionEvent, EventResult, InstanceAction
-from strato.domain.ids import (FlavorId, HostName, ImageId, InstanceId, NodeName, ProjectId,
-                               RequestId, UserId)
+from strato.domain.ids import (
+    FlavorId,
+    HostName,
+    ImageId,
+    InstanceId,
+    NodeName,
+    ProjectId,
+    RequestId,
+    UserId,
+)
 from strato.domain.images import Image, ImageStatus
-from strato.domain.instances import (Fault, Instance, InstanceChanges, PowerState, TaskState,
-                                     VmState)
+from strato.domain.instances import Fault, Instance, InstanceChanges, PowerState, TaskState, VmState
 from strato.domain.resources import Flavor, NodeCapacity, Resources
 
 Values = dict[str, Any]

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 from strato.db.uow import ImageRepo
 from strato.domain.context import RequestContext
-from strato.domain.errors import Forbidden, InvalidState, NotFound
+from strato.domain.errors import Forbidden, Invalid, InvalidState, NotFound, StratoError
 from strato.domain.ids import ImageId, ProjectId
 from strato.domain.images import Image, ImageStatus
 from strato.image.store import ImageStore
@@ -51,9 +51,13 @@ async def get_image(repo: ImageRepo, ctx: RequestContext, image_id: ImageId) -> 
 
 async def list_images(repo: ImageRepo, ctx: RequestContext, *, limit: int,
                       marker: ImageId | None) -> list[Image]:
-    """The images the caller may see, newest first (all of them for an admin)."""
+    """The images the caller may see, newest first (all of them for an admin);
+    ``Invalid`` for an unknown marker."""
     owner: ProjectId | None = None if ctx.is_admin else ctx.project_id
-    return await repo.list(owner=owner, limit=limit, marker=marker)
+    try:
+        return await repo.list(owner=owner, limit=limit, marker=marker)
+    except NotFound:
+        raise Invalid(f"marker [{marker}] not found") from None
 
 
 async def upload_image(repo: ImageRepo, store: ImageStore, *, ctx: RequestContext,
@@ -78,9 +82,15 @@ async def upload_image(repo: ImageRepo, store: ImageStore, *, ctx: RequestContex
         logger.warning("upload of image %s failed; marking it killed", image_id)
         await repo.set_status(image_id, ImageStatus.KILLED, expected=(ImageStatus.SAVING,))
         raise
+    try:
+        active = await repo.set_status(image_id, ImageStatus.ACTIVE,
+                                       expected=(ImageStatus.SAVING,), size=size,
+                                       checksum=checksum)
+    except StratoError:
+        await store.delete(image_id)  # deleted meanwhile: do not keep orphaned data
+        raise
     logger.info("image %s uploaded: %d bytes", image_id, size)
-    return await repo.set_status(image_id, ImageStatus.ACTIVE, expected=(ImageStatus.SAVING,),
-                                 size=size, checksum=checksum)
+    return active
 
 
 async def delete_image(repo: ImageRepo, store: ImageStore, *, ctx: RequestContext,

@@ -1,4 +1,5 @@
-"""Image bytes on local disk: one file per image under ``<data_dir>/images/<id>``.
+"""Image bytes on local disk: one file per image, ``<directory>/<id>`` (by default the
+directory is ``<data_dir>/images``).
 
 An upload is written to a temporary name in the same directory and renamed into place
 only when every byte has arrived, so a reader never sees a half-written image and a
@@ -31,12 +32,12 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
 class ImageStore:
-    """Stores and serves image data as files under ``<data_dir>/images``."""
+    """Stores and serves image data as files in one directory."""
 
-    def __init__(self, data_dir: Path) -> None:
-        """``data_dir``: strato's data directory; the ``images`` folder in it is created
-        on the first write."""
-        self.directory = data_dir / "images"
+    def __init__(self, directory: Path) -> None:
+        """``directory``: where image files live (``<data_dir>/images``); created on the
+        first write."""
+        self.directory = directory
 
     def path(self, image_id: ImageId) -> Path:
         """Where the image's data lives once its upload completed."""
@@ -66,17 +67,14 @@ class ImageStore:
         return size, md5
 
     async def read(self, image_id: ImageId) -> AsyncIterator[bytes]:
-        """The image's data in chunks; ``NotFound`` if it has none."""
+        """Open the image's data and return its chunks; ``NotFound`` (raised here, before
+        any byte is sent) if it has none."""
         path = self.path(image_id)
         try:
             handle = await asyncio.to_thread(path.open, "rb")
         except FileNotFoundError:
             raise NotFound(f"no data for image {image_id}") from None
-        try:
-            while chunk := await asyncio.to_thread(handle.read, _READ_CHUNK):
-                yield chunk
-        finally:
-            await asyncio.to_thread(handle.close)
+        return _chunks(handle)
 
     async def delete(self, image_id: ImageId) -> None:
         """Remove the image's data; a missing file is not an error."""
@@ -95,6 +93,14 @@ async def _copy(chunks: AsyncIterator[bytes], handle: BinaryIO) -> tuple[int, st
             batch.clear()
     size += await asyncio.to_thread(_write, handle, md5, bytes(batch))
     return size, md5.hexdigest()
+
+
+async def _chunks(handle: BinaryIO) -> AsyncIterator[bytes]:
+    try:
+        while chunk := await asyncio.to_thread(handle.read, _READ_CHUNK):
+            yield chunk
+    finally:
+        await asyncio.to_thread(handle.close)
 
 
 def _write(handle: BinaryIO, md5: hashlib._Hash, data: bytes) -> int:

@@ -4,8 +4,9 @@ never oversubscribe a node)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,11 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class SchedulerDeps:
     db: Database
+    # One decision at a time per scheduler process: each request then reads the usage
+    # the previous one claimed, so concurrent requests spread instead of all picking the
+    # same "emptiest" host. Several scheduler processes stay correct (claims are atomic in
+    # the database); they may only spread less evenly.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def handlers(deps: SchedulerDeps) -> HandlerTable:
@@ -39,17 +45,17 @@ async def select_destinations(ctx: RequestContext, msg: SelectDestinations, *,
                               deps: SchedulerDeps) -> list[Selection]:
     """Claim a node for every request, all or none; raise NoValidHost with reasons."""
     del ctx
-    nodes = {(n.host, n.node): n for n in await deps.db.nodes.usages()}
-    selections: list[Selection] = []
-    try:
-        for req in msg.requests:
-            selection = await _place(req, nodes, msg, deps)
-            selections.append(selection)
-    except BaseException:
-        for done in selections:
-            await deps.db.nodes.release(done.instance_id)
-        raise
-    return selections
+    async with deps.lock:
+        nodes = {(n.host, n.node): n for n in await deps.db.nodes.usages()}
+        selections: list[Selection] = []
+        try:
+            for req in msg.requests:
+                selections.append(await _place(req, nodes, msg, deps))
+        except BaseException:
+            for done in selections:
+                await deps.db.nodes.release(done.instance_id)
+            raise
+        return selections
 
 
 async def _place(req: BootRequest, nodes: dict[tuple[str, str], NodeUsage],

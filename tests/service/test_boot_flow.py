@@ -66,7 +66,8 @@ async def test_full_cloud_puts_the_server_in_error_with_the_reason(tmp_path: Pat
 
 
 async def test_batch_that_does_not_fit_fails_whole_and_holds_nothing(tmp_path: Path) -> None:
-    async with running_cloud(tmp_path, fake_hosts(1, memory_mb=1536)) as h:
+    # 1000 MB at the default RAM ratio 1.5 holds two m1.tiny (512 MB), not three.
+    async with running_cloud(tmp_path, fake_hosts(1, memory_mb=1000)) as h:
         await h.client.request("POST", "/v2.1/servers", json={"server": {
             "name": "batch", "imageRef": h.image_id, "flavorRef": h.flavors["m1.tiny"],
             "min_count": 3, "max_count": 3}})

@@ -1,0 +1,159 @@
+"""What the server routes do, without HTTP: create, read, list and delete servers.
+
+Create follows the first steps of Nova's boot path: write the instance rows (building,
+scheduling) and their "create" actions in one transaction, then cast one
+``BuildInstances`` to the conductor and return at once. Delete marks the instance
+``deleting`` with a compare-and-swap, so a build racing it loses, and either deletes
+locally (never scheduled) or asks the instance's compute host to tear it down.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from strato.api.deps import ApiDeps
+from strato.api.servers.schemas import CreateServers, ListServers, to_boot_request
+from strato.compute.messages import TOPIC as COMPUTE
+from strato.compute.messages import TerminateInstance
+from strato.conductor.messages import TOPIC as CONDUCTOR
+from strato.conductor.messages import BuildInstances
+from strato.db.uow import Database
+from strato.domain.context import RequestContext
+from strato.domain.errors import Conflict, Invalid, InvalidState, NotFound, StratoError
+from strato.domain.ids import InstanceId, ProjectId, ReservationId, new_uuid
+from strato.domain.instances import Fault, Instance, PowerState, TaskState, VmState
+from strato.rpc.bus import Target
+
+__all__ = ["CreateResult", "create_servers", "delete_server", "get_server", "list_servers"]
+
+logger = logging.getLogger(__name__)
+
+# A delete retries its compare-and-swap this often when a build moves the task state
+# between our read and our write.
+_DELETE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateResult:
+    """The instances one create request made (launch index order)."""
+
+    reservation_id: ReservationId
+    instances: tuple[Instance, ...]
+
+
+def _scope(ctx: RequestContext) -> ProjectId | None:
+    """The project a caller's reads are limited to; an admin sees every project."""
+    return None if ctx.is_admin else ctx.project_id
+
+
+async def create_servers(deps: ApiDeps, ctx: RequestContext,
+                         req: CreateServers) -> CreateResult:
+    """Store ``req.count`` instances (building/scheduling) and ask the conductor to
+    build them. If the conductor cannot be reached, the instances go to ERROR with a
+    fault instead of staying in BUILD forever."""
+    result = _new_instances(ctx, req)
+    await deps.db.instances.create_many(result.instances, request_id=ctx.request_id)
+    logger.info("instance.create: %d instance(s), reservation %s", len(result.instances),
+                result.reservation_id)
+    message = BuildInstances(requests=tuple(to_boot_request(req, i) for i in result.instances))
+    try:
+        await deps.bus.cast(Target(CONDUCTOR), message, ctx=ctx)
+    except StratoError as exc:
+        logger.error("cannot cast BuildInstances for %s: %s", result.reservation_id, exc)
+        failed = [await _fail_unscheduled(deps.db, i, exc) for i in result.instances]
+        return CreateResult(reservation_id=result.reservation_id, instances=tuple(failed))
+    return result
+
+
+def _new_instances(ctx: RequestContext, req: CreateServers) -> CreateResult:
+    reservation = ReservationId("r-" + "".join(
+        secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8)))
+    now = datetime.now(UTC)
+    instances = tuple(
+        Instance(id=InstanceId(new_uuid()),
+                 # Nova names the servers of a batch "<name>-<1-based index>".
+                 display_name=f"{req.name}-{index + 1}" if req.count > 1 else req.name,
+                 project_id=ctx.project_id, user_id=ctx.user_id, image_ref=req.image.id,
+                 flavor=req.flavor, vm_state=VmState.BUILDING,
+                 task_state=TaskState.SCHEDULING, power_state=PowerState.NOSTATE,
+                 availability_zone=req.hints.availability_zone, key_name=req.key_name,
+                 metadata=dict(req.metadata), user_data=req.user_data,
+                 config_drive=req.config_drive, reservation_id=reservation,
+                 launch_index=index, created_at=now, updated_at=now)
+        for index in range(req.count))
+    return CreateResult(reservation_id=reservation, instances=instances)
+
+
+async def _fail_unscheduled(db: Database, instance: Instance, exc: StratoError) -> Instance:
+    fault = Fault(code=500, message="The build could not be started: the conductor is "
+                  "unavailable.", details=str(exc), created_at=datetime.now(UTC))
+    try:
+        return await db.instances.update(
+            instance.id, {"vm_state": VmState.ERROR, "task_state": None, "fault": fault},
+            expected_task_state=(TaskState.SCHEDULING,))
+    except (InvalidState, NotFound):
+        return instance  # deleted (or otherwise moved on) meanwhile: nothing to fail
+
+
+async def get_server(deps: ApiDeps, ctx: RequestContext, instance_id: str) -> Instance:
+    """One instance the caller may see; ``NotFound`` with Nova's message otherwise."""
+    try:
+        return await deps.db.instances.get(InstanceId(instance_id), project_id=_scope(ctx))
+    except NotFound:
+        raise NotFound(f"Instance {instance_id} could not be found.") from None
+
+
+async def list_servers(deps: ApiDeps, listing: ListServers) -> list[Instance]:
+    """The instances a listing selects; an unknown ``marker`` is a 400 (as in Nova)."""
+    if listing.query is None:
+        return []
+    try:
+        return await deps.db.instances.list(listing.query)
+    except NotFound:
+        raise Invalid(f"marker [{listing.query.marker}] not found") from None
+
+
+async def delete_server(deps: ApiDeps, ctx: RequestContext, instance_id: str) -> None:
+    """Delete an instance, in any state; a second delete while the first runs is a
+    no-op. An instance without a host is deleted here (freeing its allocations); one on
+    a host is torn down by that host's compute service."""
+    instance = await _mark_deleting(deps, ctx, await get_server(deps, ctx, instance_id))
+    if instance is None:
+        return
+    await deps.db.actions.start_action(instance_id=instance.id, action="delete",
+                                       request_id=ctx.request_id, user_id=ctx.user_id,
+                                       project_id=ctx.project_id)
+    if instance.host is None:
+        await deps.db.instances.soft_delete(instance.id)
+        logger.info("instance.delete: %s deleted locally (no host)", instance.id)
+        return
+    try:
+        await deps.bus.cast(Target(COMPUTE, server=instance.host),
+                            TerminateInstance(instance_id=instance.id), ctx=ctx)
+    except StratoError:
+        # Give the delete back so the client's retry is not a silent no-op.
+        await deps.db.instances.update(instance.id, {"task_state": None},
+                                       expected_task_state=(TaskState.DELETING,))
+        raise
+    logger.info("instance.delete: %s sent to compute %s", instance.id, instance.host)
+
+
+async def _mark_deleting(deps: ApiDeps, ctx: RequestContext,
+                         instance: Instance) -> Instance | None:
+    """Compare-and-swap the task state to DELETING; the updated instance, or ``None``
+    when a delete is already under way. The returned copy is the row after the write,
+    so its ``host`` reflects a build that placed the instance meanwhile."""
+    for _ in range(_DELETE_ATTEMPTS):
+        if instance.task_state == TaskState.DELETING:
+            return None
+        try:
+            return await deps.db.instances.update(
+                instance.id, {"task_state": TaskState.DELETING},
+                expected_task_state=(instance.task_state,))
+        except InvalidState:
+            instance = await get_server(deps, ctx, instance.id)
+    raise Conflict(f"Instance {instance.id} keeps changing state; try the delete again.")

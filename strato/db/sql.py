@@ -1,0 +1,62 @@
+"""The SQL adapter of the database port: :class:`SqlDatabase`, on SQLAlchemy 2 asyncio.
+
+One code path for SQLite (``sqlite+aiosqlite:///path``, the default, WAL mode) and
+PostgreSQL (``postgresql+asyncpg://user@host/db``). Run :func:`strato.db.migrate.upgrade`
+first; this module never creates tables. Every repository method is one transaction,
+and driver errors leave it only as domain errors (``Conflict``, ``NotFound``,
+``InvalidState``, ``Invalid``, ``Unavailable``).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from strato.db._actions import SqlActionRepo
+from strato.db._catalog import SqlFlavorRepo, SqlImageRepo
+from strato.db._engine import Clock, Store, create_engine, translate_errors, utc_now
+from strato.db._instances import SqlInstanceRepo
+from strato.db._nodes import COMPUTE_BINARY, SqlNodeRepo
+from strato.db._services import SqlServiceRepo
+from strato.db.uow import ActionRepo, FlavorRepo, ImageRepo, InstanceRepo, NodeRepo, ServiceRepo
+
+__all__ = ["COMPUTE_BINARY", "SqlDatabase"]
+
+
+class SqlDatabase:
+    """The :class:`strato.db.uow.Database` on SQL; build it with :meth:`open`."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        # Typed as the ports: the Protocol's attributes are mutable, hence invariant, and
+        # the annotations make mypy check each repository against its Protocol here.
+        self.instances: InstanceRepo = SqlInstanceRepo(store)
+        self.flavors: FlavorRepo = SqlFlavorRepo(store)
+        self.images: ImageRepo = SqlImageRepo(store)
+        self.nodes: NodeRepo = SqlNodeRepo(store)
+        self.services: ServiceRepo = SqlServiceRepo(store)
+        self.actions: ActionRepo = SqlActionRepo(store)
+
+    @classmethod
+    async def open(cls, url: str, *, clock: Clock | None = None,
+                   service_down_time: float = 60.0) -> SqlDatabase:
+        """Connect to the (already migrated) database at ``url``.
+
+        ``clock`` returns the current time (default: now in UTC); tests inject a fake
+        one. ``service_down_time`` is how many seconds after its last heartbeat a service
+        still counts as up. Raises ``Unavailable`` if the database cannot be reached.
+        """
+        engine = create_engine(url)
+        try:
+            # Fail here, at startup, rather than on the first request.
+            with translate_errors():
+                async with engine.connect() as conn:
+                    await conn.execute(sa.text("SELECT 1"))
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(Store(engine=engine, clock=clock or utc_now,
+                         service_down_time=service_down_time))
+
+    async def close(self) -> None:
+        """Close every pooled connection; the object is unusable afterwards."""
+        await self._store.engine.dispose()
