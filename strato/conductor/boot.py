@@ -44,6 +44,7 @@ class BootDeps:
 
 async def build_instances(ctx: RequestContext, msg: BuildInstances, *, deps: BootDeps) -> None:
     """Schedule the request's instances together, then cast each to its host."""
+    logger.info("instance.schedule.start: %d instance(s)", len(msg.requests))
     for req in msg.requests:
         await _start(deps, ctx, req)
     try:
@@ -111,6 +112,7 @@ async def _hand_over(deps: BootDeps, ctx: RequestContext, req: BootRequest,
             await _finish(deps, ctx, req, EventResult.ERROR, "deleted while scheduling")
             return
         await _finish(deps, ctx, req, EventResult.SUCCESS)
+        logger.info("instance.schedule.done: building on %s/%s", dest.host, dest.node)
         msg = BuildAndRunInstance(request=req, node=dest.node, alternates=alternates)
         await deps.compute.build_and_run_instance(ctx, dest.host, msg)
 
