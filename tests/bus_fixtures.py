@@ -8,13 +8,11 @@ deleted at its end; a broker that is not running is started, never skipped.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
 
@@ -22,7 +20,7 @@ from strato.rpc.amqp import AmqpBus
 from strato.rpc.bus import Bus
 from strato.rpc.local import LocalBus
 
-__all__ = ["Recorder", "bus", "peer", "rabbitmq_url", "topic"]
+__all__ = ["bus", "peer", "rabbitmq_url", "topic"]
 
 BROKER = ("127.0.0.1", 5672)
 BROKER_START_TIMEOUT = 60.0
@@ -92,23 +90,3 @@ async def peer(request: pytest.FixtureRequest, bus: Bus) -> AsyncIterator[Bus]:
 def topic() -> str:
     """A topic no other test uses: queues in the session's vhost outlive one test."""
     return f"test-{uuid.uuid4().hex[:8]}"
-
-
-class Recorder:
-    """What handlers saw, in arrival order; tests wait on it instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-        self._changed = asyncio.Event()
-
-    def add(self, item: Any) -> None:
-        self.items.append(item)
-        self._changed.set()
-
-    async def wait_for(self, count: int, *, within: float = 5.0) -> list[Any]:
-        """The items, once there are at least ``count`` of them."""
-        async with asyncio.timeout(within):
-            while len(self.items) < count:
-                self._changed.clear()
-                await self._changed.wait()
-        return self.items

@@ -21,8 +21,9 @@ Choices, and why:
   no bound queue, so a cast sent before its server started would vanish; declaring the
   queue on first send keeps it until a consumer appears (``LocalBus`` does the same).
   Queues of servers that never come back stay until an operator deletes them.
-* **Calls expire with their timeout** (per-message TTL): once the caller has given up,
-  no server starts the work, so e.g. the scheduler never claims resources nobody uses.
+* **Calls expire with their timeout** (per-message TTL, set to the time the caller has
+  left): once the caller has given up, no server starts the work (give or take the
+  network latency), so e.g. the scheduler does not claim resources nobody will use.
 * **Ack after the handler finishes.** With prefetch = ``concurrency`` RabbitMQ then never
   gives a worker more than it runs at once: a busy worker's backlog stays in the shared
   queue where an idle worker of the same address takes it, and ``stop`` leaves unstarted
@@ -40,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import aio_pika
@@ -74,21 +75,36 @@ JSON = "application/json"
 # ``subscribe`` has no concurrency argument; this is one subscriber's prefetch.
 SUBSCRIBER_CONCURRENCY = 16
 
-# What aio-pika and aiormq raise when the broker or the connection fails.
+# Seconds one broker operation may take. While the robust connection is down, aio-pika
+# waits for it to come back; without a bound a cast would hang for the whole outage.
+BROKER_TIMEOUT = 15.0
+
+# What aio-pika and aiormq raise when the broker or the connection fails (TimeoutError,
+# from the bound above or aio-pika's own, is an OSError).
 _BROKER_ERRORS = (AMQPError, ChannelInvalidStateError, OSError)
 
 
-@contextlib.contextmanager
-def _broker_errors(action: str) -> Iterator[None]:
-    """Re-raise broker client errors as ``Unavailable``, naming what we were doing."""
+@contextlib.asynccontextmanager
+async def _broker(action: str) -> AsyncIterator[None]:
+    """Bound the block by ``BROKER_TIMEOUT`` and re-raise broker client errors as
+    ``Unavailable``, naming what we were doing."""
     try:
-        yield
+        async with asyncio.timeout(BROKER_TIMEOUT):
+            yield
     except _BROKER_ERRORS as exc:
-        raise Unavailable(f"RabbitMQ: cannot {action} ({type(exc).__name__}: {exc})") from exc
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise Unavailable(f"RabbitMQ: cannot {action} ({detail})") from exc
 
 
-def _message(envelope: Envelope, *, expiration: float | None = None,
+def _message(envelope: Envelope, *, expires_at: float | None = None,
              persistent: bool = False) -> aio_pika.Message:
+    """The AMQP message for ``envelope``; ``expires_at`` is on the event loop's clock."""
+    expiration = None
+    if expires_at is not None:
+        # RabbitMQ starts the TTL when the message arrives: give it only what is left of
+        # the caller's timeout, so it expires (give or take the network latency) just as
+        # the caller gives up.
+        expiration = max(expires_at - asyncio.get_running_loop().time(), 0.001)
     mode = aio_pika.DeliveryMode.PERSISTENT if persistent else aio_pika.DeliveryMode.NOT_PERSISTENT
     return aio_pika.Message(
         envelope.to_bytes(), content_type=JSON, message_id=envelope.msg_id,
@@ -110,9 +126,13 @@ async def _declare_address(channel: AbstractChannel, exchange: AbstractExchange,
     return queue
 
 
+async def _declare_fanout(channel: AbstractChannel, topic: str) -> AbstractExchange:
+    return await channel.declare_exchange(f"{FANOUT_PREFIX}{topic}",
+                                          aio_pika.ExchangeType.FANOUT, durable=True)
+
+
 async def _declare_subscriber(channel: AbstractChannel, topic: str) -> AbstractQueue:
-    exchange = await channel.declare_exchange(f"{FANOUT_PREFIX}{topic}",
-                                              aio_pika.ExchangeType.FANOUT, durable=True)
+    exchange = await _declare_fanout(channel, topic)
     queue = await channel.declare_queue(f"{FANOUT_PREFIX}{topic}.{new_uuid()}",
                                         exclusive=True, auto_delete=True)
     await queue.bind(exchange)
@@ -178,7 +198,7 @@ class _AmqpSubscription:
         # The consumer must outlive a broken connection: log and carry on, the robust
         # connection reconnects and RabbitMQ redelivers what was not acked.
         try:
-            with _broker_errors(action):
+            async with _broker(action):
                 await step
         except Unavailable as exc:
             logger.warning("%s: %s", self._queue.name, exc)
@@ -206,10 +226,10 @@ class AmqpBus:
                       timeout: float = 10.0) -> AmqpBus:  # noqa: ASYNC109 (aio-pika's, per attempt)
         """Connect to the broker at ``url`` (``amqp://user:password@host:5672/vhost``);
         raise ``Unavailable`` when it cannot be reached within ``timeout`` seconds."""
-        with _broker_errors("connect"):
+        async with _broker("connect"):
             connection = await aio_pika.connect_robust(url, timeout=timeout)
         try:
-            with _broker_errors("open the bus channel"):
+            async with _broker("open the bus channel"):
                 # on_return_raises: a cast RabbitMQ cannot route raises instead of vanishing.
                 channel = await connection.channel(on_return_raises=True)
                 bus = cls(connection, channel, await _declare_exchange(channel))
@@ -225,10 +245,10 @@ class AmqpBus:
         """Send ``message`` to one server of ``target`` and return its decoded answer;
         raise the handler's domain error, or ``Unavailable`` after ``timeout`` seconds."""
         envelope = Envelope.wrap(message, ctx=ctx, reply_to=self._reply_to)
-        outgoing = _message(envelope, expiration=timeout)
+        expires_at = asyncio.get_running_loop().time() + timeout
 
         async def send() -> None:
-            await self._send(target.address, outgoing)
+            await self._send(target.address, envelope, expires_at=expires_at)
 
         reply = await self._pending.wait(envelope.msg_id, send, address=target.address,
                                          timeout=timeout)
@@ -236,8 +256,7 @@ class AmqpBus:
 
     async def cast(self, target: Target, message: object, *, ctx: RequestContext) -> None:
         """Send ``message`` to one server of ``target``; returns once RabbitMQ has it."""
-        await self._send(target.address, _message(Envelope.wrap(message, ctx=ctx),
-                                                  persistent=True))
+        await self._send(target.address, Envelope.wrap(message, ctx=ctx), persistent=True)
 
     async def serve(self, target: Target, handlers: HandlerTable, *,
                     concurrency: int = 64) -> Subscription:
@@ -251,7 +270,7 @@ class AmqpBus:
     async def publish(self, topic: str, message: object, *, ctx: RequestContext) -> None:
         """Send ``message`` to every current subscriber of ``topic`` (none: dropped)."""
         outgoing = _message(Envelope.wrap(message, ctx=ctx))
-        with _broker_errors(f"publish on {topic}"):
+        async with _broker(f"publish on {topic}"):
             exchange = await self._fanout_exchange(topic)
             await exchange.publish(outgoing, routing_key="", mandatory=False)
 
@@ -269,7 +288,7 @@ class AmqpBus:
             await subscription.stop()
         self._pending.fail_all("the bus was closed")
         try:
-            with _broker_errors("close the connection"):
+            async with _broker("close the connection"):
                 await self._connection.close()
         except Unavailable as exc:
             logger.warning("%s", exc)
@@ -282,9 +301,12 @@ class AmqpBus:
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         self._pending.resolve(message.body)
 
-    async def _send(self, address: str, message: aio_pika.Message) -> None:
-        with _broker_errors(f"send to {address}"):
+    async def _send(self, address: str, envelope: Envelope, *,
+                    expires_at: float | None = None, persistent: bool = False) -> None:
+        async with _broker(f"send to {address}"):
             await self._declare_once(address)
+            # Built after declaring, so a call's TTL counts the declaration's round trips.
+            message = _message(envelope, expires_at=expires_at, persistent=persistent)
             try:
                 await self._exchange.publish(message, routing_key=address)
             except PublishError:
@@ -300,15 +322,14 @@ class AmqpBus:
 
     async def _fanout_exchange(self, topic: str) -> AbstractExchange:
         if topic not in self._fanout:
-            self._fanout[topic] = await self._channel.declare_exchange(
-                f"{FANOUT_PREFIX}{topic}", aio_pika.ExchangeType.FANOUT, durable=True)
+            self._fanout[topic] = await _declare_fanout(self._channel, topic)
         return self._fanout[topic]
 
     async def _consume(self, declare: Callable[[AbstractChannel], Awaitable[AbstractQueue]],
                        handlers: HandlerTable, *, prefetch: int) -> _AmqpSubscription:
         if prefetch < 1:
             raise ValueError("concurrency must be at least 1")
-        with _broker_errors("start a consumer"):
+        async with _broker("start a consumer"):
             channel = await self._connection.channel()
             try:
                 await channel.set_qos(prefetch_count=prefetch)

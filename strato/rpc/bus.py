@@ -54,7 +54,8 @@ class Subscription(Protocol):
 
 class Bus(Protocol):
     async def call(self, target: Target, message: object, *, ctx: RequestContext,
-                   returns: type[T] | Any = None, timeout: float = 60.0) -> Any:
+                   returns: type[T] | Any = None,
+                   timeout: float = 60.0) -> Any:  # noqa: ASYNC109 (a per-call budget)
         """Send ``message`` to one server of ``target`` and wait for its answer, decoded
         as ``returns`` (a type pydantic can validate, e.g. ``list[Selection]``)."""
         ...

@@ -7,6 +7,7 @@ import asyncio
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -45,17 +46,34 @@ from strato.rpc.amqp import AmqpBus
 from strato.rpc.bus import Bus, HandlerTable, Target
 from strato.rpc.local import LocalBus
 from strato.rpc.transport import open_bus
-from tests.bus_fixtures import (  # noqa: F401 (fixtures are found by name)
-    Recorder,
-    bus,
-    peer,
-    rabbitmq_url,
-    topic,
-)
+
+# The fixtures (bus, peer, topic, rabbitmq_url) are registered as a plugin, not imported:
+# imported fixture names would clash with the test parameters that request them.
+pytest_plugins = ("tests.bus_fixtures",)
 
 CTX = RequestContext(request_id=RequestId("req-bus-test"), user_id=UserId("alice"),
                      project_id=ProjectId("p1"), roles=("member", "reader"))
 SHORT = 0.3  # seconds: a call timeout that expires quickly, but not spuriously
+
+
+class Recorder:
+    """What handlers saw, in arrival order; tests wait on it instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self._changed = asyncio.Event()
+
+    def add(self, item: Any) -> None:
+        self.items.append(item)
+        self._changed.set()
+
+    async def wait_for(self, count: int, *, within: float = 5.0) -> list[Any]:
+        """The items, once there are at least ``count`` of them."""
+        async with asyncio.timeout(within):
+            while len(self.items) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.items
 
 
 # -- messages ---------------------------------------------------------------------------
@@ -137,7 +155,9 @@ class Server:
         self.most_running = max(self.most_running, self.running)
         self.seen.add(message.n)
         try:
-            await self.gate.wait()
+            # Bounded, so a failing test ends instead of hanging in the bus's close().
+            async with asyncio.timeout(5.0):
+                await self.gate.wait()
         finally:
             self.running -= 1
             self.finished += 1
@@ -241,6 +261,8 @@ async def test_call_to_a_slow_handler_times_out_as_unavailable(
 async def test_an_expired_call_never_runs(bus: Bus, peer: Bus, topic: str) -> None:
     with pytest.raises(Unavailable):
         await bus.call(Target(topic), Hold(n=1), ctx=CTX, timeout=SHORT)
+    # A broker's TTL clock starts when the message arrives, a moment after the caller's.
+    await asyncio.sleep(0.05)
     server = Server("late")
     await peer.serve(Target(topic), server.table())
 
@@ -400,7 +422,7 @@ async def test_open_bus_memory_is_a_local_bus() -> None:
 
 
 @pytest.mark.rabbitmq
-async def test_open_bus_amqp_connects(rabbitmq_url: str) -> None:  # noqa: F811
+async def test_open_bus_amqp_connects(rabbitmq_url: str) -> None:
     bus = await open_bus(rabbitmq_url)
     assert isinstance(bus, AmqpBus)
     await bus.close()
@@ -414,3 +436,28 @@ async def test_open_bus_rejects_other_schemes() -> None:
 async def test_an_unreachable_broker_is_unavailable() -> None:
     with pytest.raises(Unavailable, match="connect"):
         await AmqpBus.connect("amqp://guest:guest@127.0.0.1:1/", timeout=2.0)
+
+
+@pytest.mark.rabbitmq
+async def test_amqp_cast_redeclares_a_queue_deleted_behind_its_back(
+        rabbitmq_url: str, topic: str) -> None:
+    bus = await AmqpBus.connect(rabbitmq_url)
+    try:
+        await bus.cast(Target(topic), Note(n=1), ctx=CTX)  # declares and remembers the queue
+        await _delete_queue(rabbitmq_url, topic)
+        await bus.cast(Target(topic), Note(n=2), ctx=CTX)
+        server = Server("s")
+        await bus.serve(Target(topic), server.table())
+
+        [(_, n, _, _)] = await server.seen.wait_for(1)
+        assert n == 2
+    finally:
+        await bus.close()
+
+
+async def _delete_queue(url: str, name: str) -> None:
+    import aio_pika  # only this AMQP-specific test reaches below the Bus port
+
+    connection = await aio_pika.connect(url)
+    async with connection, connection.channel() as channel:
+        await channel.queue_delete(name)
