@@ -52,7 +52,13 @@ def create_engine(url: str) -> AsyncEngine:
     """An async engine for ``url`` (``sqlite+aiosqlite`` or ``postgresql+asyncpg``),
     configured as :class:`Store` expects (WAL, busy timeout and explicit BEGIN on SQLite)."""
     if not is_sqlite(url):
+        # pre_ping: after a database restart, requests get fresh connections instead
+        # of failing once on each stale pooled one.
         return create_async_engine(url, pool_pre_ping=True)
+    if make_url(url).database in (None, "", ":memory:"):
+        # Each pooled connection would see its own empty database, and upgrade() would
+        # migrate one that is gone when it returns.
+        raise Invalid("an in-memory SQLite database is not supported; use a file")
     engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
     sa.event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
     sa.event.listen(engine.sync_engine, "begin", _on_sqlite_begin)

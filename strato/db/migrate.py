@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, make_url
@@ -18,6 +19,9 @@ from strato.db._engine import create_engine, is_sqlite, translate_errors
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "upgrade"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# The advisory lock's name: any 64-bit number, as long as every process uses the same.
+_PG_LOCK_KEY = int.from_bytes(b"strato", "big")
 
 
 def alembic_config() -> Config:
@@ -41,10 +45,15 @@ async def upgrade(url: str) -> None:
     try:
         with translate_errors():
             async with engine.connect() as conn:
-                # A write transaction: on SQLite, BEGIN IMMEDIATE, so two processes
-                # upgrading at once take turns instead of failing.
+                # Several processes of one cluster may start (and upgrade) at once: they
+                # take turns. SQLite: a write transaction is BEGIN IMMEDIATE. PostgreSQL:
+                # a transaction-scoped advisory lock (its DDL is transactional, so the
+                # next process then finds the schema current).
                 await conn.execution_options(strato_write=True)
                 async with conn.begin():
+                    if conn.dialect.name == "postgresql":
+                        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                                           {"key": _PG_LOCK_KEY})
                     await conn.run_sync(_upgrade_sync, alembic_config())
     finally:
         await engine.dispose()

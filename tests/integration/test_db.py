@@ -10,7 +10,9 @@ connection pool) so the racing transactions really run on separate connections.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -24,7 +26,7 @@ from strato.db.sql import COMPUTE_BINARY, SqlDatabase
 from strato.db.tables import metadata
 from strato.db.uow import InstanceQuery
 from strato.domain.actions import EventResult
-from strato.domain.errors import Conflict, Invalid, InvalidState, NotFound
+from strato.domain.errors import Conflict, Invalid, InvalidState, NotFound, Unavailable
 from strato.domain.ids import (
     FlavorId,
     HostName,
@@ -40,6 +42,7 @@ from strato.domain.images import Image, ImageStatus
 from strato.domain.instances import Fault, Instance, PowerState, TaskState, VmState
 from strato.domain.requests import Destination
 from strato.domain.resources import NodeCapacity, NodeUsage, Resources
+from strato.testing.infra import temporary_database
 from tests.db_fixtures import (  # noqa: F401 (fixtures are found by name)
     T0,
     FakeClock,
@@ -82,13 +85,39 @@ async def test_migrations_create_exactly_the_tables_module(db_url: str) -> None:
     engine = create_engine(db_url)
     try:
         async with engine.connect() as conn:
-            version = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
-                       ).scalar_one()
             diff = await conn.run_sync(_schema_diff)
     finally:
         await engine.dispose()
-    assert version == "0001"
+    assert await _version(db_url) == "0001"
     assert diff == []
+
+
+async def _version(url: str) -> str:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return str((await conn.execute(
+                sa.text("SELECT version_num FROM alembic_version"))).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres",
+                                                            marks=pytest.mark.postgres)])
+async def test_processes_upgrading_a_fresh_database_at_once_take_turns(
+        backend: str, tmp_path: Path) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        url = (f"sqlite+aiosqlite:///{tmp_path / 'new' / 'fresh.db'}" if backend == "sqlite"
+               else await stack.enter_async_context(temporary_database("strato_test")))
+        await asyncio.gather(*(upgrade(url) for _ in range(3)))
+        assert await _version(url) == "0001"
+
+
+async def test_open_reports_unreachable_and_unsupported_databases() -> None:
+    with pytest.raises(Unavailable):
+        await SqlDatabase.open("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")
+    with pytest.raises(Invalid):
+        await SqlDatabase.open("sqlite+aiosqlite:///:memory:")
 
 
 # ---- instances --------------------------------------------------------------------------
