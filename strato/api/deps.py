@@ -39,12 +39,14 @@ class ApiDeps:
     hypervisor_type: str = "QEMU"
 
 
-def get_deps(request: Request) -> ApiDeps:
+# The dependencies are ``async def`` although they never wait: FastAPI runs plain ``def``
+# dependencies in a thread pool, a thread hop on every request for a dictionary lookup.
+async def get_deps(request: Request) -> ApiDeps:
     """The app's :class:`ApiDeps` (stored on ``app.state`` by ``create_app``)."""
     return cast(ApiDeps, request.app.state.deps)
 
 
-def get_context(request: Request) -> RequestContext:
+async def get_context(request: Request) -> RequestContext:
     """The caller's context, set by the auth middleware."""
     return cast(RequestContext, request.state.ctx)
 

@@ -12,9 +12,11 @@ WAL lets run beside a writer.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from strato.db._sqlite import INLINE_BUSY_TIMEOUT, connect_inline
 from strato.domain.errors import Conflict, Invalid, Unavailable
 
 __all__ = ["Clock", "Store", "create_engine", "is_sqlite", "translate_errors", "upsert",
@@ -31,8 +34,8 @@ __all__ = ["Clock", "Store", "create_engine", "is_sqlite", "translate_errors", "
 
 Clock = Callable[[], datetime]
 
-# Seconds a SQLite writer waits for another writer's lock before giving up.
-SQLITE_BUSY_TIMEOUT = 30.0
+# Seconds a SQLite writer waits for another process's write lock before giving up.
+SQLITE_BUSY_TIMEOUT = INLINE_BUSY_TIMEOUT
 
 # Execution option marking a connection whose next transaction will write.
 _WRITE = "strato_write"
@@ -48,7 +51,7 @@ def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
     """An async engine for ``url`` (``sqlite+aiosqlite`` or ``postgresql+asyncpg``),
     configured as :class:`Store` expects (WAL, busy timeout and explicit BEGIN on SQLite)."""
     if not is_sqlite(url):
@@ -59,7 +62,9 @@ def create_engine(url: str) -> AsyncEngine:
         # Each pooled connection would see its own empty database, and upgrade() would
         # migrate one that is gone when it returns.
         raise Invalid("an in-memory SQLite database is not supported; use a file")
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
+    path = make_url(url).database or ""
+    engine = create_async_engine(url, async_creator=partial(connect_inline, path),
+                                 pool_size=pool_size, max_overflow=0 if pool_size == 1 else 10)
     sa.event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
     sa.event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
     return engine
@@ -119,6 +124,13 @@ class Store:
     engine: AsyncEngine
     clock: Clock
     service_down_time: float
+    # SQLite allows one writer at a time. Writers of this process queue here, in FIFO
+    # order, instead of in SQLite's busy handler, which sleeps in steps of up to 100 ms
+    # and turned a burst of 50 creates into seconds of waiting; and they write through
+    # their own one-connection engine, so a writer never waits for a pooled connection
+    # that readers hold. BEGIN IMMEDIATE (above) still serialises other processes.
+    write_lock: asyncio.Lock | None = None
+    writer: AsyncEngine | None = None
 
     def now(self) -> datetime:
         """The injected clock's time, normalised to UTC."""
@@ -139,7 +151,11 @@ class Store:
     async def write(self, *, conflict: str | None = None) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed on normal exit, rolled back on any exception.
         ``conflict`` is the ``Conflict`` message should a constraint fail."""
-        async with self._transaction(write=True, conflict=conflict) as conn:
+        if self.write_lock is None:
+            async with self._transaction(write=True, conflict=conflict) as conn:
+                yield conn
+            return
+        async with self.write_lock, self._transaction(write=True, conflict=conflict) as conn:
             yield conn
 
     @asynccontextmanager
@@ -147,8 +163,9 @@ class Store:
                            conflict: str | None) -> AsyncIterator[AsyncConnection]:
         # The error translation wraps the commit too: PostgreSQL can report a deferred
         # constraint only there.
+        engine = self.writer if write and self.writer is not None else self.engine
         with translate_errors(conflict):
-            async with self.engine.connect() as conn:
+            async with engine.connect() as conn:
                 if write:
                     await conn.execution_options(**{_WRITE: True})
                 async with conn.begin():

@@ -9,11 +9,13 @@ and driver errors leave it only as domain errors (``Conflict``, ``NotFound``,
 
 from __future__ import annotations
 
+import asyncio
 import sqlalchemy as sa
 
 from strato.db._actions import SqlActionRepo
 from strato.db._catalog import SqlFlavorRepo, SqlImageRepo
-from strato.db._engine import Clock, Store, create_engine, translate_errors, utc_now
+from strato.db._engine import (Clock, Store, create_engine, is_sqlite, translate_errors,
+                               utc_now)
 from strato.db._instances import SqlInstanceRepo
 from strato.db._nodes import COMPUTE_BINARY, SqlNodeRepo
 from strato.db._services import SqlServiceRepo
@@ -54,9 +56,14 @@ class SqlDatabase:
         except BaseException:
             await engine.dispose()
             raise
+        sqlite = is_sqlite(url)
         return cls(Store(engine=engine, clock=clock or utc_now,
-                         service_down_time=service_down_time))
+                         service_down_time=service_down_time,
+                         write_lock=asyncio.Lock() if sqlite else None,
+                         writer=create_engine(url, pool_size=1) if sqlite else None))
 
     async def close(self) -> None:
         """Close every pooled connection; the object is unusable afterwards."""
         await self._store.engine.dispose()
+        if self._store.writer is not None:
+            await self._store.writer.dispose()
