@@ -22,6 +22,8 @@ run: setup
 test: setup
 	$(PY) -m pytest -q
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check strato tests bench
+	$(VENV)/bin/mypy
 
 lint: setup
 	$(VENV)/bin/ruff check strato tests bench

@@ -13,12 +13,13 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from strato.compute import service as compute_service
 from strato.compute.build import ComputeDeps
 from strato.compute.client import ComputeClient
 from strato.compute.locks import KeyedLocks
 from strato.compute.messages import TOPIC as COMPUTE_TOPIC
-from strato.compute import service as compute_service
 from strato.compute.tracker import ResourceTracker
 from strato.conductor import service as conductor_service
 from strato.conductor.boot import BootDeps
@@ -38,6 +39,9 @@ from strato.scheduler.client import SchedulerClient
 from strato.scheduler.messages import TOPIC as SCHEDULER_TOPIC
 from strato.virt.driver import VirtDriver
 from strato.virt.fake import FakeDriver, FakeDriverConfig
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 __all__ = ["Cloud", "ComputeSpec", "embedded", "make_driver", "open_database", "run_api",
            "run_compute", "run_conductor", "run_scheduler"]
@@ -148,7 +152,7 @@ async def run_api(settings: Settings, db: Database, bus: Bus, stop: asyncio.Even
             server.should_exit = True
 
 
-def create_api(settings: Settings, db: Database, bus: Bus) -> object:
+def create_api(settings: Settings, db: Database, bus: Bus) -> ASGIApp:
     """The ASGI application over ``db`` and ``bus``."""
     from strato.api.app import create_app
     from strato.api.deps import ApiDeps
@@ -168,7 +172,7 @@ class Cloud:
     settings: Settings
     db: SqlDatabase
     bus: Bus
-    app: object
+    app: ASGIApp
     stop: asyncio.Event
     drivers: dict[str, VirtDriver] = field(default_factory=dict)
 

@@ -17,7 +17,7 @@ from strato.compute.messages import BuildAndRunInstance
 from strato.conductor.messages import BuildInstances, RescheduleInstance
 from strato.domain.actions import EventResult
 from strato.domain.context import RequestContext
-from strato.domain.errors import InvalidState, NoValidHost, NotFound, StratoError
+from strato.domain.errors import InvalidState, NotFound, NoValidHost, StratoError
 from strato.domain.instances import Fault, TaskState, VmState
 from strato.domain.requests import BootRequest, Destination, RetryInfo, Selection
 from strato.log import bind_instance

@@ -5,9 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from strato.conductor.messages import (TOPIC, BuildInstances, FinishEvent, GetInstance,
-                                       ReleaseAllocations, ReportNodes, RescheduleInstance,
-                                       SoftDeleteInstance, StartEvent, UpdateInstance)
+from strato.conductor.messages import (
+    TOPIC,
+    BuildInstances,
+    FinishEvent,
+    GetInstance,
+    ReleaseAllocations,
+    ReportNodes,
+    RescheduleInstance,
+    SoftDeleteInstance,
+    StartEvent,
+    UpdateInstance,
+)
 from strato.domain.actions import EventResult
 from strato.domain.context import RequestContext
 from strato.domain.ids import HostName, InstanceId

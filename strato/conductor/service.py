@@ -11,9 +11,17 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from strato.conductor import boot
-from strato.conductor.messages import (BuildInstances, FinishEvent, GetInstance,
-                                       ReleaseAllocations, ReportNodes, RescheduleInstance,
-                                       SoftDeleteInstance, StartEvent, UpdateInstance)
+from strato.conductor.messages import (
+    BuildInstances,
+    FinishEvent,
+    GetInstance,
+    ReleaseAllocations,
+    ReportNodes,
+    RescheduleInstance,
+    SoftDeleteInstance,
+    StartEvent,
+    UpdateInstance,
+)
 from strato.domain.context import RequestContext
 from strato.domain.instances import Instance
 

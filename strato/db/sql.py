@@ -10,12 +10,12 @@ and driver errors leave it only as domain errors (``Conflict``, ``NotFound``,
 from __future__ import annotations
 
 import asyncio
+
 import sqlalchemy as sa
 
 from strato.db._actions import SqlActionRepo
 from strato.db._catalog import SqlFlavorRepo, SqlImageRepo
-from strato.db._engine import (Clock, Store, create_engine, is_sqlite, translate_errors,
-                               utc_now)
+from strato.db._engine import Clock, Store, create_engine, is_sqlite, translate_errors, utc_now
 from strato.db._instances import SqlInstanceRepo
 from strato.db._nodes import COMPUTE_BINARY, SqlNodeRepo
 from strato.db._services import SqlServiceRepo

@@ -14,8 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from strato.domain.actions import EventResult, InstanceAction
-from strato.domain.ids import (FlavorId, HostName, ImageId, InstanceId, ProjectId, RequestId,
-                               UserId)
+from strato.domain.ids import FlavorId, HostName, ImageId, InstanceId, ProjectId, RequestId, UserId
 from strato.domain.images import Image, ImageStatus
 from strato.domain.instances import Instance, InstanceChanges, TaskState, VmState
 from strato.domain.requests import Destination

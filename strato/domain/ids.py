@@ -1,7 +1,7 @@
 """Typed identifiers. They are plain strings at run time; the types keep them apart."""
 
-from typing import NewType
 import uuid
+from typing import NewType
 
 InstanceId = NewType("InstanceId", str)
 ProjectId = NewType("ProjectId", str)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing_extensions import TypedDict
 from datetime import datetime
+
+from typing_extensions import TypedDict
 
 from strato.domain.errors import InvalidState
 from strato.domain.ids import HostName, ImageId, InstanceId, NodeName, ProjectId, UserId

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from strato.domain.context import RequestContext
 from strato.domain.errors import NoValidHost
-from strato.domain.ids import InstanceId
+from strato.domain.ids import HostName, InstanceId, NodeName
 from strato.domain.requests import BootRequest, Destination, Selection
 from strato.domain.resources import NodeUsage, Resources
 from strato.scheduler.messages import SelectDestinations
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 # Times one request is decided again after its claim lost a race.
 _CLAIM_RETRIES = 5
 
-NodeKey = tuple[str, str]
+NodeKey = tuple[HostName, NodeName]
 
 
 @dataclass

@@ -14,7 +14,7 @@ from strato.domain.resources import Flavor, NodeCapacity, Resources
 def test_build_walk_is_allowed_and_skipping_back_is_not() -> None:
     steps = [TaskState.SCHEDULING, TaskState.NETWORKING, TaskState.BLOCK_DEVICE_MAPPING,
              TaskState.SPAWNING, None]
-    for current, new in zip(steps, steps[1:]):
+    for current, new in zip(steps, steps[1:], strict=False):
         check_task_transition(current, new)
     with pytest.raises(errors.InvalidState):
         check_task_transition(TaskState.SPAWNING, TaskState.NETWORKING)
