@@ -139,7 +139,7 @@ async def run_api(settings: Settings, db: Database, bus: Bus, stop: asyncio.Even
     """Serve the REST API on ``settings.api.listen`` until ``stop``."""
     import uvicorn
 
-    app = create_api(settings, db, bus)
+    app = await create_api(settings, db, bus)
     host, _, port = settings.api.listen.rpartition(":")
     config = uvicorn.Config(app, host=host or "127.0.0.1", port=int(port), log_config=None,
                             lifespan="on", access_log=False)
@@ -152,15 +152,21 @@ async def run_api(settings: Settings, db: Database, bus: Bus, stop: asyncio.Even
             server.should_exit = True
 
 
-def create_api(settings: Settings, db: Database, bus: Bus) -> ASGIApp:
-    """The ASGI application over ``db`` and ``bus``."""
+async def create_api(settings: Settings, db: Database, bus: Bus) -> ASGIApp:
+    """The ASGI application over ``db`` and ``bus``; the admin token acts as the
+    ``admin`` user in the ``admin`` project (both created when missing)."""
     from strato.api.app import create_app
     from strato.api.deps import ApiDeps
     from strato.api.middleware import StaticTokenAuth
     from strato.image.store import ImageStore
+    from strato.seed import seed_admin
+
+    user, project = await seed_admin(db)
 
     deps = ApiDeps(db=db, bus=bus, image_store=ImageStore(settings.data_dir / "images"),
-                   auth=StaticTokenAuth(settings.api.admin_token), settings=settings.api,
+                   auth=StaticTokenAuth(settings.api.admin_token,
+                                        admin=(user.id, project.id)),
+                   settings=settings.api,
                    hypervisor_type="fake" if settings.compute.driver == "fake" else "QEMU")
     return create_app(deps, settings.api)
 
@@ -194,7 +200,7 @@ async def embedded(settings: Settings, computes: Sequence[ComputeSpec] = (),
     specs = [ComputeSpec(c.host, c.driver or make_driver(settings.compute, c.host))
              for c in computes]
     stop = asyncio.Event()
-    cloud = Cloud(settings=settings, db=db, bus=bus, app=create_api(settings, db, bus),
+    cloud = Cloud(settings=settings, db=db, bus=bus, app=await create_api(settings, db, bus),
                   stop=stop, drivers={s.host: s.driver for s in specs if s.driver})
     try:
         async with asyncio.TaskGroup() as tg:

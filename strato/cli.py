@@ -129,7 +129,7 @@ def db_upgrade(config: ConfigOpt = None) -> None:
 @app.command("bootstrap")
 def bootstrap_cmd(config: ConfigOpt = None) -> None:
     """Create the default flavors (m1.tiny ... m1.xlarge) and the admin project and user."""
-    from strato.seed import seed_defaults
+    from strato.seed import seed_admin, seed_defaults
 
     settings = _settings(config)
 
@@ -137,9 +137,12 @@ def bootstrap_cmd(config: ConfigOpt = None) -> None:
         db = await bootstrap.open_database(settings, migrate=True)
         try:
             created = await seed_defaults(db)
+            user, project = await seed_admin(db)
         finally:
             await db.close()
-        typer.echo(f"created {created} flavor(s); admin token: {settings.api.admin_token}")
+        typer.echo(f"created {created} flavor(s); admin user {user.name} ({user.id}) in "
+                   f"project {project.name} ({project.id}); admin token: "
+                   f"{settings.api.admin_token}")
 
     asyncio.run(main())
 

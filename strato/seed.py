@@ -1,13 +1,17 @@
-"""Default data a new cloud starts with: Nova's classic m1.* flavors."""
+"""Default data a new cloud starts with: Nova's classic m1.* flavors, and the admin
+project and user."""
 
 from __future__ import annotations
 
 from strato.db.uow import Database
 from strato.domain.errors import Conflict
+from strato.domain.identity import Project, User
 from strato.domain.ids import FlavorId
 from strato.domain.resources import Flavor
 
-__all__ = ["DEFAULT_FLAVORS", "seed_defaults"]
+__all__ = ["ADMIN_NAME", "DEFAULT_FLAVORS", "seed_admin", "seed_defaults"]
+
+ADMIN_NAME = "admin"
 
 DEFAULT_FLAVORS: tuple[Flavor, ...] = (
     Flavor(id=FlavorId("1"), name="m1.tiny", vcpus=1, memory_mb=512, root_gb=1),
@@ -28,3 +32,10 @@ async def seed_defaults(db: Database) -> int:
         except Conflict:
             pass
     return created
+
+
+async def seed_admin(db: Database) -> tuple[User, Project]:
+    """The admin user and its project, created when missing."""
+    project = await db.identity.ensure_project(ADMIN_NAME, "Administrators of this cloud")
+    user = await db.identity.ensure_user(ADMIN_NAME, project.id)
+    return user, project

@@ -28,8 +28,9 @@ class StaticTokenAuth:
     """Fixed tokens: the admin token from the settings, plus any registered ones."""
 
     def __init__(self, admin_token: str, *,
-                 tokens: Mapping[str, tuple[str, str, Sequence[str]]] | None = None) -> None:
-        """``admin_token``: authenticates as user ``admin`` in project ``admin`` with
+                 tokens: Mapping[str, tuple[str, str, Sequence[str]]] | None = None,
+                 admin: tuple[str, str] = ("admin", "admin")) -> None:
+        """``admin_token``: authenticates as the ``admin`` (user id, project id), with
         roles ``admin`` and ``member``.
         ``tokens``: more tokens, each ``{token: (user_id, project_id, roles)}``."""
         self._identities: dict[str, tuple[UserId, ProjectId, tuple[str, ...]]] = {
@@ -37,7 +38,7 @@ class StaticTokenAuth:
             for token, (user, project, roles) in (tokens or {}).items()
         }
         if admin_token:
-            self._identities[admin_token] = (UserId("admin"), ProjectId("admin"),
+            self._identities[admin_token] = (UserId(admin[0]), ProjectId(admin[1]),
                                              ("admin", "member"))
 
     async def authenticate(self, token: str) -> RequestContext | None:

@@ -16,10 +16,19 @@ import sqlalchemy as sa
 from strato.db._actions import SqlActionRepo
 from strato.db._catalog import SqlFlavorRepo, SqlImageRepo
 from strato.db._engine import Clock, Store, create_engine, is_sqlite, translate_errors, utc_now
+from strato.db._identity import SqlIdentityRepo
 from strato.db._instances import SqlInstanceRepo
 from strato.db._nodes import COMPUTE_BINARY, SqlNodeRepo
 from strato.db._services import SqlServiceRepo
-from strato.db.uow import ActionRepo, FlavorRepo, ImageRepo, InstanceRepo, NodeRepo, ServiceRepo
+from strato.db.uow import (
+    ActionRepo,
+    FlavorRepo,
+    IdentityRepo,
+    ImageRepo,
+    InstanceRepo,
+    NodeRepo,
+    ServiceRepo,
+)
 
 __all__ = ["COMPUTE_BINARY", "SqlDatabase"]
 
@@ -31,6 +40,7 @@ class SqlDatabase:
         self._store = store
         # Typed as the ports: the Protocol's attributes are mutable, hence invariant, and
         # the annotations make mypy check each repository against its Protocol here.
+        self.identity: IdentityRepo = SqlIdentityRepo(store)
         self.instances: InstanceRepo = SqlInstanceRepo(store)
         self.flavors: FlavorRepo = SqlFlavorRepo(store)
         self.images: ImageRepo = SqlImageRepo(store)

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Dialect
 
 __all__ = ["UtcDateTime", "allocations", "compute_nodes", "flavor_extra_specs", "flavors",
            "images", "instance_actions", "instance_actions_events", "instances", "metadata",
-           "services"]
+           "projects", "services", "users"]
 
 # Named constraints, so a later migration can drop or alter them by name on both backends
 # (SQLite batch mode needs names to recreate a table).
@@ -225,4 +225,23 @@ allocations = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.UniqueConstraint("instance_uuid", "compute_node_id"),
     sa.Index(None, "compute_node_id"),
+)
+
+
+projects = sa.Table(
+    "projects", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", _name(), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    *_timestamps(),
+)
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", _name(), nullable=False, unique=True),
+    sa.Column("default_project_id", sa.String(64), sa.ForeignKey("projects.id")),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    *_timestamps(),
 )

@@ -14,13 +14,14 @@ from datetime import datetime
 from typing import Protocol
 
 from strato.domain.actions import EventResult, InstanceAction
+from strato.domain.identity import Project, User
 from strato.domain.ids import FlavorId, HostName, ImageId, InstanceId, ProjectId, RequestId, UserId
 from strato.domain.images import Image, ImageStatus
 from strato.domain.instances import Instance, InstanceChanges, TaskState, VmState
 from strato.domain.requests import Destination
 from strato.domain.resources import Allocation, Flavor, NodeCapacity, NodeUsage, Resources
 
-__all__ = ["ActionRepo", "Database", "FlavorRepo", "ImageRepo", "InstanceQuery",
+__all__ = ["ActionRepo", "Database", "FlavorRepo", "IdentityRepo", "ImageRepo", "InstanceQuery",
            "InstanceRepo", "NodeRepo", "ServiceRecord", "ServiceRepo", "ANY_TASK_STATE"]
 
 # Pass as ``expected_task_state`` to skip the compare-and-swap check.
@@ -171,7 +172,22 @@ class ActionRepo(Protocol):
     async def get(self, instance_id: InstanceId, request_id: RequestId) -> InstanceAction: ...
 
 
+class IdentityRepo(Protocol):
+    async def project_by_name(self, name: str) -> Project: ...
+
+    async def user_by_name(self, name: str) -> User: ...
+
+    async def ensure_project(self, name: str, description: str = "") -> Project:
+        """The project called ``name``, created when missing (safe to race)."""
+        ...
+
+    async def ensure_user(self, name: str, default_project_id: ProjectId | None) -> User:
+        """The user called ``name``, created when missing (safe to race)."""
+        ...
+
+
 class Database(Protocol):
+    identity: IdentityRepo
     instances: InstanceRepo
     flavors: FlavorRepo
     images: ImageRepo

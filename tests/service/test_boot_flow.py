@@ -41,6 +41,10 @@ async def test_build_records_its_steps_as_instance_action_events(tmp_path: Path)
         request_id = resp.headers["x-openstack-request-id"]
         server_id = resp.json()["server"]["id"]
         await h.client.wait_for_status(server_id, {"ACTIVE"})
+        # The admin token acts for the bootstrap's admin user and project.
+        shown = (await h.client.request("GET", f"/v2.1/servers/{server_id}")).json()["server"]
+        admin = await h.cloud.db.identity.user_by_name("admin")
+        assert (shown["user_id"], shown["tenant_id"]) == (admin.id, admin.default_project_id)
         actions = (await h.client.request(
             "GET", f"/v2.1/servers/{server_id}/os-instance-actions")).json()["instanceActions"]
         assert [(a["action"], a["request_id"]) for a in actions] == [("create", request_id)]
