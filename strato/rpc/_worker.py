@@ -13,8 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from strato.rpc.bus import HandlerTable
-from strato.rpc.dispatch import dispatch
+from strato.rpc.dispatch import HandlerIndex, dispatch
 from strato.rpc.messages import Envelope, Reply
 
 __all__ = ["Outcome", "Worker", "WorkerStatistics", "run_envelope"]
@@ -32,7 +31,7 @@ class Outcome:
     reply: Reply
 
 
-async def run_envelope(raw: bytes, handlers: HandlerTable) -> Outcome | None:
+async def run_envelope(raw: bytes, handlers: HandlerIndex) -> Outcome | None:
     """Decode ``raw`` and run it against ``handlers``; ``None`` when it is not an
     envelope at all (a foreign or corrupt message is dropped, never crashes a worker)."""
     try:

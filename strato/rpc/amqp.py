@@ -61,6 +61,7 @@ from strato.domain.ids import new_uuid
 from strato.rpc._pending import PendingCalls
 from strato.rpc._worker import Worker, WorkerStatistics, run_envelope
 from strato.rpc.bus import HandlerTable, Subscription, Target
+from strato.rpc.dispatch import index_handlers
 from strato.rpc.messages import Envelope, Reply
 
 __all__ = ["AmqpBus", "EXCHANGE"]
@@ -147,7 +148,7 @@ class _AmqpSubscription:
                  handlers: HandlerTable, *, bus: AmqpBus) -> None:
         self._channel = channel
         self._queue = queue
-        self._handlers = handlers
+        self._handlers = index_handlers(handlers)
         self._bus = bus
         self._worker: Worker[AbstractIncomingMessage] = Worker(self._handle, name=queue.name)
         self._tag: ConsumerTag | None = None

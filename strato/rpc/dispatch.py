@@ -7,19 +7,33 @@ import logging
 
 from strato.domain.errors import StratoError
 from strato.log import bind_context
-from strato.rpc.bus import HandlerTable
+from strato.rpc.bus import Handler, HandlerTable
 from strato.rpc.messages import Envelope, Reply, decode_body, encode_body
 
-__all__ = ["dispatch"]
+__all__ = ["HandlerIndex", "dispatch", "index_handlers"]
+
+# Message kind (the class name on the wire) -> (message class, handler).
+HandlerIndex = dict[str, tuple[type, Handler]]
 
 logger = logging.getLogger(__name__)
 
 
-async def dispatch(envelope: Envelope, handlers: HandlerTable) -> Reply:
+def index_handlers(handlers: HandlerTable) -> HandlerIndex:
+    """Index a handler table by the kind names messages carry on the wire, once per
+    subscription. Two message classes of one name could not be told apart on the wire,
+    so that is refused here rather than one silently shadowing the other."""
+    index: HandlerIndex = {}
+    for cls, fn in handlers.items():
+        if cls.__name__ in index:
+            raise ValueError(f"two message classes are named {cls.__name__}")
+        index[cls.__name__] = (cls, fn)
+    return index
+
+
+async def dispatch(envelope: Envelope, by_name: HandlerIndex) -> Reply:
     """Decode the body, run the matching handler with the sender's context bound, and
     return its result (or its error) as a :class:`Reply`. Never raises."""
     with bind_context(envelope.context):
-        by_name = {cls.__name__: (cls, fn) for cls, fn in handlers.items()}
         if envelope.kind not in by_name:
             logger.error("no handler for message kind %s", envelope.kind)
             return Reply.failure(envelope.msg_id, StratoError(f"unknown message {envelope.kind}"))

@@ -31,6 +31,7 @@ from strato.domain.ids import new_uuid
 from strato.rpc._pending import PendingCalls
 from strato.rpc._worker import Worker, WorkerStatistics, run_envelope
 from strato.rpc.bus import HandlerTable, Subscription, Target
+from strato.rpc.dispatch import index_handlers
 from strato.rpc.messages import Envelope
 
 __all__ = ["LocalBus"]
@@ -106,7 +107,7 @@ class _LocalSubscription:
     def __init__(self, queue: _Queue, handlers: HandlerTable, *, bus: LocalBus,
                  concurrency: int) -> None:
         self._queue = queue
-        self._handlers = handlers
+        self._handlers = index_handlers(handlers)
         self._bus = bus
         self._concurrency = concurrency
         self._in_flight = 0
