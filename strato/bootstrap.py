@@ -193,12 +193,13 @@ async def embedded(settings: Settings, computes: Sequence[ComputeSpec] = (),
     The API application is built (``cloud.app``) and served over HTTP only when
     ``serve_http`` is set; tests drive it in-process instead.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = await open_database(settings, migrate=True)
-    bus = await open_bus(settings.rpc.transport_url)
+    # Drivers first: a driver that cannot work is reported before anything is written.
     computes = computes or (ComputeSpec(settings.compute.host),)
     specs = [ComputeSpec(c.host, c.driver or make_driver(settings.compute, c.host))
              for c in computes]
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = await open_database(settings, migrate=True)
+    bus = await open_bus(settings.rpc.transport_url)
     stop = asyncio.Event()
     cloud = Cloud(settings=settings, db=db, bus=bus, app=await create_api(settings, db, bus),
                   stop=stop, drivers={s.host: s.driver for s in specs if s.driver})

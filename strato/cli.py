@@ -188,4 +188,14 @@ async def _wait_for_api(client: Any, timeout: float = 60.0) -> None:
 
 
 def main() -> None:
-    app()
+    """Entry point: a domain error (bad settings, unreachable database) is one clear line
+    and exit status 2, not a traceback."""
+    from pydantic import ValidationError
+
+    from strato.domain.errors import StratoError
+
+    try:
+        app()
+    except (StratoError, ValidationError) as exc:
+        typer.echo(f"strato: error: {exc}", err=True)
+        raise SystemExit(2) from None

@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from strato.domain.errors import Invalid
+
 __all__ = ["ApiSettings", "ComputeSettings", "DbSettings", "FakeDriverSettings",
            "RpcSettings", "SchedulerSettings", "Settings", "load_settings"]
 
@@ -100,16 +102,24 @@ class Settings(BaseSettings):
         env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = os.environ.get("STRATO_CONFIG")
+        # Highest priority first: explicit arguments, then STRATO_* variables, then the
+        # TOML file (when load_settings named one).
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if toml_file:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        if settings_cls.model_config.get("toml_file"):
+            sources.append(TomlConfigSettingsSource(settings_cls))
         return tuple(sources)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from ``config_file`` (or ``$STRATO_CONFIG``), the environment, and
-    ``overrides`` (highest priority)."""
-    if config_file is not None:
-        os.environ["STRATO_CONFIG"] = str(config_file)
-    return Settings(**overrides)
+    """Settings from ``config_file`` (default: ``$STRATO_CONFIG``, if set), the
+    environment, and ``overrides`` (highest priority)."""
+    path = config_file or os.environ.get("STRATO_CONFIG")
+    if not path:
+        return Settings(**overrides)
+    if not Path(path).is_file():
+        raise Invalid(f"settings file {path} does not exist")
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": path})
+
+    return FileSettings(**overrides)
