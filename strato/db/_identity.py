@@ -50,32 +50,27 @@ class SqlIdentityRepo:
 
     async def ensure_project(self, name: str, description: str = "") -> Project:
         """The project called ``name``, created when missing."""
-        try:
-            return await self.project_by_name(name)
-        except NotFound:
-            pass
-        values = {"id": new_uuid().replace("-", ""), "name": name,
-                  "description": description, "enabled": True,
-                  "created_at": self._store.now()}
-        try:
-            async with self._store.write(conflict=f"project {name} exists") as conn:
-                await conn.execute(sa.insert(t.projects).values(values))
-        except Conflict:
-            pass  # created meanwhile by another process: read it back
+        await self._insert_missing(t.projects, name, {"description": description})
         return await self.project_by_name(name)
 
     async def ensure_user(self, name: str, default_project_id: ProjectId | None) -> User:
         """The user called ``name``, created when missing."""
+        await self._insert_missing(t.users, name, {"default_project_id": default_project_id})
+        return await self.user_by_name(name)
+
+    async def _insert_missing(self, table: sa.Table, name: str,
+                              values: dict[str, object]) -> None:
+        """Insert a row called ``name`` unless one exists. A concurrent creator wins the
+        unique constraint and the loser's Conflict is the expected outcome."""
+        async with self._store.read() as conn:
+            found = (await conn.execute(
+                sa.select(table.c.id).where(table.c.name == name))).first()
+        if found is not None:
+            return
+        row = {"id": new_uuid().replace("-", ""), "name": name, "enabled": True,
+               "created_at": self._store.now(), **values}
         try:
-            return await self.user_by_name(name)
-        except NotFound:
-            pass
-        values = {"id": new_uuid().replace("-", ""), "name": name,
-                  "default_project_id": default_project_id, "enabled": True,
-                  "created_at": self._store.now()}
-        try:
-            async with self._store.write(conflict=f"user {name} exists") as conn:
-                await conn.execute(sa.insert(t.users).values(values))
+            async with self._store.write(conflict=f"{table.name} {name} exists") as conn:
+                await conn.execute(sa.insert(table).values(row))
         except Conflict:
             pass
-        return await self.user_by_name(name)
