@@ -48,6 +48,9 @@ __all__ = ["Cloud", "ComputeSpec", "embedded", "make_driver", "open_database", "
 
 logger = logging.getLogger(__name__)
 
+# The identity that the service token acts as (in the admin project).
+SERVICE_USER = "strato-service"
+
 
 def make_driver(settings: ComputeSettings, host: str) -> VirtDriver:
     """The virt driver the settings ask for."""
@@ -164,8 +167,10 @@ async def create_api(settings: Settings, db: Database, bus: Bus) -> ASGIApp:
     user, project = await seed_admin(db)
 
     deps = ApiDeps(db=db, bus=bus, image_store=ImageStore(settings.data_dir / "images"),
-                   auth=StaticTokenAuth(settings.api.admin_token,
-                                        admin=(user.id, project.id)),
+                   auth=StaticTokenAuth(
+                       settings.api.admin_token, admin=(user.id, project.id),
+                       tokens={settings.api.service_token: (
+                           SERVICE_USER, project.id, ("admin", "service"))}),
                    settings=settings.api,
                    hypervisor_type="fake" if settings.compute.driver == "fake" else "QEMU")
     return create_app(deps, settings.api)

@@ -32,6 +32,10 @@ class ApiSettings(BaseModel, frozen=True):
     admin_token: str = Field(
         "strato-admin", description="Static token of the admin user (static auth backend). "
         "Replaced by Keystone tokens when the identity service is enabled.")
+    service_token: str = Field(
+        "strato-service", description="Static token services use between hosts (a compute "
+        "downloading images from the image API). It acts with the admin and service roles; "
+        "set your own secret in any deployment that other people can reach.")
     public_url: str | None = Field(None, description="URL clients use to reach the API; "
                                    "defaults to http://<listen>.")
     max_metadata_items: int = Field(128, description="Most metadata keys per server "

@@ -7,8 +7,10 @@ import asyncio
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 
+from strato.client import ApiError, ComputeClient
 from strato.domain.resources import Resources
 from tests.cloud_fixtures import fake_hosts, running_cloud, wait_until
 
@@ -177,3 +179,18 @@ async def test_max_concurrent_builds_bounds_spawns_per_host(tmp_path: Path,
             await asyncio.gather(*(h.client.wait_for_status(i, {"ACTIVE"}) for i in ids))
             watcher.cancel()
         assert peak == builds
+
+
+async def test_service_token_acts_with_admin_and_service_roles(tmp_path: Path) -> None:
+    async with running_cloud(tmp_path, fake_hosts(1)) as h:
+        service = ComputeClient("http://strato", "strato-service",
+                                transport=httpx.ASGITransport(app=h.cloud.app))  # type: ignore[arg-type]
+        async with service:
+            resp = await service.request("GET", "/v2.1/os-hypervisors")
+            assert [hv["hypervisor_hostname"] for hv in resp.json()["hypervisors"]] == ["h1"]
+        stranger = ComputeClient("http://strato", "not-a-token",
+                                 transport=httpx.ASGITransport(app=h.cloud.app))  # type: ignore[arg-type]
+        async with stranger:
+            with pytest.raises(ApiError) as exc:
+                await stranger.request("GET", "/v2.1/os-hypervisors")
+            assert exc.value.status == 401

@@ -209,12 +209,23 @@ async def _resolve_image(deps: ApiDeps, ctx: RequestContext, ref: str | None) ->
 
 
 def _check_fit(flavor: Flavor, image: Image) -> None:
+    """Nova's flavor-versus-image checks, with its messages (400 FlavorMemoryTooSmall,
+    FlavorDiskSmallerThanMinDisk, FlavorDiskSmallerThanImage)."""
     if flavor.memory_mb < image.min_ram:
         raise InvalidReference("Flavor's memory is too small for requested image.")
-    # A root disk of 0 means "as big as the image" (Nova's rule for image-backed boots).
-    too_small = image.min_disk > flavor.root_gb or (image.size or 0) > flavor.root_gb * 2**30
-    if flavor.root_gb and too_small:
-        raise InvalidReference("Flavor's disk is too small for requested image.")
+    if not flavor.root_gb:
+        return  # a root disk of 0 means "as big as the image" (Nova's image-backed rule)
+    flavor_bytes = flavor.root_gb * 2**30
+    if image.min_disk > flavor.root_gb:
+        raise InvalidReference(
+            f"Flavor's disk is too small for requested image. Flavor disk is "
+            f"{flavor_bytes} bytes, minimum size is {image.min_disk * 2**30} bytes.")
+    # The disk must hold the image expanded (virtual size), not just its file.
+    image_bytes = max(image.size or 0, image.virtual_size or 0)
+    if image_bytes > flavor_bytes:
+        raise InvalidReference(
+            f"Flavor's disk is too small for requested image. Flavor disk is "
+            f"{flavor_bytes} bytes, image is {image_bytes} bytes.")
 
 
 def _hints(availability_zone: str | None, ctx: RequestContext) -> SchedulerHints:
