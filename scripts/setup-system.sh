@@ -3,7 +3,8 @@
 # and its distributed mode use. Idempotent; needs root (or sudo) only when something is missing.
 set -euo pipefail
 
-PACKAGES=(python3 python3-venv python3-dev gcc make iproute2 rabbitmq-server postgresql)
+PACKAGES=(python3 python3-venv python3-dev gcc make iproute2 rabbitmq-server postgresql
+          qemu-utils)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -95,8 +95,11 @@ _BY_NAME: dict[str, type[StratoError]] = {
 
 
 def error_to_wire(exc: StratoError) -> dict[str, str]:
-    """The JSON form of a domain error, as it crosses the bus."""
-    return {"type": type(exc).__name__, "message": exc.message}
+    """The JSON form of a domain error, as it crosses the bus. A subclass defined
+    elsewhere (an adapter's ``InspectError(Invalid)``) travels as its nearest ancestor in
+    this tree, so the receiver still sees an ``Invalid``."""
+    known = next(c for c in type(exc).__mro__ if c in _BY_NAME.values())
+    return {"type": known.__name__, "message": exc.message}
 
 
 def error_from_wire(data: dict[str, str]) -> StratoError:

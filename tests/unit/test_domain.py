@@ -72,3 +72,11 @@ def test_tracker_claims_against_real_capacity_and_releases_on_failure() -> None:
     assert tracker.statistics().instances == 1
     tracker.release(InstanceId("a"))
     assert tracker.statistics().used == Resources()
+
+
+def test_a_subclass_from_elsewhere_travels_as_its_nearest_known_ancestor() -> None:
+    class InspectError(errors.Invalid):
+        pass
+
+    back = errors.error_from_wire(errors.error_to_wire(InspectError("bad header")))
+    assert type(back) is errors.Invalid and back.message == "bad header"
