@@ -32,7 +32,8 @@ logger = logging.getLogger(__name__)
 _REQUEST_ID_RE = re.compile(
     r"^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # The version documents answer without a token, as in Nova (clients discover first).
-_PUBLIC_PATHS = frozenset({"/", "/v2.1", "/v2.1/"})
+# Version documents: clients read them before they have a token.
+_PUBLIC_PATHS = frozenset({"/", "/v2.1", "/v2.1/", "/image", "/image/", "/image/versions"})
 
 
 def is_compute_path(path: str) -> bool:

@@ -117,8 +117,8 @@ class ComputeClient:
         """Register an image and upload its bytes; returns the image id."""
         body = {"name": name, "disk_format": disk_format,
                 "container_format": container_format, **props}
-        image_id = str((await self.request("POST", "/v2/images", json=body)).json()["id"])
-        await self.request("PUT", f"/v2/images/{image_id}/file", content=data,
+        image_id = str((await self.request("POST", "/image/v2/images", json=body)).json()["id"])
+        await self.request("PUT", f"/image/v2/images/{image_id}/file", content=data,
                            headers={"Content-Type": "application/octet-stream"})
         return image_id
 

@@ -21,7 +21,6 @@ from strato.domain.ids import (
     RequestId,
     UserId,
 )
-from strato.domain.images import Image, ImageStatus
 from strato.domain.instances import Fault, Instance, InstanceChanges, PowerState, TaskState, VmState
 from strato.domain.resources import Flavor, NodeCapacity, Resources
 
@@ -147,33 +146,6 @@ def change_values(changes: InstanceChanges, now: datetime) -> Values:
 def _value(value: Any) -> Any:
     # Enums are stored by value; plain strings, datetimes and None pass through.
     return value.value if isinstance(value, (VmState, TaskState)) else value
-
-
-# ---- images ----------------------------------------------------------------------------
-
-
-def image_values(image: Image, now: datetime) -> Values:
-    """The ``images`` row for a new image."""
-    return {"id": image.id, "name": image.name, "status": image.status.value,
-            "disk_format": image.disk_format, "container_format": image.container_format,
-            "size": image.size, "virtual_size": image.virtual_size,
-            "checksum": image.checksum, "min_disk": image.min_disk,
-            "min_ram": image.min_ram, "visibility": image.visibility,
-            "protected": image.protected, "owner": image.owner,
-            "properties": dict(image.properties), "created_at": image.created_at or now,
-            "updated_at": image.updated_at or now}
-
-
-def image_from_row(row: Any) -> Image:
-    """An image from its ``images`` row."""
-    return Image(id=ImageId(row.id), name=row.name, status=ImageStatus(row.status),
-                 disk_format=row.disk_format, container_format=row.container_format,
-                 size=row.size, virtual_size=row.virtual_size, checksum=row.checksum,
-                 min_disk=row.min_disk, min_ram=row.min_ram, visibility=row.visibility,
-                 protected=row.protected,
-                 owner=ProjectId(row.owner) if row.owner is not None else None,
-                 properties=dict(row.properties), created_at=row.created_at,
-                 updated_at=row.updated_at)
 
 
 # ---- nodes and services ----------------------------------------------------------------

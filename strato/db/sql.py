@@ -14,9 +14,10 @@ import asyncio
 import sqlalchemy as sa
 
 from strato.db._actions import SqlActionRepo
-from strato.db._catalog import SqlFlavorRepo, SqlImageRepo
+from strato.db._catalog import SqlFlavorRepo
 from strato.db._engine import Clock, Store, create_engine, is_sqlite, translate_errors, utc_now
 from strato.db._identity import SqlIdentityRepo
+from strato.db._images import SqlImageRepo
 from strato.db._instances import SqlInstanceRepo
 from strato.db._nodes import COMPUTE_BINARY, SqlNodeRepo
 from strato.db._services import SqlServiceRepo

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 __all__ = ["UtcDateTime", "allocations", "compute_nodes", "flavor_extra_specs", "flavors",
-           "images", "instance_actions", "instance_actions_events", "instances", "metadata",
-           "projects", "services", "users"]
+           "image_members", "image_tags", "images", "instance_actions",
+           "instance_actions_events", "instances", "metadata", "projects", "services",
+           "users"]
 
 # Named constraints, so a later migration can drop or alter them by name on both backends
 # (SQLite batch mode needs names to recreate a table).
@@ -141,7 +142,32 @@ images = sa.Table(
     sa.Column("owner", _name()),
     sa.Column("properties", sa.JSON, nullable=False),
     *_timestamps(),
+    sa.Column("os_hash_algo", sa.String(64)),
+    sa.Column("os_hash_value", sa.String(128)),
+    sa.Column("os_hidden", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index(None, "owner"),
+)
+
+# A tag is a row (not a JSON list) so "has every one of these tags" is an indexed query.
+image_tags = sa.Table(
+    "image_tags", metadata,
+    sa.Column("image_id", sa.String(36), sa.ForeignKey("images.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("value", _name(), primary_key=True),
+    sa.Index(None, "value"),
+)
+
+image_members = sa.Table(
+    "image_members", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("image_id", sa.String(36), sa.ForeignKey("images.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("member", _name(), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    *_timestamps(),
+    sa.UniqueConstraint("image_id", "member"),
+    # The list query: the images shared with a project.
+    sa.Index(None, "member"),
 )
 
 compute_nodes = sa.Table(

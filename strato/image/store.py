@@ -3,8 +3,14 @@ directory is ``<data_dir>/images``).
 
 An upload is written to a temporary name in the same directory and renamed into place
 only when every byte has arrived, so a reader never sees a half-written image and a
-broken upload leaves nothing behind. The file calls block, so they run in a thread
-(``asyncio.to_thread``); this module is the only place that touches image files.
+broken upload leaves nothing behind. This module is the only place that touches image
+files, and the only one that knows the OS's errors: they leave it as ``Unavailable``.
+
+Speed: the data is never held whole. It arrives in small chunks (64 KiB from uvicorn),
+is gathered into batches of :data:`BATCH_BYTES`, and each batch is hashed (MD5 for
+Glance's ``checksum``, SHA-512 for ``os_hash_value``) and written in worker threads:
+the two digests on two threads at once, while the event loop already receives the next
+batch. Blocking calls never run on the event loop.
 """
 
 from __future__ import annotations
@@ -14,30 +20,43 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from strato.domain.errors import Invalid, NotFound
+from strato.domain.errors import Invalid, NotFound, Unavailable
 from strato.domain.ids import ImageId
 
-__all__ = ["ImageStore"]
+__all__ = ["BATCH_BYTES", "ImageStore", "StoredData"]
 
-# Writes are batched to this size so a stream of small chunks does not cost one thread
-# hop per chunk.
-_WRITE_BATCH = 1024 * 1024
-_READ_CHUNK = 64 * 1024
+# Large enough that per-batch costs (two thread hops) vanish next to hashing 4 MiB, small
+# enough that an upload holds at most two batches (one gathering, one being hashed).
+BATCH_BYTES = 4 * 1024 * 1024
+_READ_BYTES = 1024 * 1024
 # Image ids become file names: letters, digits and dashes only (no "/", no "..").
 _SAFE_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredData:
+    """What :meth:`ImageStore.write` measured while storing."""
+
+    size: int
+    md5: str
+    sha512: str
 
 
 class ImageStore:
     """Stores and serves image data as files in one directory."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, fsync: bool = True) -> None:
         """``directory``: where image files live (``<data_dir>/images``); created on the
-        first write."""
+        first write. ``fsync``: flush each upload to stable storage before it counts as
+        stored (turn off only where the data can be uploaded again, such as tests)."""
         self.directory = directory
+        self.fsync = fsync
 
     def path(self, image_id: ImageId) -> Path:
         """Where the image's data lives once its upload completed."""
@@ -45,78 +64,160 @@ class ImageStore:
             raise Invalid(f"invalid image id {image_id!r}")
         return self.directory / image_id
 
-    async def write(self, image_id: ImageId,
-                    chunks: AsyncIterator[bytes]) -> tuple[int, str]:
-        """Store the image's data from ``chunks``; return its size and MD5 hex digest.
+    async def write(self, image_id: ImageId, chunks: AsyncIterator[bytes]) -> StoredData:
+        """Store the image's data from ``chunks``; return its size and digests.
 
         The data becomes visible at :meth:`path` only after the last chunk; if ``chunks``
-        raises (a client that went away), the partial file is removed and the error
-        propagates.
+        raises (a client that went away, a refused header), the partial file is removed
+        and the error propagates.
         """
         final = self.path(image_id)
         temp = final.with_name(f".{image_id}.{uuid.uuid4().hex}.part")
-        await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
-        handle = await asyncio.to_thread(temp.open, "wb")
+        with _os_errors("store"):
+            await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
+            handle = await asyncio.to_thread(temp.open, "wb")
         try:
-            size, md5 = await _copy(chunks, handle)
-            await asyncio.to_thread(_finish, handle, temp, final)
+            # Only the store's own I/O is translated: an error of ``chunks`` (the
+            # client's side) propagates as it is.
+            stored = await _Writer(handle).copy(chunks)
+            with _os_errors("store"):
+                await asyncio.to_thread(_finish, handle, temp, final, self.fsync)
         except BaseException:
             # Cancelled or failed: never leave a partial file behind.
             await asyncio.to_thread(_discard, handle, temp)
             raise
-        return size, md5
+        return stored
 
-    async def read(self, image_id: ImageId) -> AsyncIterator[bytes]:
-        """Open the image's data and return its chunks; ``NotFound`` (raised here, before
-        any byte is sent) if it has none."""
+    async def read(self, image_id: ImageId, *, offset: int = 0,
+                   length: int | None = None) -> AsyncIterator[bytes]:
+        """Open the image's data and return its chunks, ``length`` bytes (all by default)
+        from ``offset``; ``NotFound`` (raised here, before any byte is sent) if it has
+        none."""
         path = self.path(image_id)
         try:
-            handle = await asyncio.to_thread(path.open, "rb")
+            with _os_errors("read"):
+                handle = await asyncio.to_thread(_open_at, path, offset)
         except FileNotFoundError:
             raise NotFound(f"no data for image {image_id}") from None
-        return _chunks(handle)
+        return _chunks(handle, length)
 
     async def delete(self, image_id: ImageId) -> None:
         """Remove the image's data; a missing file is not an error."""
-        await asyncio.to_thread(self.path(image_id).unlink, missing_ok=True)
+        with _os_errors("delete"):
+            await asyncio.to_thread(self.path(image_id).unlink, missing_ok=True)
 
 
-async def _copy(chunks: AsyncIterator[bytes], handle: BinaryIO) -> tuple[int, str]:
-    """Write ``chunks`` to ``handle`` in batches; return the size and MD5 digest."""
-    md5 = hashlib.md5(usedforsecurity=False)  # Glance's "checksum" field is MD5
-    size = 0
-    batch = bytearray()
-    async for chunk in chunks:
-        batch += chunk
-        if len(batch) >= _WRITE_BATCH:
-            size += await asyncio.to_thread(_write, handle, md5, bytes(batch))
-            batch.clear()
-    size += await asyncio.to_thread(_write, handle, md5, bytes(batch))
-    return size, md5.hexdigest()
-
-
-async def _chunks(handle: BinaryIO) -> AsyncIterator[bytes]:
+@contextmanager
+def _os_errors(verb: str) -> Iterator[None]:
+    """OSError -> ``Unavailable`` (a full or broken disk is the store's problem, not the
+    client's), except FileNotFoundError, which callers turn into ``NotFound``."""
     try:
-        while chunk := await asyncio.to_thread(handle.read, _READ_CHUNK):
-            yield chunk
-    finally:
-        await asyncio.to_thread(handle.close)
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise Unavailable(f"image store cannot {verb} data: {exc.strerror or exc}") from exc
 
 
-def _write(handle: BinaryIO, md5: hashlib._Hash, data: bytes) -> int:
-    # Hashing a megabyte is CPU work: it runs in the thread together with the write.
-    md5.update(data)
-    handle.write(data)
-    return len(data)
+class _Writer:
+    """Hashes and writes batches, one batch in flight while the next one gathers.
+
+    A batch runs as two thread jobs: MD5 then the file write on one thread, SHA-512 on
+    another (hashlib and file writes release the GIL). Each job is awaited before the
+    next batch starts (the digests must see the data in order) and before the file is
+    closed, so no thread ever touches a closed file.
+    """
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._md5 = hashlib.md5(usedforsecurity=False)  # Glance's "checksum" field is MD5
+        self._sha512 = hashlib.sha512()
+        self._size = 0
+        self._jobs: list[asyncio.Future[None]] = []
+
+    async def copy(self, chunks: AsyncIterator[bytes]) -> StoredData:
+        batch: list[bytes] = []
+        gathered = 0
+        try:
+            async for chunk in chunks:
+                batch.append(chunk)
+                gathered += len(chunk)
+                if gathered >= BATCH_BYTES:
+                    await self._start(batch, gathered)
+                    batch = []
+                    gathered = 0
+            await self._start(batch, gathered)
+        finally:
+            await self._settle()
+        return StoredData(size=self._size, md5=self._md5.hexdigest(),
+                          sha512=self._sha512.hexdigest())
+
+    async def _start(self, batch: list[bytes], size: int) -> None:
+        await self._settle()
+        loop = asyncio.get_running_loop()
+        # run_in_executor is asyncio.to_thread without the task: the futures are owned
+        # here and always awaited in _settle. The chunks are hashed and written one by
+        # one rather than joined: joining would copy every byte once more.
+        self._jobs = [loop.run_in_executor(None, self._md5_and_write, batch),
+                      loop.run_in_executor(None, _update, self._sha512, batch)]
+        self._size += size
+
+    def _md5_and_write(self, batch: list[bytes]) -> None:
+        _update(self._md5, batch)
+        self._handle.writelines(batch)
+
+    async def _settle(self) -> None:
+        """Wait for the batch in flight; re-raise its error (an OSError of the write).
+        The jobs are forgotten only once done: if this wait is cancelled, the caller's
+        ``finally`` waits again."""
+        if self._jobs:
+            await asyncio.wait(self._jobs)
+            jobs, self._jobs = self._jobs, []
+            with _os_errors("write"):
+                for job in jobs:
+                    job.result()
 
 
-def _finish(handle: BinaryIO, temp: Path, final: Path) -> None:
+def _update(digest: hashlib._Hash, batch: list[bytes]) -> None:
+    for chunk in batch:
+        digest.update(chunk)
+
+
+def _finish(handle: BinaryIO, temp: Path, final: Path, fsync: bool) -> None:
     handle.flush()
-    os.fsync(handle.fileno())
+    if fsync:
+        os.fsync(handle.fileno())
     handle.close()
     os.replace(temp, final)
 
 
 def _discard(handle: BinaryIO, temp: Path) -> None:
-    handle.close()
-    temp.unlink(missing_ok=True)
+    # Best effort, and never masking the error that brought us here: closing flushes,
+    # which fails again on a full disk.
+    with suppress(OSError):
+        handle.close()
+    with suppress(OSError):
+        temp.unlink(missing_ok=True)
+
+
+def _open_at(path: Path, offset: int) -> BinaryIO:
+    handle = path.open("rb")
+    if offset:
+        handle.seek(offset)
+    return handle
+
+
+async def _chunks(handle: BinaryIO, length: int | None) -> AsyncIterator[bytes]:
+    left = length
+    try:
+        while left is None or left > 0:
+            want = _READ_BYTES if left is None else min(_READ_BYTES, left)
+            chunk = await asyncio.to_thread(handle.read, want)
+            if not chunk:
+                return
+            if left is not None:
+                left -= len(chunk)
+            yield chunk
+    finally:
+        await asyncio.to_thread(handle.close)
+

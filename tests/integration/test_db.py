@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -24,9 +25,16 @@ from strato.db._engine import create_engine
 from strato.db.migrate import upgrade
 from strato.db.sql import COMPUTE_BINARY, SqlDatabase
 from strato.db.tables import metadata
-from strato.db.uow import InstanceQuery
+from strato.db.uow import ImageQuery, ImageSort, InstanceQuery
 from strato.domain.actions import EventResult
-from strato.domain.errors import Conflict, Invalid, InvalidState, NotFound, Unavailable
+from strato.domain.errors import (
+    Conflict,
+    Invalid,
+    InvalidState,
+    NotFound,
+    OverQuota,
+    Unavailable,
+)
 from strato.domain.ids import (
     FlavorId,
     HostName,
@@ -38,7 +46,7 @@ from strato.domain.ids import (
     UserId,
     new_uuid,
 )
-from strato.domain.images import Image, ImageStatus
+from strato.domain.images import Image, ImageData, ImageMember, ImageStatus, MemberStatus
 from strato.domain.instances import Fault, Instance, PowerState, TaskState, VmState
 from strato.domain.requests import Destination
 from strato.domain.resources import NodeCapacity, NodeUsage, Resources
@@ -496,30 +504,40 @@ async def test_duplicate_flavor_id_or_name_conflicts(db: SqlDatabase) -> None:
     assert await db.flavors.list() == [make_flavor()]
 
 
+def _image(name: str, owner: str = "p1", **fields: object) -> Image:
+    return Image(id=ImageId(new_uuid()), name=name, owner=ProjectId(owner),
+                 **fields)  # type: ignore[arg-type]
+
+
 async def test_images(db: SqlDatabase, clock: FakeClock) -> None:
-    mine = await db.images.create(Image(id=ImageId(new_uuid()), name="mine",
-                                        owner=ProjectId("p1"), visibility="private",
-                                        properties={"os_distro": "debian"}))
+    mine = await db.images.create(_image("mine", visibility="private", tags=("b", "a"),
+                                         properties={"os_distro": "debian"}))
     clock.advance(1)
-    public = await db.images.create(Image(id=ImageId(new_uuid()), name="pub",
-                                          owner=ProjectId("p2"), visibility="public"))
+    public = await db.images.create(_image("pub", "p2", visibility="public"))
     clock.advance(1)
-    theirs = await db.images.create(Image(id=ImageId(new_uuid()), name="theirs",
-                                          owner=ProjectId("p2"), visibility="private"))
+    theirs = await db.images.create(_image("theirs", "p2", visibility="private"))
     with pytest.raises(Conflict):
         await db.images.create(mine)
 
-    assert mine.created_at == T0 and await db.images.get(mine.id) == mine
-    assert await db.images.list() == [theirs, public, mine]
-    assert await db.images.list(owner=ProjectId("p1")) == [public, mine]
-    assert await db.images.list(marker=public.id) == [mine]
+    assert mine.created_at == T0 and mine.tags == ("a", "b")
+    assert await db.images.get(mine.id) == mine
+    assert await db.images.list(ImageQuery()) == [theirs, public, mine]
+    assert await db.images.list(ImageQuery(viewer=ProjectId("p1"))) == [public, mine]
+    assert await db.images.list(ImageQuery(marker=public.id)) == [mine]
 
     clock.advance(1)
-    active = await db.images.set_status(mine.id, ImageStatus.ACTIVE,
-                                        expected=(ImageStatus.QUEUED,), size=42,
-                                        checksum="abc")
-    assert (active.status, active.size, active.checksum, active.updated_at) == (
-        ImageStatus.ACTIVE, 42, "abc", clock.now)
+    with pytest.raises(InvalidState, match="queued"):
+        await db.images.activate(mine.id, ImageData(size=1, checksum="c", os_hash_value="h",
+                                                    virtual_size=None))
+    saving = await db.images.set_status(mine.id, ImageStatus.SAVING,
+                                        expected=(ImageStatus.QUEUED,))
+    assert (saving.status, saving.updated_at, saving.tags) == (
+        ImageStatus.SAVING, clock.now, ("a", "b"))
+    active = await db.images.activate(mine.id, ImageData(
+        size=42, checksum="abc", os_hash_value="f" * 128, virtual_size=1024))
+    assert (active.status, active.size, active.checksum, active.os_hash_algo,
+            active.os_hash_value, active.virtual_size) == (
+        ImageStatus.ACTIVE, 42, "abc", "sha512", "f" * 128, 1024)
     with pytest.raises(InvalidState, match="active"):
         await db.images.set_status(mine.id, ImageStatus.SAVING,
                                    expected=(ImageStatus.QUEUED,))
@@ -528,6 +546,132 @@ async def test_images(db: SqlDatabase, clock: FakeClock) -> None:
         await db.images.get(mine.id)
     with pytest.raises(NotFound):
         await db.images.delete(mine.id)
+
+
+async def test_image_update_checks_the_status(db: SqlDatabase, clock: FakeClock) -> None:
+    image = await db.images.create(_image("old", tags=("x",)))
+    clock.advance(5)
+    changed = replace(image, name="new", min_ram=64, os_hidden=True, protected=True,
+                      properties={"a": "b"}, tags=("y", "z"), owner=ProjectId("p9"))
+    updated = await db.images.update(changed, expected=ImageStatus.QUEUED)
+    assert updated == replace(changed, updated_at=clock.now)
+    assert await db.images.get(image.id) == updated
+    with pytest.raises(InvalidState, match="queued"):
+        await db.images.update(changed, expected=ImageStatus.ACTIVE)
+    # Data columns are not the metadata update's to write.
+    sneaky = replace(changed, status=ImageStatus.ACTIVE, size=5, checksum="x")
+    kept = await db.images.update(sneaky, expected=ImageStatus.QUEUED)
+    assert (kept.status, kept.size, kept.checksum) == (ImageStatus.QUEUED, None, None)
+    with pytest.raises(NotFound):
+        await db.images.update(replace(image, id=ImageId(new_uuid())),
+                               expected=ImageStatus.QUEUED)
+
+
+async def test_image_tags(db: SqlDatabase) -> None:
+    image = await db.images.create(_image("t"))
+    await db.images.add_tag(image.id, "b", max_tags=2)
+    await db.images.add_tag(image.id, "a", max_tags=2)
+    await db.images.add_tag(image.id, "a", max_tags=2)  # idempotent, even when full
+    with pytest.raises(OverQuota):
+        await db.images.add_tag(image.id, "c", max_tags=2)
+    assert (await db.images.get(image.id)).tags == ("a", "b")
+    await db.images.remove_tag(image.id, "a")
+    with pytest.raises(NotFound):
+        await db.images.remove_tag(image.id, "a")
+    with pytest.raises(NotFound):
+        await db.images.add_tag(ImageId(new_uuid()), "a", max_tags=2)
+    assert (await db.images.get(image.id)).tags == ("b",)
+
+
+async def test_image_members(db: SqlDatabase, clock: FakeClock) -> None:
+    image = await db.images.create(_image("s", visibility="shared"))
+    first = await db.images.add_member(ImageMember(image_id=image.id,
+                                                   member_id=ProjectId("p2")))
+    assert (first.status, first.created_at) == (MemberStatus.PENDING, T0)
+    clock.advance(1)
+    await db.images.add_member(ImageMember(image_id=image.id, member_id=ProjectId("p3")))
+    with pytest.raises(Conflict):
+        await db.images.add_member(ImageMember(image_id=image.id, member_id=ProjectId("p2")))
+    clock.advance(1)
+    accepted = await db.images.set_member_status(image.id, ProjectId("p2"),
+                                                 MemberStatus.ACCEPTED)
+    assert (accepted.status, accepted.updated_at) == (MemberStatus.ACCEPTED, clock.now)
+    assert await db.images.get_member(image.id, ProjectId("p2")) == accepted
+    assert [m.member_id for m in await db.images.list_members(image.id)] == ["p2", "p3"]
+    await db.images.remove_member(image.id, ProjectId("p3"))
+    for call in (db.images.remove_member(image.id, ProjectId("p3")),
+                 db.images.get_member(image.id, ProjectId("p3")),
+                 db.images.set_member_status(image.id, ProjectId("p3"), MemberStatus.ACCEPTED)):
+        with pytest.raises(NotFound):
+            await call
+    await db.images.delete(image.id)  # members and tags go with the image
+    assert await db.images.list_members(image.id) == []
+
+
+async def test_image_list_visibility(db: SqlDatabase, clock: FakeClock) -> None:
+    made = {}
+    for name, owner, visibility in [("own", "p1", "private"), ("pub", "p2", "public"),
+                                    ("com", "p2", "community"), ("priv", "p2", "private"),
+                                    ("acc", "p2", "shared"), ("pend", "p2", "shared"),
+                                    ("unshared", "p2", "shared")]:
+        clock.advance(1)
+        made[name] = await db.images.create(_image(name, owner, visibility=visibility))
+    for name, status in (("acc", MemberStatus.ACCEPTED), ("pend", MemberStatus.PENDING)):
+        await db.images.add_member(ImageMember(image_id=made[name].id,
+                                               member_id=ProjectId("p1"), status=status))
+
+    async def names(**query: object) -> list[str]:
+        found = await db.images.list(ImageQuery(viewer=ProjectId("p1"), **query))  # type: ignore[arg-type]
+        return sorted(i.name or "" for i in found)
+
+    assert await names() == ["acc", "own", "pub"]
+    assert await names(member_status=MemberStatus.PENDING) == ["own", "pend", "pub"]
+    assert await names(member_status=None) == ["acc", "own", "pend", "pub"]
+    assert await names(visibility="all") == ["acc", "com", "own", "pub"]
+    assert await names(visibility="community") == ["com"]
+    assert await names(visibility="shared") == ["acc"]
+    assert await names(visibility="private") == ["own"]
+    assert await names(visibility="public") == ["pub"]
+    admin = await db.images.list(ImageQuery(visibility="shared"))
+    assert sorted(i.name or "" for i in admin) == ["acc", "pend", "unshared"]
+    with pytest.raises(NotFound):  # a marker the viewer cannot see
+        await db.images.list(ImageQuery(viewer=ProjectId("p1"), marker=made["priv"].id))
+
+
+async def test_image_list_filters_and_sorts(db: SqlDatabase, clock: FakeClock) -> None:
+    images = []
+    for n, (name, size, tags) in enumerate([("b", 30, ("x", "y")), (None, None, ("x",)),
+                                            ("a", 10, ()), ("b", 20, ("y",))]):
+        clock.advance(1)
+        image = await db.images.create(_image(name, properties={"n": str(n)}, tags=tags,
+                                              os_hidden=n == 2))
+        if size is not None:
+            await db.images.set_status(image.id, ImageStatus.ACTIVE, size=size)
+        images.append(image.id)
+    b30, unnamed, a10, b20 = images
+
+    async def ids(**query: object) -> list[ImageId]:
+        return [i.id for i in await db.images.list(ImageQuery(os_hidden=None, **query))]  # type: ignore[arg-type]
+
+    assert await ids(tags=("x",)) == [unnamed, b30]
+    assert await ids(tags=("x", "y")) == [b30]
+    assert await ids(properties=(("n", "3"),)) == [b20]
+    assert await ids(name="b", size_min=25) == [b30]
+    assert await ids(size_max=20) == [b20, a10]
+    assert await db.images.list(ImageQuery()) == [await db.images.get(i)
+                                                  for i in (b20, unnamed, b30)]
+    by_name = (ImageSort(key="name", ascending=True), ImageSort(key="size"))
+    assert await ids(sort=by_name) == [unnamed, a10, b30, b20]
+    # Every page boundary of every sort lands on one position: nothing lost or repeated.
+    for sort in (by_name, (ImageSort(key="size", ascending=True),),
+                 (ImageSort(key="name"), ImageSort(key="id", ascending=True))):
+        expected = await ids(sort=sort)
+        seen: list[ImageId] = []
+        marker: ImageId | None = None
+        while page := await ids(sort=sort, limit=1, marker=marker):
+            seen += page
+            marker = page[-1]
+        assert seen == expected, sort
 
 
 # ---- actions ----------------------------------------------------------------------------

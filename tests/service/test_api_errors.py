@@ -107,7 +107,7 @@ async def test_bad_create_body_is_a_400_and_writes_nothing(api: Api, body: Any,
 
 
 async def test_image_not_active_is_a_400(api: Api) -> None:
-    created = await api.request("POST", "/v2/images", json={"name": "empty"})
+    created = await api.request("POST", "/image/v2/images", json={"name": "empty"})
     response = await api.create_server(imageRef=created.json()["id"])
     assert_fault(response, 400, "badRequest", "is not active")
     await assert_nothing_written(api)
@@ -151,7 +151,7 @@ async def test_unknown_server_is_a_404(api: Api) -> None:
 
 @pytest.mark.parametrize("token", [None, "wrong-token"], ids=["no token", "unknown token"])
 async def test_missing_or_unknown_token_is_a_401(api: Api, token: str | None) -> None:
-    for path in ("/v2.1/servers", "/v2.1/flavors", "/v2/images", "/v2.1/nowhere"):
+    for path in ("/v2.1/servers", "/v2.1/flavors", "/image/v2/images", "/v2.1/nowhere"):
         response = await api.request("GET", path, token=token)
         assert_fault(response, 401, "unauthorized", "requires authentication")
     await assert_nothing_written(api)
@@ -177,7 +177,7 @@ async def test_every_response_has_a_request_id(api: Api) -> None:
     assert len(set(ids)) == len(ids)
     assert all(r.headers["x-compute-request-id"] == r.headers["x-openstack-request-id"]
                for r in responses)
-    image_api = await api.request("GET", "/v2/images")
+    image_api = await api.request("GET", "/image/v2/images")
     assert REQUEST_ID.match(image_api.headers["x-openstack-request-id"])
     assert "x-compute-request-id" not in image_api.headers
 

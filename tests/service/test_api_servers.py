@@ -139,7 +139,7 @@ async def test_flavor_and_image_by_url_and_accepted_extras(api: Api) -> None:
     disk_config: dict[str, Any] = {"OS-DCF:diskConfig": "AUTO"}
     response = await api.create_server(
         flavorRef="http://strato.test/v2.1/flavors/1",
-        imageRef=f"http://strato.test/v2/images/{IMAGE_ID}", networks="auto",
+        imageRef=f"http://strato.test/image/v2/images/{IMAGE_ID}", networks="auto",
         security_groups=[{"name": "default"}], adminPass="s3cret",
         **disk_config)
     assert response.status_code == 202, response.text

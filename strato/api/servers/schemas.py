@@ -33,7 +33,7 @@ from strato.domain.images import Image, ImageStatus
 from strato.domain.instances import Instance, VmState
 from strato.domain.requests import BootRequest, SchedulerHints
 from strato.domain.resources import Flavor
-from strato.image.service import is_visible
+from strato.image.service import get_image
 
 __all__ = ["MAX_COUNT", "CreateServers", "ListServers", "parse_create", "parse_list",
            "to_boot_request"]
@@ -198,11 +198,10 @@ async def _resolve_image(deps: ApiDeps, ctx: RequestContext, ref: str | None) ->
     except ValueError:
         raise Invalid("Invalid imageRef provided.") from None
     try:
-        image = await deps.db.images.get(ImageId(image_id))
+        # The image service's own visibility rule: members of a shared image may boot it.
+        image = await get_image(deps.db.images, ctx, ImageId(image_id))
     except NotFound:
-        image = None
-    if image is None or not is_visible(image, ctx):
-        raise InvalidReference("Can not find requested image")
+        raise InvalidReference("Can not find requested image") from None
     if image.status != ImageStatus.ACTIVE:
         raise InvalidReference(f"Image {image_id} is not active.")
     return image

@@ -1,0 +1,59 @@
+"""Image members (Glance v2 sharing): ``/v2/images/{id}/members``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from strato.api.bodies import read_json
+from strato.api.deps import Context, Deps
+from strato.api.images import schemas, views
+from strato.domain.ids import ImageId
+from strato.image import sharing
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v2/images/{image_id}/members")
+
+
+@router.post("")
+async def add_member(image_id: str, request: Request, deps: Deps,
+                     ctx: Context) -> JSONResponse:
+    """``POST``: share the image with ``{"member": "<project id>"}``; 200 (Glance's
+    code) with the ``pending`` member."""
+    member_id = schemas.member_from_body(await read_json(request))
+    member = await sharing.add_member(deps.db.images, ctx, ImageId(image_id), member_id)
+    return JSONResponse(views.member_view(member))
+
+
+@router.get("")
+async def list_members(image_id: str, deps: Deps, ctx: Context) -> JSONResponse:
+    """``GET``: every member (owner) or one's own entry (a member)."""
+    members = await sharing.list_members(deps.db.images, ctx, ImageId(image_id))
+    return JSONResponse(views.members_view(members))
+
+
+@router.get("/{member_id}")
+async def show_member(image_id: str, member_id: str, deps: Deps,
+                      ctx: Context) -> JSONResponse:
+    """``GET .../{member_id}``."""
+    member = await sharing.get_member(deps.db.images, ctx, ImageId(image_id), member_id)
+    return JSONResponse(views.member_view(member))
+
+
+@router.put("/{member_id}")
+async def update_member(image_id: str, member_id: str, request: Request, deps: Deps,
+                        ctx: Context) -> JSONResponse:
+    """``PUT .../{member_id}`` with ``{"status": "accepted"}``: the member's answer."""
+    status = schemas.member_status_from_body(await read_json(request))
+    member = await sharing.set_member_status(deps.db.images, ctx, ImageId(image_id),
+                                             member_id=member_id, status=status)
+    return JSONResponse(views.member_view(member))
+
+
+@router.delete("/{member_id}")
+async def remove_member(image_id: str, member_id: str, deps: Deps, ctx: Context) -> Response:
+    """``DELETE .../{member_id}``: 204; the owner's call."""
+    await sharing.remove_member(deps.db.images, ctx, ImageId(image_id), member_id)
+    return Response(status_code=204)
