@@ -115,3 +115,12 @@ def test_no_list_query_produces_a_5xx(tmp_path: Path) -> None:
         _assert_answer(response, query)
 
     _run_property(tmp_path, check, _QUERIES)
+
+
+def test_regression_sort_with_a_carriage_return_is_a_400_not_a_500(tmp_path: Path) -> None:
+    async def run() -> None:
+        async with open_api(tmp_path) as api:
+            response = await api.request("GET", IMAGES, params=[("sort", "\r0")])
+            assert response.status_code == 400
+
+    asyncio.run(run())

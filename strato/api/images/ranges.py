@@ -31,15 +31,17 @@ class ByteRange:
 
 
 def parse_range(header: str | None, size: int) -> ByteRange | None:
-    """The range ``header`` asks for in ``size`` bytes: ``None`` for the whole image (no
-    header), else one :class:`ByteRange`. ``bytes=a-b``, ``bytes=a-`` and the suffix form
-    ``bytes=-n`` are understood; a malformed, multiple or unsatisfiable range is a 416
-    naming the size, as Glance answers."""
+    """The range ``header`` asks for in ``size`` bytes: ``None`` for the whole image, else
+    one :class:`ByteRange`.
+    ``bytes=a-b``, ``bytes=a-`` and the suffix form ``bytes=-n`` are understood. A header
+    that cannot be parsed (another unit, several ranges, garbage) is ignored and the whole
+    image is served (RFC 9110 section 14.2; Glance does the same through webob). A
+    well-formed range outside the image is a 416 naming the size."""
     if header is None:
         return None
     match = _RANGE.match(header)
     if match is None or not (match.group(1) or match.group(2)):
-        raise _unsatisfiable(size)
+        return None
     first, last = match.group(1), match.group(2)
     if not first:  # the last n bytes
         suffix = int(last)
@@ -47,8 +49,10 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
             raise _unsatisfiable(size)
         return ByteRange(max(size - suffix, 0), size - 1, size)
     start = int(first)
+    if last and int(last) < start:
+        return None  # an invalid range-spec: ignored like any unparsable header
     end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
+    if start >= size:
         raise _unsatisfiable(size)
     return ByteRange(start, end, size)
 

@@ -7,7 +7,6 @@ is a domain error (``Invalid`` 400, ``Forbidden`` 403) or a 415 ``ApiFault``.
 
 from __future__ import annotations
 
-import csv
 import re
 import uuid
 from collections.abc import Mapping
@@ -236,7 +235,7 @@ def _sort(params: QueryParams) -> tuple[ImageSort, ...]:
     if "sort" in params:
         if "sort_key" in params or "sort_dir" in params:
             raise Invalid("Old and new sorting syntax cannot be combined")
-        pairs = [item.partition(":") for item in next(csv.reader([params["sort"]]), [])]
+        pairs = [item.partition(":") for item in params["sort"].split(",")]
         return tuple(_sort_key(key.strip(), direction.strip() or "desc")
                      for key, _, direction in pairs)
     keys = [key.strip() for key in params.getlist("sort_key")]
