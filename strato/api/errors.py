@@ -1,8 +1,13 @@
-"""Domain errors -> HTTP status and Nova fault body: the one table, and its handlers.
+"""Domain errors -> HTTP status and fault body: the one table, and its handlers.
 
-Every error response of the API has Nova's shape::
+Every error response of the Compute API has Nova's shape::
 
     {"badRequest": {"code": 400, "message": "..."}}
+
+and every error of the Image API (under ``/image``, and its ``/v2`` alias) has Glance's,
+which is webob's JSON error body::
+
+    {"code": "400 Bad Request", "title": "Bad Request", "message": "..."}
 
 The fault names are Nova's (``nova/api/openstack/wsgi.py`` ``Fault._fault_names``). A
 domain error's status is found by walking ``type(exc).__mro__`` through :data:`STATUS`,
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from http import HTTPStatus
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -34,6 +40,7 @@ from strato.domain.errors import (
 )
 
 __all__ = ["STATUS", "ApiFault", "fault_for", "fault_response", "install_handlers",
+           "is_image_path",
            "unexpected_error_response"]
 
 logger = logging.getLogger(__name__)
@@ -75,18 +82,32 @@ def fault_for(exc: StratoError) -> tuple[int, str]:
     return next((STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS), _DEFAULT)
 
 
-def fault_response(status: int, message: str, *, name: str | None = None,
+def is_image_path(path: str) -> bool:
+    """Whether ``path`` belongs to the Image API (``/image...`` or its ``/v2`` alias)."""
+    return path == "/image" or path.startswith(("/image/", "/v2/")) or path == "/v2"
+
+
+def fault_response(status: int, message: str, *, name: str | None = None, path: str = "",
                    headers: dict[str, str] | None = None) -> JSONResponse:
-    """A Nova fault response; ``name`` defaults to Nova's name for ``status``."""
-    fault = name or _NAMES_BY_STATUS.get(status, "computeFault")
-    return JSONResponse({fault: {"code": status, "message": message}}, status_code=status,
-                        headers=headers)
+    """The error response for ``path``: Glance's body on the Image API, else Nova's
+    (``name`` defaults to Nova's fault name for ``status``)."""
+    if is_image_path(path):
+        title = HTTPStatus(status).phrase if status in _HTTP_STATUSES else "Error"
+        body: dict[str, object] = {"code": f"{status} {title}", "title": title,
+                                   "message": message}
+    else:
+        body = {name or _NAMES_BY_STATUS.get(status, "computeFault"):
+                {"code": status, "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
-def unexpected_error_response() -> JSONResponse:
+_HTTP_STATUSES = frozenset(s.value for s in HTTPStatus)
+
+
+def unexpected_error_response(path: str = "") -> JSONResponse:
     """The response for a bug: no details leak to the client (they are in the log)."""
     return fault_response(500, "Unexpected API Error. Please report this at the strato "
-                               "bug tracker and attach the API log if possible.")
+                               "bug tracker and attach the API log if possible.", path=path)
 
 
 async def _on_strato_error(request: Request, exc: Exception) -> Response:
@@ -97,12 +118,13 @@ async def _on_strato_error(request: Request, exc: Exception) -> Response:
         # client sees the message; the log keeps which request hit it.
         logger.warning("%s %s failed: %s: %s", request.method, request.url.path,
                        type(exc).__name__, exc)
-    return fault_response(status, exc.message, name=name)
+    return fault_response(status, exc.message, name=name, path=request.url.path)
 
 
 async def _on_api_fault(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiFault)
-    return fault_response(exc.status, exc.message, headers=exc.headers)
+    return fault_response(exc.status, exc.message, headers=exc.headers,
+                          path=request.url.path)
 
 
 async def _on_http_exception(request: Request, exc: Exception) -> Response:
@@ -111,7 +133,8 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     messages = {404: "The resource could not be found.",
                 405: "The method specified is not allowed for this resource."}
     message = messages.get(exc.status_code, str(exc.detail))
-    return fault_response(exc.status_code, message, headers=dict(exc.headers or {}))
+    return fault_response(exc.status_code, message, headers=dict(exc.headers or {}),
+                          path=request.url.path)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> Response:
@@ -121,7 +144,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
     first = exc.errors()[0] if exc.errors() else {}
     field = ".".join(str(part) for part in first.get("loc", ()))
     return fault_response(400, f"Invalid input for field/attribute {field}. "
-                               f"{first.get('msg', 'invalid')}")
+                               f"{first.get('msg', 'invalid')}", path=request.url.path)
 
 
 async def _on_client_disconnect(request: Request, exc: Exception) -> Response:
@@ -130,11 +153,11 @@ async def _on_client_disconnect(request: Request, exc: Exception) -> Response:
     logger.info("%s %s: client disconnected before the body was complete",
                 request.method, request.url.path)
     return fault_response(400, "The client closed the connection before the request body "
-                               "was complete.")
+                               "was complete.", path=request.url.path)
 
 
 async def _on_malformed_json(request: Request, exc: Exception) -> Response:
-    return fault_response(400, "Malformed request body")
+    return fault_response(400, "Malformed request body", path=request.url.path)
 
 
 def install_handlers(app: FastAPI) -> None:

@@ -86,7 +86,7 @@ class RequestIdMiddleware:
             logger.exception("unexpected error in %s %s", scope["method"], scope["path"])
             if started:
                 raise
-            await unexpected_error_response()(scope, receive, send_with_ids)
+            await unexpected_error_response(scope["path"])(scope, receive, send_with_ids)
 
 
 class AuthMiddleware:
@@ -107,7 +107,7 @@ class AuthMiddleware:
         ctx = await self._authenticate(scope)
         if ctx is None and scope["path"] not in _PUBLIC_PATHS:
             response = fault_response(401, "The request you have made requires "
-                                           "authentication.")
+                                           "authentication.", path=scope["path"])
             await response(scope, receive, send)
             return
         ctx = replace(ctx or ids, request_id=ids.request_id,

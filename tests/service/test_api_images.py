@@ -84,9 +84,11 @@ def qcow2(virtual_size: int = 16 * MIB, *, backing_file: str = "",
 
 
 def assert_fault(response: Any, status: int, fragment: str = "") -> None:
+    """A Glance (webob) error body: {"code": "404 Not Found", "title", "message"}."""
     assert response.status_code == status, response.text
-    (fault,) = response.json().values()
-    assert fault["code"] == status and fragment in fault["message"], fault
+    body = response.json()
+    assert body["code"] == f"{status} {body['title']}", body
+    assert fragment in body["message"], body
 
 
 async def assert_only_seed_image(api: Api) -> None:
