@@ -50,12 +50,6 @@ class PowerState(enum.IntEnum):
     SUSPENDED = 7
 
 
-# The build walks these task states in this order (the seeds' _build_and_run_instance).
-BUILD_STEPS: tuple[TaskState | None, ...] = (
-    TaskState.SCHEDULING, TaskState.NETWORKING, TaskState.BLOCK_DEVICE_MAPPING,
-    TaskState.SPAWNING, None,
-)
-
 # task state -> the task states it may move to.  DELETING can follow anything: a user may
 # delete at any moment, and the writer that expected the old task state then loses.
 _TASK_MOVES: dict[TaskState | None, frozenset[TaskState | None]] = {
