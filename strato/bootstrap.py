@@ -32,7 +32,7 @@ from strato.db.uow import Database
 from strato.domain.errors import Invalid
 from strato.domain.ids import HostName
 from strato.domain.resources import Resources
-from strato.rpc.bus import Bus, Target
+from strato.rpc.bus import Bus, HandlerTable, Target
 from strato.rpc.transport import open_bus
 from strato.scheduler import service as scheduler_service
 from strato.scheduler.client import SchedulerClient
@@ -83,30 +83,33 @@ async def _heartbeat(db: Database, binary: str, topic: str, stop: asyncio.Event,
             await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
+async def _serve_until_stopped(settings: Settings, db: Database, bus: Bus, *, topic: str,
+                              handlers: HandlerTable, stop: asyncio.Event) -> None:
+    """Serve ``topic`` with ``handlers`` and record heartbeats until ``stop``; then stop
+    consuming, waiting for the handlers in flight."""
+    sub = await bus.serve(Target(topic), handlers)
+    try:
+        await _heartbeat(db, f"strato-{topic}", topic, stop, settings.compute.report_interval)
+    finally:
+        await sub.stop()
+
+
 async def run_conductor(settings: Settings, db: Database, bus: Bus,
                         stop: asyncio.Event) -> None:
     """Serve the conductor topic until ``stop``."""
     boot = BootDeps(db=db, scheduler=SchedulerClient(bus, settings.rpc.call_timeout),
                     compute=ComputeClient(bus), max_attempts=settings.scheduler.max_attempts)
     deps = conductor_service.ConductorDeps(db=db, boot=boot)
-    sub = await bus.serve(Target(CONDUCTOR_TOPIC), conductor_service.handlers(deps))
-    try:
-        await _heartbeat(db, "strato-conductor", CONDUCTOR_TOPIC, stop,
-                         settings.compute.report_interval)
-    finally:
-        await sub.stop()
+    await _serve_until_stopped(settings, db, bus, topic=CONDUCTOR_TOPIC,
+                               handlers=conductor_service.handlers(deps), stop=stop)
 
 
 async def run_scheduler(settings: Settings, db: Database, bus: Bus,
                         stop: asyncio.Event) -> None:
     """Serve the scheduler topic until ``stop``."""
     deps = scheduler_service.SchedulerDeps(db=db)
-    sub = await bus.serve(Target(SCHEDULER_TOPIC), scheduler_service.handlers(deps))
-    try:
-        await _heartbeat(db, "strato-scheduler", SCHEDULER_TOPIC, stop,
-                         settings.compute.report_interval)
-    finally:
-        await sub.stop()
+    await _serve_until_stopped(settings, db, bus, topic=SCHEDULER_TOPIC,
+                               handlers=scheduler_service.handlers(deps), stop=stop)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ in-process through ``httpx.ASGITransport``: no sockets.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from strato.api import ApiDeps, StaticTokenAuth, create_app
 from strato.config import ApiSettings
@@ -30,7 +33,8 @@ from strato.domain.resources import Flavor
 from strato.image.store import ImageStore
 from tests.fakes.bus import RecordingBus
 
-__all__ = ["ADMIN", "ALICE", "BOB", "IMAGE_ID", "Api", "api_fixture", "open_api"]
+__all__ = ["ADMIN", "ALICE", "BOB", "IMAGE_ID", "Api", "api_fixture", "open_api",
+           "run_property"]
 
 ADMIN = "admin-secret"
 ALICE = "alice-token"  # member of project-a
@@ -114,3 +118,22 @@ async def api_fixture(tmp_path: Path) -> AsyncIterator[Api]:
     and pytest knows it as ``api``."""
     async with open_api(tmp_path) as opened:
         yield opened
+
+
+def run_property(tmp_path: Path, check: Callable[[asyncio.Runner, Api, Any], None],
+                  strategy: st.SearchStrategy[Any]) -> None:
+    """Run ``check(runner, api, example)`` for 300 hypothesis examples of ``strategy``,
+    all against one API (opening a fresh one per example would dominate the run)."""
+    with asyncio.Runner() as runner:
+        context = open_api(tmp_path)
+        opened = runner.run(context.__aenter__())
+        try:
+            @settings(max_examples=300, deadline=None, database=None,
+                      suppress_health_check=[HealthCheck.too_slow])
+            @given(body=strategy)
+            def run(body: Any) -> None:
+                check(runner, opened, body)
+
+            run()
+        finally:
+            runner.run(context.__aexit__(None, None, None))

@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from strato.api import ApiDeps, create_app
@@ -23,7 +22,7 @@ from tests.api_fixtures import (
     MAX_METADATA,
     Api,
     api_fixture,  # noqa: F401  (registers the "api" fixture)
-    open_api,
+    run_property,
 )
 from tests.fakes.bus import RecordingBus
 
@@ -247,22 +246,13 @@ _BODIES = st.one_of(_JSON, st.builds(lambda s: {"server": s}, _SERVERISH),
 
 
 def test_no_create_body_produces_a_5xx(tmp_path: Path) -> None:
-    with asyncio.Runner() as runner:
-        context = open_api(tmp_path)
-        opened = runner.run(context.__aenter__())
-        try:
-            @settings(max_examples=300, deadline=None, database=None,
-                      suppress_health_check=[HealthCheck.too_slow])
-            @given(body=_BODIES)
-            def check(body: Any) -> None:
-                response = runner.run(opened.request(
-                    "POST", "/v2.1/servers", content=json.dumps(body),
-                    headers={"Content-Type": "application/json"}))
-                assert response.status_code < 500, (body, response.text)
-                fault = response.json()
-                if response.status_code >= 400:
-                    assert len(fault) == 1 and "message" in next(iter(fault.values()))
+    def check(runner: asyncio.Runner, api: Api, body: Any) -> None:
+        response = runner.run(api.request(
+            "POST", "/v2.1/servers", content=json.dumps(body),
+            headers={"Content-Type": "application/json"}))
+        assert response.status_code < 500, (body, response.text)
+        fault = response.json()
+        if response.status_code >= 400:
+            assert len(fault) == 1 and "message" in next(iter(fault.values()))
 
-            check()
-        finally:
-            runner.run(context.__aexit__(None, None, None))
+    run_property(tmp_path, check, _BODIES)

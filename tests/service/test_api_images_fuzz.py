@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.api_fixtures import Api, open_api
+from tests.api_fixtures import Api, open_api, run_property
 from tests.service.test_api_images import IMAGES, PATCH
 
 _SCALARS = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
@@ -47,23 +45,6 @@ _OPERATION = st.fixed_dictionaries(
 _PATCH_BODIES = st.one_of(_JSON, st.lists(_OPERATION | _JSON, max_size=5))
 
 
-def _run_property(tmp_path: Path, check: Callable[[asyncio.Runner, Api, Any], None],
-                  strategy: st.SearchStrategy[Any]) -> None:
-    with asyncio.Runner() as runner:
-        context = open_api(tmp_path)
-        opened = runner.run(context.__aenter__())
-        try:
-            @settings(max_examples=300, deadline=None, database=None,
-                      suppress_health_check=[HealthCheck.too_slow])
-            @given(body=strategy)
-            def run(body: Any) -> None:
-                check(runner, opened, body)
-
-            run()
-        finally:
-            runner.run(context.__aexit__(None, None, None))
-
-
 def _assert_answer(response: Any, body: Any) -> None:
     assert response.status_code < 500, (body, response.text)
     if response.status_code >= 400:
@@ -78,7 +59,7 @@ def test_no_create_body_produces_a_5xx(tmp_path: Path) -> None:
                                           headers={"Content-Type": "application/json"}))
         _assert_answer(response, body)
 
-    _run_property(tmp_path, check, _CREATE_BODIES)
+    run_property(tmp_path, check, _CREATE_BODIES)
 
 
 def test_no_patch_body_produces_a_5xx(tmp_path: Path) -> None:
@@ -97,7 +78,7 @@ def test_no_patch_body_produces_a_5xx(tmp_path: Path) -> None:
             if shown.status_code == 200:
                 assert shown.json() == response.json()
 
-    _run_property(tmp_path, check, _PATCH_BODIES)
+    run_property(tmp_path, check, _PATCH_BODIES)
 
 
 _QUERY_KEYS = ["limit", "marker", "sort", "sort_key", "sort_dir", "member_status",
@@ -115,7 +96,7 @@ def test_no_list_query_produces_a_5xx(tmp_path: Path) -> None:
         response = runner.run(api.request("GET", IMAGES, params=query))
         _assert_answer(response, query)
 
-    _run_property(tmp_path, check, _QUERIES)
+    run_property(tmp_path, check, _QUERIES)
 
 
 def test_regression_sort_with_a_carriage_return_is_a_400_not_a_500(tmp_path: Path) -> None:

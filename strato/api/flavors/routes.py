@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from strato.api.bodies import read_json
 from strato.api.deps import ApiDeps, Context, Deps
 from strato.api.flavors import schemas, views
+from strato.api.flavors.service import get_flavor
 from strato.api.formats import base_url
 from strato.api.paging import next_links, parse_page
 from strato.domain.context import RequestContext
@@ -63,22 +64,11 @@ async def list_flavors_detail(request: Request, deps: Deps, ctx: Context) -> JSO
     return await _listing(request, deps, ctx, views.flavor_detail)
 
 
-async def _get_flavor(deps: ApiDeps, ctx: RequestContext, flavor_id: str) -> Flavor:
-    try:
-        flavor = await deps.db.flavors.get(FlavorId(flavor_id))
-    except NotFound:
-        flavor = None
-    # A private flavor is invisible to non-admins (strato has no flavor access lists).
-    if flavor is None or not (flavor.is_public or ctx.is_admin):
-        raise NotFound(f"Flavor {flavor_id} could not be found.")
-    return flavor
-
-
 @router.get("/{flavor_id}")
 async def show_flavor(flavor_id: str, request: Request, deps: Deps,
                       ctx: Context) -> JSONResponse:
     """``GET /v2.1/flavors/{id}``."""
-    flavor = await _get_flavor(deps, ctx, flavor_id)
+    flavor = await get_flavor(deps.db, ctx, flavor_id)
     return JSONResponse({"flavor": views.flavor_detail(flavor, base_url(request,
                                                                         deps.settings))})
 
@@ -96,7 +86,7 @@ async def create_flavor(request: Request, deps: Deps, ctx: Context) -> JSONRespo
 async def delete_flavor(flavor_id: str, deps: Deps, ctx: Context) -> Response:
     """``DELETE /v2.1/flavors/{id}`` (admin): 202, as Nova. Instances keep their copy."""
     _require_admin(ctx, "delete")
-    await _get_flavor(deps, ctx, flavor_id)
+    await get_flavor(deps.db, ctx, flavor_id)
     await deps.db.flavors.delete(FlavorId(flavor_id))
     return Response(status_code=202)
 

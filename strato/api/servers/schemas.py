@@ -24,11 +24,12 @@ from starlette.datastructures import QueryParams
 from strato.api.bodies import parse_model
 from strato.api.deps import ApiDeps
 from strato.api.fields import Name, NovaBool, PositiveInt
+from strato.api.flavors.service import get_flavor
 from strato.api.paging import Page
 from strato.db.uow import InstanceQuery
 from strato.domain.context import RequestContext
 from strato.domain.errors import Forbidden, Invalid, InvalidReference, NotFound
-from strato.domain.ids import FlavorId, HostName, ImageId, InstanceId, ProjectId, ReservationId
+from strato.domain.ids import HostName, ImageId, InstanceId, ProjectId, ReservationId
 from strato.domain.images import Image, ImageStatus
 from strato.domain.instances import Instance, VmState
 from strato.domain.requests import BootRequest, SchedulerHints
@@ -177,12 +178,10 @@ def _last_segment(ref: str) -> str:
 
 async def _resolve_flavor(deps: ApiDeps, ctx: RequestContext, flavor_id: str) -> Flavor:
     try:
-        flavor = await deps.db.flavors.get(FlavorId(flavor_id))
-    except NotFound:
-        flavor = None
-    # Private flavors are for admins only (no flavor access lists yet).
-    if flavor is None or not (flavor.is_public or ctx.is_admin):
-        raise InvalidReference(f"Flavor {flavor_id} could not be found.")
+        flavor = await get_flavor(deps.db, ctx, flavor_id)
+    except NotFound as exc:
+        # A body's reference to something missing is a 400 in Nova, not a 404.
+        raise InvalidReference(exc.message) from None
     if flavor.disabled:
         raise InvalidReference(f"Flavor {flavor_id} is disabled.")
     return flavor
