@@ -3,8 +3,13 @@
 # and its distributed mode use. Idempotent; needs root (or sudo) only when something is missing.
 set -euo pipefail
 
-PACKAGES=(python3 python3-venv python3-dev gcc make iproute2 rabbitmq-server postgresql
-          qemu-utils)
+PACKAGES=(python3 python3-venv python3-dev gcc make pkg-config iproute2 rabbitmq-server
+          postgresql
+          # real virtual machines: libvirt + QEMU (guests run under TCG when KVM does not work)
+          libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86 qemu-utils
+          dnsmasq-base e2fsprogs
+          # `strato image build-tiny`: a FAT disk with syslinux, made without root or loop devices
+          mtools dosfstools syslinux syslinux-common)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -17,7 +22,8 @@ SUDO=""
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+    "${missing[@]}"
 fi
 
 bash "$(dirname "$0")/start-services.sh"

@@ -23,3 +23,13 @@ if ! port_open 5672; then
   $SUDO rabbitmq-server -detached
   wait_port 5672 RabbitMQ
 fi
+
+# libvirt: no systemd here, so start the daemons directly when they are not running.
+if command -v libvirtd >/dev/null; then
+  if ! pgrep -x virtlogd >/dev/null; then echo "starting virtlogd"; $SUDO virtlogd -d; fi
+  if ! pgrep -x libvirtd >/dev/null; then
+    echo "starting libvirtd"
+    $SUDO libvirtd -d
+    for _ in $(seq 1 60); do [ -S /var/run/libvirt/libvirt-sock ] && break; sleep 0.5; done
+  fi
+fi

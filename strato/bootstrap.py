@@ -13,6 +13,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from strato.compute import service as compute_service
@@ -29,7 +30,6 @@ from strato.config import ComputeSettings, Settings
 from strato.db.migrate import upgrade
 from strato.db.sql import SqlDatabase
 from strato.db.uow import Database
-from strato.domain.errors import Invalid
 from strato.domain.ids import HostName
 from strato.domain.resources import Resources
 from strato.rpc.bus import Bus, HandlerTable, Target
@@ -37,11 +37,13 @@ from strato.rpc.transport import open_bus
 from strato.scheduler import service as scheduler_service
 from strato.scheduler.client import SchedulerClient
 from strato.scheduler.messages import TOPIC as SCHEDULER_TOPIC
-from strato.virt.driver import VirtDriver
+from strato.virt.driver import ImageSource, VirtDriver
 from strato.virt.fake import FakeDriver, FakeDriverConfig
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
+
+    from strato.virt.libvirt.driver import LibvirtDriverConfig
 
 __all__ = ["Cloud", "ComputeSpec", "embedded", "make_driver", "open_database", "run_api",
            "run_compute", "run_conductor", "run_scheduler"]
@@ -52,18 +54,68 @@ logger = logging.getLogger(__name__)
 SERVICE_USER = "strato-service"
 
 
-def make_driver(settings: ComputeSettings, host: str) -> VirtDriver:
-    """The virt driver the settings ask for."""
-    if settings.driver == "fake":
-        fake = settings.fake
+LIBVIRT_SOCKET = Path("/var/run/libvirt/libvirt-sock")
+
+
+def driver_kind(settings: ComputeSettings) -> str:
+    """The driver ``auto`` stands for: libvirt when its daemon runs here, else fake."""
+    if settings.driver != "auto":
+        return settings.driver
+    if settings.libvirt.uri != "qemu:///system" or LIBVIRT_SOCKET.exists():
+        return "libvirt"
+    logger.warning("libvirtd is not running here (no %s): using the fake driver; guests "
+                   "are simulated", LIBVIRT_SOCKET)
+    return "fake"
+
+
+def make_driver(settings: Settings, host: str, *,
+                images: ImageSource | None = None) -> VirtDriver:
+    """The virt driver the settings ask for; the libvirt driver fetches images from
+    ``images`` (default: the image API at ``compute.image_api_url`` with the service
+    token)."""
+    compute = settings.compute
+    if driver_kind(compute) == "fake":
+        fake = compute.fake
         return FakeDriver(FakeDriverConfig(
             host=HostName(host), nodes=fake.nodes,
             capacity=Resources(vcpus=fake.vcpus, memory_mb=fake.memory_mb,
                                disk_gb=fake.disk_gb),
             spawn_delay=fake.spawn_delay, fail_names=frozenset(fake.fail_names),
             fail_every=fake.fail_every, fail_retryable=fake.fail_retryable))
-    raise Invalid(f"compute driver {settings.driver!r} is not available in this version; "
-                  "use driver = \"fake\"")
+    from strato.image.client import ImageClient, ImageServiceSource
+    from strato.virt.libvirt.driver import LibvirtDriver
+
+    if images is None:
+        images = ImageServiceSource(ImageClient(image_api_url(settings),
+                                                settings.api.service_token))
+    return LibvirtDriver(libvirt_config(settings, host), images)
+
+
+def image_api_url(settings: Settings) -> str:
+    """Where computes reach the image API."""
+    return (settings.compute.image_api_url or settings.api.public_url
+            or f"http://{settings.api.listen}")
+
+
+def libvirt_config(settings: Settings, host: str) -> LibvirtDriverConfig:
+    """The libvirt driver's settings, with defaults resolved against the data dir."""
+    from strato.virt.imagecache import DiskSettings
+    from strato.virt.libvirt.driver import LibvirtDriverConfig
+
+    lv = settings.compute.libvirt
+    return LibvirtDriverConfig(
+        host=HostName(host), uri=lv.uri, virt_type=lv.virt_type,
+        kvm_probe_timeout=lv.kvm_probe_timeout,
+        instances_path=lv.instances_path or settings.data_dir / "instances",
+        domain_prefix=lv.domain_prefix, machine_type=lv.machine_type,
+        disks=DiskSettings(backend=lv.images_type, force_raw_images=lv.force_raw_images,
+                           preallocate=lv.preallocate_images),
+        force_config_drive=lv.force_config_drive, config_drive_bus=lv.config_drive_bus,
+        spawn_timeout=lv.spawn_timeout, clean_shutdown_timeout=lv.clean_shutdown_timeout,
+        boot_slots=lv.boot_slots, boot_cpu_seconds=lv.boot_cpu_seconds,
+        reserved_host_memory_mb=lv.reserved_host_memory_mb,
+        image_cache_max_age=lv.image_cache_max_age,
+        image_cache_interval=lv.image_cache_interval, kernel_cmdline=lv.kernel_cmdline)
 
 
 async def open_database(settings: Settings, *, migrate: bool = False) -> SqlDatabase:
@@ -123,7 +175,7 @@ class ComputeSpec:
 async def run_compute(settings: Settings, bus: Bus, spec: ComputeSpec,
                       stop: asyncio.Event) -> None:
     """Serve ``compute.<host>`` until ``stop``; the compute never touches the database."""
-    driver = spec.driver or make_driver(settings.compute, spec.host)
+    driver = spec.driver or make_driver(settings, spec.host)
     await driver.start()
     deps = ComputeDeps(host=HostName(spec.host), driver=driver,
                        conductor=ConductorClient(bus, settings.rpc.call_timeout),
@@ -174,8 +226,7 @@ async def create_api(settings: Settings, db: Database, bus: Bus) -> ASGIApp:
                        settings.api.admin_token, admin=(user.id, project.id),
                        tokens={settings.api.service_token: (
                            SERVICE_USER, project.id, ("admin", "service"))}),
-                   settings=settings.api,
-                   hypervisor_type="fake" if settings.compute.driver == "fake" else "QEMU")
+                   settings=settings.api)
     return create_app(deps, settings.api)
 
 
@@ -201,15 +252,18 @@ async def embedded(settings: Settings, computes: Sequence[ComputeSpec] = (),
     The API application is built (``cloud.app``) and served over HTTP only when
     ``serve_http`` is set; tests drive it in-process instead.
     """
-    # Drivers first: a driver that cannot work is reported before anything is written.
     computes = computes or (ComputeSpec(settings.compute.host),)
-    specs = [ComputeSpec(c.host, c.driver or make_driver(settings.compute, c.host))
-             for c in computes]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = await open_database(settings, migrate=True)
     bus = await open_bus(settings.rpc.transport_url)
     stop = asyncio.Event()
-    cloud = Cloud(settings=settings, db=db, bus=bus, app=await create_api(settings, db, bus),
+    app = await create_api(settings, db, bus)
+    # Computes fetch images through the image API: over HTTP when it is served, else
+    # straight into the application in this process.
+    images = None if serve_http else _in_process_images(settings, app)
+    specs = [ComputeSpec(c.host, c.driver or make_driver(settings, c.host, images=images))
+             for c in computes]
+    cloud = Cloud(settings=settings, db=db, bus=bus, app=app,
                   stop=stop, drivers={s.host: s.driver for s in specs if s.driver})
     try:
         async with asyncio.TaskGroup() as tg:
@@ -229,6 +283,16 @@ async def embedded(settings: Settings, computes: Sequence[ComputeSpec] = (),
     finally:
         await bus.close()
         await db.close()
+
+
+def _in_process_images(settings: Settings, app: ASGIApp) -> ImageSource:
+    import httpx
+
+    from strato.image.client import ImageClient, ImageServiceSource
+
+    return ImageServiceSource(ImageClient(
+        "http://strato.internal", settings.api.service_token,
+        transport=httpx.ASGITransport(app=app)))
 
 
 async def _wait_for_computes(db: Database, hosts: set[str], timeout: float = 30.0) -> None:

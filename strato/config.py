@@ -24,7 +24,7 @@ from pydantic_settings import (
 from strato.domain.errors import Invalid
 
 __all__ = ["ApiSettings", "ComputeSettings", "DbSettings", "FakeDriverSettings",
-           "RpcSettings", "SchedulerSettings", "Settings", "load_settings"]
+           "LibvirtSettings", "RpcSettings", "SchedulerSettings", "Settings", "load_settings"]
 
 
 class ApiSettings(BaseModel, frozen=True):
@@ -66,15 +66,60 @@ class FakeDriverSettings(BaseModel, frozen=True):
     fail_retryable: bool = Field(True, description="Injected failures may be rescheduled.")
 
 
+class LibvirtSettings(BaseModel, frozen=True):
+    uri: str = Field("qemu:///system", description="libvirt connection URI.")
+    virt_type: Literal["auto", "kvm", "qemu"] = Field(
+        "auto", description="kvm, qemu (TCG emulation) or auto: KVM when a test guest "
+        "proves it works on this host, else TCG.")
+    kvm_probe_timeout: float = Field(3.0, description="Seconds the KVM test guest may take.")
+    instances_path: Path | None = Field(
+        None, description="Instance directories and the _base image cache. Default: "
+        "<data_dir>/instances. QEMU (user libvirt-qemu) must be able to reach it.")
+    domain_prefix: str = Field("strato-", description="Domains are named <prefix><uuid>; "
+                               "only domains with this prefix are this compute's.")
+    machine_type: str = Field("pc", description="QEMU machine type (pc attaches the config "
+                              "drive as an IDE cdrom, which every Linux kernel can read).")
+    images_type: Literal["qcow2", "raw"] = Field(
+        "qcow2", description="Instance disks: qcow2 overlays on the cached base, or raw copies.")
+    force_raw_images: bool = Field(False, description="Convert cached bases to raw.")
+    preallocate_images: bool = Field(False, description="Preallocate instance disks.")
+    force_config_drive: bool = Field(False, description="Attach a config drive to every "
+                                     "instance, asked for or not.")
+    config_drive_bus: Literal["ide", "virtio"] = Field(
+        "ide", description="ide: a cdrom (machine type pc); virtio: a read-only disk.")
+    spawn_timeout: float = Field(120.0, description="Seconds a domain may take to run "
+                                 "after it was started; then the build is rescheduled.")
+    clean_shutdown_timeout: float = Field(60.0, description="Seconds a soft reboot or stop "
+                                          "waits for the guest's ACPI shutdown before "
+                                          "forcing it.")
+    boot_slots: int = Field(0, description="Guests that may boot at once. 0: unlimited "
+                            "under KVM, one per host CPU under TCG (a booting TCG guest keeps "
+                            "a core busy).")
+    boot_cpu_seconds: float = Field(5.0, description="How long a booting TCG guest holds "
+                                    "its boot slot.")
+    reserved_host_memory_mb: int = Field(512, description="Memory kept for the host.")
+    image_cache_max_age: float = Field(86400.0, description="Seconds an unused base image "
+                                       "stays cached.")
+    image_cache_interval: float = Field(2400.0, description="Seconds between cache sweeps "
+                                        "(0: never).")
+    kernel_cmdline: str = Field("console=ttyS0 quiet", description="Kernel command line "
+                                "for direct kernel boot, unless the image sets os_command_line.")
+
+
 class ComputeSettings(BaseModel, frozen=True):
     host: str = Field(default_factory=socket.gethostname,
                       description="This compute's host name (unique in the cloud).")
-    driver: Literal["fake", "libvirt"] = Field("fake", description="Virt driver.")
+    driver: Literal["auto", "fake", "libvirt"] = Field(
+        "auto", description="Virt driver. auto: libvirt when libvirtd answers on this host, "
+        "else fake (with a warning).")
     max_concurrent_builds: int = Field(10, description="Builds one host runs at once; "
                                        "more wait (Nova's max_concurrent_builds).")
     report_interval: float = Field(10.0, description="Seconds between capacity reports "
                                    "and heartbeats.")
+    image_api_url: str | None = Field(None, description="Where a compute downloads images "
+                                      "(the strato API). Default: the API's public URL.")
     fake: FakeDriverSettings = FakeDriverSettings()
+    libvirt: LibvirtSettings = LibvirtSettings()
 
 
 class SchedulerSettings(BaseModel, frozen=True):

@@ -102,8 +102,7 @@ async def open_api(tmp_path: Path) -> AsyncIterator[Api]:
         settings = ApiSettings(admin_token=ADMIN, max_metadata_items=MAX_METADATA)
         auth = StaticTokenAuth(ADMIN, tokens={ALICE: ("alice", "project-a", ("member",)),
                                               BOB: ("bob", "project-b", ("member",))})
-        deps = ApiDeps(db=db, bus=bus, image_store=store, auth=auth, settings=settings,
-                       hypervisor_type="fake")
+        deps = ApiDeps(db=db, bus=bus, image_store=store, auth=auth, settings=settings)
         app = create_app(deps, settings)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://strato.test") as client:

@@ -24,19 +24,13 @@ __all__ = ["ApiDeps", "Context", "Deps", "get_context", "get_deps"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApiDeps:
-    """The API's collaborators.
-
-    ``hypervisor_type`` is what ``os-hypervisors`` reports ("QEMU" for libvirt, "fake"
-    for the fake driver); it is not part of ``ApiSettings`` because it follows from the
-    compute driver the deployment chose.
-    """
+    """The API's collaborators."""
 
     db: Database
     bus: Bus
     image_store: ImageStore
     auth: AuthBackend
     settings: ApiSettings
-    hypervisor_type: str = "QEMU"
 
 
 # The dependencies are ``async def`` although they never wait: FastAPI runs plain ``def``

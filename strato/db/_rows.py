@@ -160,7 +160,9 @@ def capacity_values(cap: NodeCapacity) -> Values:
             "disk_allocation_ratio": cap.disk_allocation_ratio,
             "reserved_vcpus": cap.reserved.vcpus,
             "reserved_memory_mb": cap.reserved.memory_mb,
-            "reserved_disk_gb": cap.reserved.disk_gb}
+            "reserved_disk_gb": cap.reserved.disk_gb,
+            "hypervisor_type": cap.hypervisor_type,
+            "hypervisor_version": cap.hypervisor_version, "cpu_info": cap.cpu_info}
 
 
 def capacity_from_row(row: Any) -> NodeCapacity:
@@ -172,7 +174,9 @@ def capacity_from_row(row: Any) -> NodeCapacity:
         ram_allocation_ratio=row.ram_allocation_ratio,
         disk_allocation_ratio=row.disk_allocation_ratio,
         reserved=Resources(vcpus=row.reserved_vcpus, memory_mb=row.reserved_memory_mb,
-                           disk_gb=row.reserved_disk_gb))
+                           disk_gb=row.reserved_disk_gb),
+        hypervisor_type=row.hypervisor_type, hypervisor_version=row.hypervisor_version,
+        cpu_info=row.cpu_info)
 
 
 def used_from_row(row: Any) -> Resources:

@@ -190,6 +190,9 @@ compute_nodes = sa.Table(
     sa.Column("reserved_vcpus", sa.Integer, nullable=False, server_default="0"),
     sa.Column("reserved_memory_mb", sa.Integer, nullable=False, server_default="0"),
     sa.Column("reserved_disk_gb", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("hypervisor_type", sa.String(64), nullable=False, server_default="fake"),
+    sa.Column("hypervisor_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cpu_info", sa.Text, nullable=False, server_default=""),
     *_timestamps(),
     sa.UniqueConstraint("host", "node"),
 )

@@ -69,6 +69,11 @@ class NodeCapacity:
     ram_allocation_ratio: float = 1.5
     disk_allocation_ratio: float = 1.0
     reserved: Resources = Resources(memory_mb=0)
+    # What os-hypervisors shows: "QEMU" for libvirt (KVM or TCG alike, as Nova), "fake"
+    # for the fake driver; cpu_info is a JSON text (arch, model, and how guests run).
+    hypervisor_type: str = "fake"
+    hypervisor_version: int = 1000
+    cpu_info: str = ""
 
     @property
     def limit(self) -> Resources:

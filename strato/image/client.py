@@ -32,8 +32,11 @@ from strato.domain.errors import (
     StratoError,
     Unavailable,
 )
+from strato.domain.ids import ImageId, ProjectId
+from strato.domain.images import Image, ImageStatus
 
-__all__ = ["CHUNK_SIZE", "ImageClient", "file_chunks"]
+__all__ = ["CHUNK_SIZE", "ImageClient", "ImageServiceSource", "file_chunks",
+           "image_from_record"]
 
 # One thread hop and one socket write per mebibyte: large enough that per-chunk costs
 # vanish at disk speed, small enough that memory stays flat.
@@ -284,3 +287,45 @@ def _message(response: httpx.Response) -> str:
             if isinstance(body.get(key), str):
                 return str(body[key])
     return str(body)[:500]
+
+
+# The core attributes of Glance's image JSON; every other string-valued key is an extra
+# property (Glance puts them at the top level).
+_CORE = frozenset({"id", "name", "status", "visibility", "protected", "os_hidden", "tags",
+                   "disk_format", "container_format", "size", "virtual_size", "checksum",
+                   "os_hash_algo", "os_hash_value", "min_disk", "min_ram", "owner",
+                   "created_at", "updated_at", "self", "file", "schema", "direct_url",
+                   "locations", "stores"})
+
+
+def image_from_record(record: dict[str, Any]) -> Image:
+    """The domain :class:`Image` from the Image API's JSON for one image."""
+    return Image(
+        id=ImageId(record["id"]), name=record.get("name"),
+        status=ImageStatus(record.get("status", "queued")),
+        disk_format=record.get("disk_format"), container_format=record.get("container_format"),
+        size=record.get("size"), virtual_size=record.get("virtual_size"),
+        checksum=record.get("checksum"), os_hash_algo=record.get("os_hash_algo"),
+        os_hash_value=record.get("os_hash_value"), min_disk=record.get("min_disk") or 0,
+        min_ram=record.get("min_ram") or 0, visibility=record.get("visibility", "shared"),
+        protected=bool(record.get("protected")), os_hidden=bool(record.get("os_hidden")),
+        owner=ProjectId(record["owner"]) if record.get("owner") else None,
+        properties={k: v for k, v in record.items() if k not in _CORE and isinstance(v, str)},
+        tags=tuple(sorted(record.get("tags") or ())))
+
+
+class ImageServiceSource:
+    """The image service as a virt driver's :class:`~strato.virt.driver.ImageSource`:
+    a compute host reads records and streams data through the Image API."""
+
+    def __init__(self, client: ImageClient) -> None:
+        self.client = client
+
+    async def get(self, image_id: ImageId) -> Image:
+        return image_from_record(await self.client.get(image_id))
+
+    async def download(self, image_id: ImageId, dest: Path) -> None:
+        await self.client.download_to(image_id, dest)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

@@ -92,6 +92,7 @@ def run_cluster(*, data_dir: Path, db_url: str, transport_url: str, compute_host
         "STRATO_DATA_DIR": str(data_dir), "STRATO_DB__URL": db_url,
         "STRATO_RPC__TRANSPORT_URL": transport_url, "STRATO_API__LISTEN": f"127.0.0.1:{port}",
         "STRATO_COMPUTE__REPORT_INTERVAL": "1.0", "PYTHONUNBUFFERED": "1",
+        "STRATO_COMPUTE__DRIVER": "fake",
         **(extra_env or {}),
     })
     data_dir.mkdir(parents=True, exist_ok=True)

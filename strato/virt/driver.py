@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
-from strato.domain.ids import InstanceId, NodeName
+from strato.domain.ids import ImageId, InstanceId, NodeName
+from strato.domain.images import Image
 from strato.domain.instances import PowerState
 from strato.domain.requests import BootRequest
 from strato.domain.resources import NodeCapacity
 
-__all__ = ["GuestInfo", "VirtDriver"]
+__all__ = ["GuestInfo", "ImageSource", "VirtDriver"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,6 +28,19 @@ class GuestInfo:
     instance_id: InstanceId
     power_state: PowerState
     node: NodeName
+
+
+class ImageSource(Protocol):
+    """Where a driver gets images: the image service, seen from a compute host."""
+
+    async def get(self, image_id: ImageId) -> Image:
+        """The image's record; ``NotFound`` if the caller may not see it."""
+        ...
+
+    async def download(self, image_id: ImageId, dest: Path) -> None:
+        """Stream the image's data to ``dest`` (complete and checksum-verified, or not
+        there at all)."""
+        ...
 
 
 class VirtDriver(Protocol):
@@ -51,6 +66,37 @@ class VirtDriver(Protocol):
 
     async def list_instances(self) -> Sequence[InstanceId]:
         """Every guest this driver knows on this host."""
+        ...
+
+    async def reboot(self, instance_id: InstanceId, *, hard: bool = False) -> None:
+        """Soft: ask the guest to restart (forcing it after a timeout); hard: reset it."""
+        ...
+
+    async def power_off(self, instance_id: InstanceId, *, timeout: float | None = None) -> None:
+        """Stop the guest, cleanly if it answers within ``timeout`` seconds."""
+        ...
+
+    async def power_on(self, instance_id: InstanceId) -> None:
+        """Start a stopped guest."""
+        ...
+
+    async def pause(self, instance_id: InstanceId) -> None:
+        """Freeze the guest's CPUs (memory stays in the host's RAM)."""
+        ...
+
+    async def unpause(self, instance_id: InstanceId) -> None:
+        ...
+
+    async def suspend(self, instance_id: InstanceId) -> None:
+        """Save the guest's memory to disk and stop it."""
+        ...
+
+    async def resume(self, instance_id: InstanceId) -> None:
+        ...
+
+    async def console_output(self, instance_id: InstanceId, *, max_bytes: int = 100 * 1024
+                             ) -> str:
+        """The tail of the guest's serial console."""
         ...
 
     async def close(self) -> None:

@@ -44,6 +44,7 @@ class FakeDriverStatistics:
 class _Guest:
     node: NodeName
     power_state: PowerState = PowerState.RUNNING
+    console: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -77,7 +78,8 @@ class FakeDriver:
         if self.config.spawn_delay:
             await asyncio.sleep(self.config.spawn_delay)
         self._maybe_fail(req)
-        self._guests[req.instance_id] = _Guest(node=node)
+        self._guests[req.instance_id] = _Guest(
+            node=node, console=[f"fake-guest: uuid={req.instance_id} booted on {node}"])
 
     def _maybe_fail(self, req: BootRequest) -> None:
         every = self.config.fail_every
@@ -90,14 +92,58 @@ class FakeDriver:
         self._guests.pop(instance_id, None)
 
     async def get_info(self, instance_id: InstanceId) -> GuestInfo:
-        guest = self._guests.get(instance_id)
-        if guest is None:
-            raise NotFound(f"no guest {instance_id} on {self.config.host}")
+        guest = self._guest(instance_id)
         return GuestInfo(instance_id=instance_id, power_state=guest.power_state,
                          node=guest.node)
 
     async def list_instances(self) -> Sequence[InstanceId]:
         return list(self._guests)
+
+    def _guest(self, instance_id: InstanceId) -> _Guest:
+        guest = self._guests.get(instance_id)
+        if guest is None:
+            raise NotFound(f"no guest {instance_id} on {self.config.host}")
+        return guest
+
+    def _move(self, instance_id: InstanceId, allowed: tuple[PowerState, ...],
+              new: PowerState, line: str) -> None:
+        """Change a guest's power state as a hypervisor would, refusing what a real one
+        refuses (pausing a stopped guest, say)."""
+        guest = self._guest(instance_id)
+        if guest.power_state not in allowed:
+            raise InvalidState(f"guest {instance_id} is {guest.power_state.name.lower()}")
+        guest.power_state = new
+        guest.console.append(f"fake-guest: {line}")
+
+    async def reboot(self, instance_id: InstanceId, *, hard: bool = False) -> None:
+        guest = self._guest(instance_id)
+        guest.power_state = PowerState.RUNNING
+        guest.console.append(f"fake-guest: {'hard' if hard else 'soft'} reboot")
+
+    async def power_off(self, instance_id: InstanceId, *, timeout: float | None = None) -> None:
+        self._move(instance_id, tuple(PowerState), PowerState.SHUTDOWN, "power off")
+
+    async def power_on(self, instance_id: InstanceId) -> None:
+        self._move(instance_id, (PowerState.SHUTDOWN, PowerState.RUNNING,
+                                 PowerState.CRASHED), PowerState.RUNNING, "power on")
+
+    async def pause(self, instance_id: InstanceId) -> None:
+        self._move(instance_id, (PowerState.RUNNING,), PowerState.PAUSED, "paused")
+
+    async def unpause(self, instance_id: InstanceId) -> None:
+        self._move(instance_id, (PowerState.PAUSED,), PowerState.RUNNING, "unpaused")
+
+    async def suspend(self, instance_id: InstanceId) -> None:
+        self._move(instance_id, (PowerState.RUNNING, PowerState.PAUSED),
+                   PowerState.SUSPENDED, "suspended")
+
+    async def resume(self, instance_id: InstanceId) -> None:
+        self._move(instance_id, (PowerState.SUSPENDED,), PowerState.RUNNING, "resumed")
+
+    async def console_output(self, instance_id: InstanceId, *, max_bytes: int = 100 * 1024
+                             ) -> str:
+        text = "".join(line + "\n" for line in self._guest(instance_id).console)
+        return text[-max_bytes:]
 
     async def close(self) -> None:
         self._started = False

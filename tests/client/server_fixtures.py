@@ -44,7 +44,8 @@ def start_api(data_dir: Path) -> Cluster:
     env.update({"STRATO_DATA_DIR": str(data_dir), "STRATO_API__LISTEN": f"127.0.0.1:{port}",
                 "STRATO_API__ADMIN_TOKEN": TOKEN, "STRATO_API__SERVICE_TOKEN": SERVICE_TOKEN,
                 "STRATO_LOG_LEVEL": "WARNING",
-                "STRATO_COMPUTE__HOST": "client-test", "PYTHONUNBUFFERED": "1"})
+                "STRATO_COMPUTE__HOST": "client-test", "STRATO_COMPUTE__DRIVER": "fake",
+                "PYTHONUNBUFFERED": "1"})
     data_dir.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(env=env, data_dir=data_dir, api_url=f"http://127.0.0.1:{port}")
     cluster.start("up", "up")

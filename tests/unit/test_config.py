@@ -14,7 +14,7 @@ def test_defaults_use_sqlite_in_the_data_dir_and_the_memory_bus(tmp_path: Path) 
     settings = load_settings(data_dir=tmp_path)
     assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'strato.db'}"
     assert settings.rpc.transport_url == "memory://"
-    assert settings.compute.driver == "fake"
+    assert settings.compute.driver == "auto"
 
 
 def test_file_then_environment_then_arguments(tmp_path: Path,
@@ -45,3 +45,19 @@ def test_missing_file_and_unknown_keys_are_refused(tmp_path: Path) -> None:
     config.write_text("colour = 'blue'\n")
     with pytest.raises(ValueError, match="colour"):
         load_settings(config)
+
+
+def test_auto_driver_is_libvirt_only_where_libvirtd_runs(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    from strato import bootstrap
+
+    settings = load_settings(data_dir=tmp_path)
+    monkeypatch.setattr(bootstrap, "LIBVIRT_SOCKET", tmp_path / "no-such-socket")
+    assert bootstrap.driver_kind(settings.compute) == "fake"
+    sock = tmp_path / "libvirt-sock"
+    sock.touch()
+    monkeypatch.setattr(bootstrap, "LIBVIRT_SOCKET", sock)
+    assert bootstrap.driver_kind(settings.compute) == "libvirt"
+    explicit = load_settings(data_dir=tmp_path, compute={"driver": "fake"})
+    assert bootstrap.driver_kind(explicit.compute) == "fake"

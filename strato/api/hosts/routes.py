@@ -52,6 +52,5 @@ async def list_hypervisors_detail(deps: Deps, ctx: Context) -> JSONResponse:
     services = {s.host: s for s in await deps.db.services.list()
                 if views.is_compute_service(s)}
     return JSONResponse({"hypervisors": [
-        views.hypervisor_detail(u, n, hypervisor_type=deps.hypervisor_type,
-                                service=services.get(u.host))
+        views.hypervisor_detail(u, n, service=services.get(u.host))
         for n, u in usages]})

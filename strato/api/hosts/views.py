@@ -11,11 +11,6 @@ from strato.domain.resources import NodeUsage
 
 __all__ = ["hypervisor_detail", "hypervisor_summary", "is_compute_service", "service_view"]
 
-# What os-hypervisors reports as hypervisor_version: strato does not ask the
-# hypervisor yet; Nova's fake driver reports the same number.
-_HYPERVISOR_VERSION = 1000
-
-
 def is_compute_service(record: ServiceRecord) -> bool:
     """Whether the service record is a compute service (whatever its binary is named)."""
     return record.topic == "compute" or record.binary.endswith("compute")
@@ -39,15 +34,16 @@ def hypervisor_summary(usage: NodeUsage, hypervisor_id: int) -> dict[str, Any]:
             "status": "disabled" if usage.service_disabled else "enabled"}
 
 
-def hypervisor_detail(usage: NodeUsage, hypervisor_id: int, *, hypervisor_type: str,
+def hypervisor_detail(usage: NodeUsage, hypervisor_id: int, *,
                       service: ServiceRecord | None) -> dict[str, Any]:
     """A node in ``GET /os-hypervisors/detail``: totals are the physical capacity,
     *_used what strato allocated (allocation ratios are not applied here, as in Nova)."""
     total, used = usage.capacity.total, usage.used
     return {
         **hypervisor_summary(usage, hypervisor_id),
-        "hypervisor_type": hypervisor_type, "hypervisor_version": _HYPERVISOR_VERSION,
-        "host_ip": "", "cpu_info": "",
+        "hypervisor_type": usage.capacity.hypervisor_type,
+        "hypervisor_version": usage.capacity.hypervisor_version,
+        "host_ip": "", "cpu_info": usage.capacity.cpu_info,
         "vcpus": total.vcpus, "vcpus_used": used.vcpus,
         "memory_mb": total.memory_mb, "memory_mb_used": used.memory_mb,
         "free_ram_mb": total.memory_mb - used.memory_mb,

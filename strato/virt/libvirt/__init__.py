@@ -1,0 +1,1 @@
+"""The libvirt driver: the only code in strato that imports libvirt."""
