@@ -1,0 +1,158 @@
+"""Fixtures for tests that run real guests with libvirtd and QEMU (TCG).
+
+Every test gets its own domain prefix and instances directory; on the way out every
+domain with that prefix is destroyed and undefined and the directory removed, whatever
+the test did. The tiny guest is built once per session (its .debs are downloaded then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import libvirt
+import pytest
+
+from strato.bootstrap import ComputeSpec, embedded
+from strato.client.compute import ComputeClient
+from strato.image.client import ImageClient
+from strato.seed import seed_defaults
+from strato.tinyguest import TinyGuest, build_tiny_guest
+from tests.cloud_fixtures import ADMIN_TOKEN, test_settings
+
+# QEMU runs as libvirt-qemu: instance directories must sit where it can reach them, so
+# not under pytest's tmp_path (mode 0700).
+TEST_ROOT = Path("/var/tmp/strato-tests")
+URI = "qemu:///system"
+
+
+def require_libvirtd() -> None:
+    """Fail (not skip) when libvirtd is not there: `make setup` starts it, so a missing
+    daemon is a broken machine, not a reason to pass."""
+    try:
+        libvirt.open(URI).close()
+    except libvirt.libvirtError as exc:
+        pytest.fail(f"libvirtd does not answer at {URI} ({exc}); run `make setup`")
+
+
+def remove_domains(prefix: str) -> list[str]:
+    """Destroy and undefine every domain whose name starts with ``prefix``."""
+    conn = libvirt.open(URI)
+    removed = []
+    try:
+        for dom in conn.listAllDomains(0):
+            if not dom.name().startswith(prefix):
+                continue
+            with contextlib.suppress(libvirt.libvirtError):
+                dom.destroy()
+            with contextlib.suppress(libvirt.libvirtError):
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                                  | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+            removed.append(dom.name())
+    finally:
+        conn.close()
+    return removed
+
+
+def domains_with(prefix: str) -> list[str]:
+    conn = libvirt.open(URI)
+    try:
+        return [d.name() for d in conn.listAllDomains(0) if d.name().startswith(prefix)]
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """One test's share of the host: its domain prefix and instances directory."""
+
+    prefix: str
+    instances: Path
+    host: str
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    require_libvirtd()
+    token = secrets.token_hex(3)
+    prefix = f"t{os.getpid()}-{token}-"
+    TEST_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+    TEST_ROOT.chmod(0o755)
+    instances = TEST_ROOT / prefix.rstrip("-")
+    try:
+        yield Sandbox(prefix=prefix, instances=instances, host=f"lv-{token}")
+    finally:
+        remove_domains(prefix)
+        shutil.rmtree(instances, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_guest(tmp_path_factory: pytest.TempPathFactory) -> TinyGuest:
+    out = tmp_path_factory.mktemp("tiny-guest")
+    return asyncio.run(build_tiny_guest(out))
+
+
+def libvirt_settings(data_dir: Path, box: Sandbox, **libvirt_overrides: Any) -> Any:
+    return test_settings(data_dir, compute={
+        "report_interval": 0.5, "host": box.host, "driver": "libvirt",
+        "libvirt": {"instances_path": str(box.instances), "domain_prefix": box.prefix,
+                    "virt_type": "qemu", "spawn_timeout": 60.0,
+                    "clean_shutdown_timeout": 20.0, "image_cache_interval": 0,
+                    **libvirt_overrides}})
+
+
+@dataclass
+class LvCloud:
+    cloud: Any
+    client: ComputeClient
+    images: ImageClient
+    box: Sandbox
+
+    @property
+    def driver(self) -> Any:
+        return self.cloud.drivers[self.box.host]
+
+    async def upload(self, name: str, path: Path, disk_format: str,
+                     container_format: str = "bare", **props: str) -> str:
+        record = await self.images.create(name=name, disk_format=disk_format,
+                                          container_format=container_format,
+                                          visibility="public", **props)
+        await self.images.upload(record["id"], path)
+        return str(record["id"])
+
+    async def flavor(self, name: str, *, ram: int = 128, disk: int = 1, vcpus: int = 1) -> str:
+        resp = await self.client.request("POST", "/v2.1/flavors", json={"flavor": {
+            "name": name, "ram": ram, "disk": disk, "vcpus": vcpus}})
+        return str(resp.json()["flavor"]["id"])
+
+    async def console_line(self, server_id: str, marker: str, *, timeout: float = 90.0,
+                           after: int = 0) -> str:
+        """Wait until the guest's console shows a line containing ``marker`` (beyond
+        the first ``after`` bytes); return the whole console."""
+        async with asyncio.timeout(timeout):
+            while True:
+                text: str = await self.driver.console_output(server_id)
+                if marker in text[after:]:
+                    return text
+                await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def libvirt_cloud(data_dir: Path, box: Sandbox, **overrides: Any
+                        ) -> AsyncIterator[LvCloud]:
+    settings = libvirt_settings(data_dir, box, **overrides)
+    async with embedded(settings, [ComputeSpec(box.host)]) as cloud:
+        await seed_defaults(cloud.db)
+        transport = httpx.ASGITransport(app=cloud.app)  # type: ignore[arg-type]
+        async with ComputeClient("http://strato", ADMIN_TOKEN, transport=transport,
+                                 timeout=120.0) as client, \
+                ImageClient("http://strato", ADMIN_TOKEN, transport=transport) as images:
+            yield LvCloud(cloud=cloud, client=client, images=images, box=box)
