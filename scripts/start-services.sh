@@ -26,6 +26,15 @@ fi
 
 # libvirt: no systemd here, so start the daemons directly when they are not running.
 if command -v libvirtd >/dev/null; then
+  # What udev does on an ordinary Debian host (there is no udev here): QEMU, which runs
+  # as libvirt-qemu in group kvm, may open /dev/kvm. Left at root-only, libvirtd sees KVM
+  # when it probes QEMU (as root) but not when it checks its cache (as libvirt-qemu), and
+  # re-probes QEMU on every API call, which takes seconds each time.
+  if [ -c /dev/kvm ] && getent group kvm >/dev/null \
+      && [ "$(stat -c %G:%a /dev/kvm)" != "kvm:660" ]; then
+    $SUDO chgrp kvm /dev/kvm
+    $SUDO chmod 0660 /dev/kvm
+  fi
   if ! pgrep -x virtlogd >/dev/null; then echo "starting virtlogd"; $SUDO virtlogd -d; fi
   if ! pgrep -x libvirtd >/dev/null; then
     echo "starting libvirtd"

@@ -136,7 +136,7 @@ async def test_ten_parallel_builds_of_a_new_image_download_it_once(
     halt = tmp_path / "halt.img"
     halt.write_bytes(bytes([0xFA, 0xF4, 0xEB, 0xFD]).ljust(510, b"\0") + b"\x55\xaa"
                      + b"\0" * (1024 * 1024 - 512))
-    async with libvirt_cloud(tmp_path, sandbox) as lv:
+    async with libvirt_cloud(tmp_path, sandbox, boot_cpu_seconds=0.2) as lv:
         image = await lv.upload("halt", halt, "raw")
         flavor = await lv.flavor("lv.halt", ram=32)
         resp = await lv.client.request("POST", "/v2.1/servers", json={"server": {
