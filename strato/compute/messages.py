@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from strato.domain.ids import InstanceId, NodeName
 from strato.domain.requests import BootRequest, Destination
 
-__all__ = ["BuildAndRunInstance", "TerminateInstance", "TOPIC"]
+__all__ = ["BuildAndRunInstance", "GetConsoleOutput", "TerminateInstance", "TOPIC"]
 
 TOPIC = "compute"
 
@@ -27,3 +27,12 @@ class TerminateInstance:
     """Destroy the instance's guest on this host, then mark it deleted."""
 
     instance_id: InstanceId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetConsoleOutput:
+    """The tail of the guest's serial console: the last ``length`` lines (all when
+    ``None``). The answer is the text."""
+
+    instance_id: InstanceId
+    length: int | None = None

@@ -8,14 +8,15 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from strato.compute.build import ComputeDeps, build_and_run_instance, terminate_instance
-from strato.compute.messages import BuildAndRunInstance, TerminateInstance
+from strato.compute.messages import BuildAndRunInstance, GetConsoleOutput, TerminateInstance
+from strato.domain.context import RequestContext
 from strato.domain.context import admin_context
 from strato.domain.errors import StratoError
 
 if TYPE_CHECKING:
     from strato.rpc.bus import HandlerTable
 
-__all__ = ["handlers", "report_capacity", "report_periodically"]
+__all__ = ["get_console_output", "handlers", "report_capacity", "report_periodically"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,19 @@ def handlers(deps: ComputeDeps) -> HandlerTable:
     return {
         BuildAndRunInstance: partial(build_and_run_instance, deps=deps),
         TerminateInstance: partial(terminate_instance, deps=deps),
+        GetConsoleOutput: partial(get_console_output, deps=deps),
     }
+
+
+async def get_console_output(_ctx: RequestContext, msg: GetConsoleOutput, *,
+                             deps: ComputeDeps) -> str:
+    """What the guest printed (Nova's ``get_console_output``): the last ``length``
+    lines, or everything the driver keeps."""
+    text = await deps.driver.console_output(msg.instance_id)
+    if msg.length is None:
+        return text
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[-msg.length:]) if msg.length > 0 else ""
 
 
 async def report_capacity(deps: ComputeDeps) -> None:

@@ -15,6 +15,7 @@ from strato.api.formats import base_url
 from strato.api.paging import next_links, parse_page
 from strato.api.servers import schemas, service, views
 from strato.domain.context import RequestContext
+from strato.domain.errors import Invalid
 from strato.domain.instances import Instance
 
 __all__ = ["router"]
@@ -78,3 +79,16 @@ async def delete_server(server_id: str, deps: Deps, ctx: Context) -> Response:
     """``DELETE /v2.1/servers/{id}``: 204, in any state (also while building)."""
     await service.delete_server(deps, ctx, server_id)
     return Response(status_code=204)
+
+
+@router.post("/{server_id}/action")
+async def server_action(server_id: str, request: Request, deps: Deps,
+                        ctx: Context) -> JSONResponse:
+    """``POST /v2.1/servers/{id}/action``: one action per body. ``os-getConsoleOutput``
+    for now; the other lifecycle actions arrive with the compute host's issue."""
+    name, args = schemas.parse_action(await read_json(request))
+    if name == "os-getConsoleOutput":
+        length = schemas.parse_console_length(args)
+        return JSONResponse({"output": await service.console_output(deps, ctx, server_id,
+                                                                     length)})
+    raise Invalid(f"There is no such action: {name}")

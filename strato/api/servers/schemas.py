@@ -340,3 +340,33 @@ def _changes_since(raw: str | None) -> datetime | None:
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value
     raise Invalid(f"Invalid input for query parameters changes-since. Value: {raw}. "
                   f"'{raw}' is not a 'date-time'")
+
+
+def parse_action(body: Any) -> tuple[str, Any]:
+    """A server action body: exactly one key, the action's name, and its arguments."""
+    if not isinstance(body, dict) or len(body) != 1:
+        raise Invalid("An action body must be an object with exactly one action.")
+    [(name, args)] = body.items()
+    return str(name), args
+
+
+def parse_console_length(args: Any) -> int | None:
+    """``os-getConsoleOutput``'s ``length``: lines from the end; absent, null or -1 for
+    all (Nova also takes the number as a string)."""
+    if args is None:
+        args = {}
+    if not isinstance(args, dict) or set(args) - {"length"}:
+        raise Invalid("Invalid input for os-getConsoleOutput: only 'length' is allowed.")
+    length = args.get("length")
+    if length is None:
+        return None
+    if isinstance(length, bool) or not isinstance(length, int | str):
+        raise Invalid("Invalid input for field/attribute length: must be an integer.")
+    try:
+        value = int(length)
+    except ValueError:
+        raise Invalid("Invalid input for field/attribute length: must be an integer."
+                      ) from None
+    if value < -1:
+        raise Invalid("Invalid input for field/attribute length: must be -1 or more.")
+    return None if value == -1 else value

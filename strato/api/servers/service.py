@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from strato.api.deps import ApiDeps
 from strato.api.servers.schemas import CreateServers, ListServers, to_boot_request
 from strato.compute.messages import TOPIC as COMPUTE
-from strato.compute.messages import TerminateInstance
+from strato.compute.messages import GetConsoleOutput, TerminateInstance
 from strato.conductor.messages import TOPIC as CONDUCTOR
 from strato.conductor.messages import BuildInstances
 from strato.db.uow import Database
@@ -140,6 +140,24 @@ async def delete_server(deps: ApiDeps, ctx: RequestContext, instance_id: str) ->
                                        expected_task_state=(TaskState.DELETING,))
         raise
     logger.info("instance.delete: %s sent to compute %s", instance.id, instance.host)
+
+
+async def console_output(deps: ApiDeps, ctx: RequestContext, instance_id: str,
+                         length: int | None) -> str:
+    """The guest's console, from the compute host it runs on; 409 while it has none."""
+    instance = await get_server(deps, ctx, instance_id)
+    if instance.host is None or instance.vm_state not in _CONSOLE_STATES:
+        raise InvalidState(f"Cannot 'os-getConsoleOutput' instance {instance.id} while it "
+                           f"is in vm_state {instance.vm_state}")
+    text: str = await deps.bus.call(
+        Target(COMPUTE, server=instance.host),
+        GetConsoleOutput(instance_id=instance.id, length=length), ctx=ctx, returns=str,
+        timeout=30.0)
+    return text
+
+
+_CONSOLE_STATES = frozenset({VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED,
+                             VmState.SUSPENDED, VmState.ERROR})
 
 
 async def _mark_deleting(deps: ApiDeps, ctx: RequestContext,

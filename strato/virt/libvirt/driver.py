@@ -74,7 +74,7 @@ class LibvirtDriverConfig:
     instances_path: Path
     uri: str = "qemu:///system"
     virt_type: Literal["auto", "kvm", "qemu"] = "auto"
-    kvm_probe_timeout: float = 3.0
+    kvm_probe_timeout: float = 2.0
     domain_prefix: str = "strato-"
     machine_type: str = "pc"
     disks: DiskSettings = DiskSettings()
