@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 
 from strato.compute.build import ComputeDeps, build_and_run_instance, terminate_instance
 from strato.compute.messages import BuildAndRunInstance, GetConsoleOutput, TerminateInstance
-from strato.domain.context import RequestContext
-from strato.domain.context import admin_context
+from strato.domain.context import RequestContext, admin_context
 from strato.domain.errors import StratoError
 
 if TYPE_CHECKING:

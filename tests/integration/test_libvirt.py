@@ -15,10 +15,16 @@ from strato.domain.hostnames import sanitize_hostname
 from strato.domain.ids import InstanceId
 from strato.domain.instances import PowerState
 from strato.tinyguest import TinyGuest
-from tests.libvirt_fixtures import LvCloud, Sandbox, domains_with, libvirt_cloud
 
 # ruff: noqa: F811
-from tests.libvirt_fixtures import sandbox, tiny_guest  # noqa: F401
+from tests.libvirt_fixtures import (  # noqa: F401
+    LvCloud,
+    Sandbox,
+    domains_with,
+    libvirt_cloud,
+    sandbox,
+    tiny_guest,
+)
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.slow]
 
