@@ -165,6 +165,10 @@ def demo(url: Annotated[str, typer.Option(help="API URL.")] = "http://127.0.0.1:
     async def main() -> None:
         async with ComputeClient(url, settings.api.admin_token) as client:
             await _wait_for_api(client)
+            await _wait_for_cloud(client, timeout)
+            if await _hypervisor_type(client) == "QEMU":
+                await _demo_real_vm(client, settings, url, timeout)
+                return
             image = await client.create_image("demo-image", b"\0" * 1024 * 1024,
                                               disk_format="raw")
             flavor = next(f["id"] for f in await client.flavors() if f["name"] == "m1.tiny")
@@ -176,6 +180,98 @@ def demo(url: Annotated[str, typer.Option(help="API URL.")] = "http://127.0.0.1:
                        f"on host {server.host}")
             if server.status != "ACTIVE":
                 raise typer.Exit(1)
+
+    asyncio.run(main())
+
+
+async def _wait_for_cloud(client: Any, timeout: float) -> None:
+    """Until a compute has reported and the default flavors exist (``strato up`` seeds
+    them once its computes are up)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            resp = await client.request("GET", "/v2.1/os-hypervisors")
+            if resp.json()["hypervisors"] and await client.flavors():
+                return
+            await asyncio.sleep(0.3)
+
+
+async def _hypervisor_type(client: Any) -> str | None:
+    resp = await client.request("GET", "/v2.1/os-hypervisors/detail")
+    types = {h["hypervisor_type"] for h in resp.json()["hypervisors"]}
+    return "QEMU" if "QEMU" in types else next(iter(types), None)
+
+
+async def _demo_real_vm(client: Any, settings: Settings, url: str, timeout: float) -> None:
+    """Boot the tiny guest (built and imported on first use) with a config drive and a
+    user-data script, and show what it printed on its console."""
+    import base64
+
+    from strato.image.client import ImageClient
+    from strato.tinyguest import build_tiny_guest
+    from strato.tinyguest.publish import find_tiny_image, publish_tiny_guest
+
+    async with ImageClient(url, settings.api.admin_token) as images:
+        image = await find_tiny_image(images)
+        if image is None:
+            typer.echo("building the tiny guest from Debian packages (once) ...")
+            guest = await build_tiny_guest(settings.data_dir / "tiny-guest")
+            image = (await publish_tiny_guest(images, guest)).disk
+            typer.echo(f"imported it as image 'tiny' ({image})")
+    flavor = next(f["id"] for f in await client.flavors() if f["name"] == "m1.tiny")
+    script = "#!/bin/sh\necho \"hello from user data on $(hostname)\"\n"
+    server_id = await client.create_server(
+        "demo-vm", image=image, flavor=flavor, config_drive=True,
+        user_data=base64.b64encode(script.encode()).decode())
+    typer.echo(f"created server {server_id} (a real VM), waiting for ACTIVE ...")
+    server = await client.wait_for_status(server_id, {"ACTIVE", "ERROR"}, timeout=timeout)
+    typer.echo(f"server {server.name} ({server.id}) is {server.status} on host {server.host}")
+    if server.status != "ACTIVE":
+        raise typer.Exit(1)
+    typer.echo("its console:")
+    seen = 0
+    async with asyncio.timeout(timeout):
+        while True:
+            resp = await client.request("POST", f"/v2.1/servers/{server_id}/action",
+                                        json={"os-getConsoleOutput": {}})
+            lines = [line for line in resp.json()["output"].splitlines()
+                     if line.startswith("strato-guest:") or "hello from user data" in line]
+            for line in lines[seen:]:
+                typer.echo(f"  {line}")
+            seen = len(lines)
+            if any("strato-guest: ready" in line for line in lines):
+                return
+            await asyncio.sleep(0.5)
+
+
+@image_app.command("build-tiny")
+def build_tiny(
+        output: Annotated[Path | None, typer.Option(
+            help="Where to write the images (default: <data_dir>/tiny-guest).")] = None,
+        upload: Annotated[bool, typer.Option(
+            "--import/--no-import", help="Also upload them to the image API.")] = False,
+        url: Annotated[str | None, typer.Option(
+            help="API URL (default: api.public_url, else http://<api.listen>).")] = None,
+        config: ConfigOpt = None,
+        ) -> None:
+    """Build the tiny guest from Debian's cloud kernel and busybox (no root needed): a
+    bootable qcow2 disk, and the same kernel and initramfs as aki/ari images."""
+    from strato.image.client import ImageClient
+    from strato.tinyguest import build_tiny_guest
+    from strato.tinyguest.publish import publish_tiny_guest
+
+    settings = _settings(config)
+    target = output or settings.data_dir / "tiny-guest"
+    api_url = url or settings.api.public_url or f"http://{settings.api.listen}"
+
+    async def main() -> None:
+        guest = await build_tiny_guest(target)
+        typer.echo(f"disk    {guest.disk}\nkernel  {guest.kernel}\ninitrd  {guest.initrd}"
+                   f"\nversion {guest.kernel_version}\ncmdline {guest.cmdline}")
+        if upload:
+            async with ImageClient(api_url, settings.api.admin_token) as client:
+                ids = await publish_tiny_guest(client, guest)
+            typer.echo(f"images: tiny={ids.disk} tiny-kernel={ids.kernel} "
+                       f"tiny-ramdisk={ids.ramdisk} tiny-kernel-boot={ids.kernel_boot}")
 
     asyncio.run(main())
 

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -181,8 +182,13 @@ class LibvirtDriver:
             raise AbortBuild(f"node {node} is not on host {self.config.host}")
         name = self.domain_name(req.instance_id)
         try:
+            started = time.monotonic()
             xml = await self._prepare(req)
+            prepared = time.monotonic()
             await self._start_domain(name, req.instance_id, xml)
+            logger.info("domain %s is running (%s): disks and config drive %.2f s, "
+                        "define and start %.2f s", name, self.caps.virt_type,
+                        prepared - started, time.monotonic() - prepared)
         except BaseException as exc:
             await self._cleanup(req.instance_id)
             if isinstance(exc, libvirt.libvirtError):
@@ -281,7 +287,6 @@ class LibvirtDriver:
                                                                     {"stopped", "crashed"}))):
                 await asyncio.to_thread(dom.create)
                 await self._wait_running(dom, waiter, name)
-        logger.info("domain %s is running (%s)", name, self.caps.virt_type)
 
     async def _wait_running(self, dom: libvirt.virDomain, waiter: _Waiter, name: str) -> None:
         try:

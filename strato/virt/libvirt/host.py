@@ -65,6 +65,93 @@ class LifecycleEvent:
     detail: int
 
 
+class _ThreadSafeAsyncIOImpl(libvirtaio.virEventAsyncIOImpl):  # type: ignore[misc]
+    """libvirtaio, made safe for libvirt calls made from worker threads.
+
+    libvirt calls these six functions from whichever thread runs an API call (a domain
+    create in ``asyncio.to_thread``, say), but asyncio objects may only be touched on
+    the loop's own thread. Plain libvirtaio then schedules the timer that dispatches a
+    queued event without waking the loop, and the event arrives at the next keepalive,
+    seconds late. Here every operation from another thread is queued to the loop with
+    ``call_soon_threadsafe`` (which wakes it); ids for new handles and timers are handed
+    out at once. Operations on the loop's thread run directly unless queued ones are
+    still outstanding, so their order is always libvirt's order.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, thread_id: int) -> None:
+        super().__init__(loop=loop)
+        self._thread_id = thread_id
+        self._lock = threading.Lock()
+        self._queued = 0
+
+    def _direct(self) -> bool:
+        with self._lock:
+            return self._queued == 0 and threading.get_ident() == self._thread_id
+
+    def _queue(self, op: Callable[[], object]) -> None:
+        def run() -> None:
+            try:
+                op()
+            finally:
+                with self._lock:
+                    self._queued -= 1
+        with self._lock:
+            self._queued += 1
+        self.loop.call_soon_threadsafe(run)
+
+    def _add_handle(self, fd: int, event: int, cb: Any, opaque: Any) -> int:
+        if self._direct():
+            return int(super()._add_handle(fd, event, cb, opaque))
+        callback = libvirtaio.FDCallback(self, cb, opaque, descriptor=None,
+                                         event=event)
+
+        def register() -> None:
+            callback.descriptor = self.descriptors[fd]
+            self.callbacks[callback.iden] = callback
+            callback.descriptor.add_handle(callback)
+            self._pending_inc()
+        self._queue(register)
+        return int(callback.iden)
+
+    def _update_handle(self, watch: int, event: int) -> None:
+        if self._direct():
+            super()._update_handle(watch, event)
+        else:
+            self._queue(lambda: watch in self.callbacks and super(
+                _ThreadSafeAsyncIOImpl, self)._update_handle(watch, event))
+
+    def _remove_handle(self, watch: int) -> int:
+        if self._direct():
+            return int(super()._remove_handle(watch))
+        self._queue(lambda: super(_ThreadSafeAsyncIOImpl, self)._remove_handle(watch))
+        return 0
+
+    def _add_timeout(self, timeout: int, cb: Any, opaque: Any) -> int:
+        if self._direct():
+            return int(super()._add_timeout(timeout, cb, opaque))
+        callback = libvirtaio.TimeoutCallback(self, cb, opaque)
+
+        def register() -> None:
+            self.callbacks[callback.iden] = callback
+            callback.update(timeout=timeout)
+            self._pending_inc()
+        self._queue(register)
+        return int(callback.iden)
+
+    def _update_timeout(self, timer: int, timeout: int) -> None:
+        if self._direct():
+            super()._update_timeout(timer, timeout)
+        else:
+            self._queue(lambda: timer in self.callbacks and super(
+                _ThreadSafeAsyncIOImpl, self)._update_timeout(timer, timeout))
+
+    def _remove_timeout(self, timer: int) -> int:
+        if self._direct():
+            return int(super()._remove_timeout(timer))
+        self._queue(lambda: super(_ThreadSafeAsyncIOImpl, self)._remove_timeout(timer))
+        return 0
+
+
 class _EventThread:
     """The process's one libvirt event loop (see the module docstring)."""
 
@@ -81,7 +168,7 @@ class _EventThread:
 
             def run() -> None:
                 asyncio.set_event_loop(loop)
-                libvirtaio.virEventRegisterAsyncIOImpl(loop=loop)
+                _ThreadSafeAsyncIOImpl(loop, threading.get_ident()).register()
                 ready.set()
                 loop.run_forever()
 
