@@ -50,7 +50,7 @@ def embedded_cluster(data_dir: Path, hosts: int) -> Iterator[Cluster]:
         **{k: v for k, v in os.environ.items() if not k.startswith("STRATO_")},
         "STRATO_DATA_DIR": str(data_dir), "STRATO_API__LISTEN": f"127.0.0.1:{port}",
         "STRATO_COMPUTE__REPORT_INTERVAL": "1.0", "STRATO_LOG_LEVEL": "WARNING",
-        "STRATO_COMPUTE__HOST": "bench"}, data_dir=data_dir,
+        "STRATO_COMPUTE__HOST": "bench", "STRATO_COMPUTE__DRIVER": "fake"}, data_dir=data_dir,
         api_url=f"http://127.0.0.1:{port}")
     cluster.start("up", "up", "--hosts", str(hosts))
     try:

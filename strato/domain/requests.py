@@ -8,7 +8,8 @@ from strato.domain.ids import HostName, InstanceId, NodeName, ProjectId, Reserva
 from strato.domain.images import Image
 from strato.domain.resources import Flavor
 
-__all__ = ["BootRequest", "Destination", "RetryInfo", "SchedulerHints", "Selection"]
+__all__ = ["BootRequest", "Destination", "InjectedFile", "RetryInfo", "SchedulerHints",
+           "Selection"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +48,15 @@ class RetryInfo:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class InjectedFile:
+    """A file the user asked to find in the guest (Nova's "personality"); it reaches
+    the guest through the config drive. ``contents`` is base64, as the API took it."""
+
+    path: str
+    contents: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BootRequest:
     """Everything a host needs to build one instance."""
 
@@ -62,5 +72,6 @@ class BootRequest:
     user_data: str | None = None
     key_name: str | None = None
     config_drive: bool = False
+    files: tuple[InjectedFile, ...] = ()
     hints: SchedulerHints = SchedulerHints()
     retry: RetryInfo = RetryInfo()

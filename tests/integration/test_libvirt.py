@@ -30,7 +30,9 @@ pytestmark = [pytest.mark.libvirt, pytest.mark.slow]
 
 
 def user_script(marker: str) -> str:
-    script = f"#!/bin/sh\necho \"user-data says {marker}\"\n"
+    # The tiny guest keeps the config drive mounted on /mnt: show the injected file too.
+    script = (f"#!/bin/sh\necho \"user-data says {marker}\"\n"
+              "cat /mnt/openstack/content/0000 2>/dev/null\n")
     return base64.b64encode(script.encode()).decode()
 
 
@@ -45,14 +47,17 @@ async def assert_gone(lv: LvCloud, server_id: str) -> None:
 
 async def boot_and_check(lv: LvCloud, name: str, image: str, flavor: str) -> str:
     marker = os.urandom(4).hex()
+    injected = base64.b64encode(f"injected file {marker}\n".encode()).decode()
     server_id = await lv.client.create_server(
         name, image=image, flavor=flavor, config_drive=True, user_data=user_script(marker),
-        metadata={"role": "test <&> \"quoted\""})
+        metadata={"role": "test <&> \"quoted\""},
+        personality=[{"path": "/etc/strato-test", "contents": injected}])
     server = await lv.client.wait_for_status(server_id, {"ACTIVE", "ERROR"}, timeout=120)
     assert server.status == "ACTIVE", server
     console = await lv.console_line(server_id, "user-data exit=")
     assert f"strato-guest: uuid={server_id} hostname={sanitize_hostname(name)}" in console
     assert f"user-data says {marker}" in console
+    assert f"injected file {marker}" in console
     assert "strato-guest: user-data exit=0" in console
     return server_id
 

@@ -79,6 +79,22 @@ BAD_CREATE_BODIES: list[tuple[str, Any, str | None]] = [
     ("metadata not an object", server(metadata=["k"]), "metadata"),
     ("user_data not base64", server(user_data="not base64!"), "base64"),
     ("user_data too long", server(user_data="QUFB" * 16384), "user_data"),
+    ("personality not a list", server(personality={"path": "/a"}), "personality"),
+    ("personality path relative", server(personality=[{"path": "etc/x", "contents": ""}]),
+     "absolute"),
+    ("personality path with ..",
+     server(personality=[{"path": "/etc/../root/x", "contents": ""}]), "absolute"),
+    ("personality contents not base64",
+     server(personality=[{"path": "/x", "contents": "not base64!"}]), "decoded"),
+    ("personality file too big",
+     server(personality=[{"path": "/x", "contents": "QUFB" * 3414}]), "exceeds"),
+    ("personality path too long",
+     server(personality=[{"path": "/" + "p" * 255, "contents": ""}]), "exceeds"),
+    ("too many personality files",
+     server(personality=[{"path": f"/f{i}", "contents": ""} for i in range(6)]),
+     "personality"),
+    ("personality with an unknown key",
+     server(personality=[{"path": "/x", "contents": "", "mode": "0600"}]), "mode"),
     ("return_reservation_id not a bool", server(return_reservation_id="maybe"),
      "return_reservation_id"),
     ("networks of a wrong type", server(networks=5), "networks"),
@@ -228,7 +244,7 @@ _JSON = st.recursive(
     max_leaves=12)
 _OPTIONAL = ["metadata", "min_count", "max_count", "availability_zone", "key_name",
              "user_data", "return_reservation_id", "networks", "config_drive",
-             "security_groups", "adminPass", "accessIPv4", "bogus"]
+             "security_groups", "adminPass", "accessIPv4", "personality", "bogus"]
 
 
 def _mostly(valid: object) -> st.SearchStrategy[Any]:

@@ -32,7 +32,7 @@ from strato.domain.errors import Forbidden, Invalid, InvalidReference, NotFound
 from strato.domain.ids import HostName, ImageId, InstanceId, ProjectId, ReservationId
 from strato.domain.images import Image, ImageStatus
 from strato.domain.instances import Instance, VmState
-from strato.domain.requests import BootRequest, SchedulerHints
+from strato.domain.requests import BootRequest, InjectedFile, SchedulerHints
 from strato.domain.resources import Flavor
 from strato.image.service import get_image
 
@@ -92,6 +92,38 @@ class _SecurityGroupBody(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=255)]
 
 
+# Nova's quotas for injected files (personality): count, bytes per file, path length.
+MAX_INJECTED_FILES = 5
+MAX_INJECTED_FILE_BYTES = 10240
+MAX_INJECTED_PATH_BYTES = 255
+
+
+class _PersonalityBody(BaseModel):
+    model_config = _Strict
+
+    path: Annotated[str, Field(min_length=1)]
+    contents: str
+
+    @model_validator(mode="after")
+    def _limits(self) -> _PersonalityBody:
+        if len(self.path.encode()) > MAX_INJECTED_PATH_BYTES:
+            raise ValueError(f"Personality file path exceeds maximum "
+                             f"{MAX_INJECTED_PATH_BYTES} bytes")
+        if not self.path.startswith("/") or "\0" in self.path or any(
+                part in ("..", ".") for part in self.path.split("/")):
+            raise ValueError("Personality file path must be an absolute path without "
+                             "'.' or '..' parts")
+        try:
+            data = base64.b64decode(self.contents, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("Personality content for " + self.path +
+                             " cannot be decoded") from None
+        if len(data) > MAX_INJECTED_FILE_BYTES:
+            raise ValueError(f"Personality file content exceeds maximum "
+                             f"{MAX_INJECTED_FILE_BYTES} bytes")
+        return self
+
+
 class _ServerBody(BaseModel):
     """The ``server`` object of ``POST /v2.1/servers``; unknown keys are a 400."""
 
@@ -108,6 +140,8 @@ class _ServerBody(BaseModel):
     user_data: Annotated[str, AfterValidator(_check_user_data)] | None = None
     return_reservation_id: NovaBool = False
     config_drive: NovaBool = False
+    personality: Annotated[list[_PersonalityBody],
+                           Field(max_length=MAX_INJECTED_FILES)] = []
     # Accepted for compatibility; networking and security groups come with the network
     # service, until then every server gets no ports.
     networks: Literal["auto", "none"] | list[_NetworkBody] | None = None
@@ -147,6 +181,7 @@ class CreateServers:
     user_data: str | None = None
     key_name: str | None = None
     config_drive: bool = False
+    files: tuple[InjectedFile, ...] = ()
     hints: SchedulerHints = SchedulerHints()
     return_reservation_id: bool = False
     admin_pass: str | None = None
@@ -167,6 +202,8 @@ async def parse_create(body: Any, deps: ApiDeps, ctx: RequestContext) -> CreateS
         count=server.max_count or server.min_count or 1,
         metadata=dict(server.metadata), user_data=server.user_data,
         key_name=server.key_name, config_drive=server.config_drive,
+        files=tuple(InjectedFile(path=f.path, contents=f.contents)
+                    for f in server.personality),
         hints=_hints(server.availability_zone, ctx),
         return_reservation_id=server.return_reservation_id, admin_pass=server.admin_pass)
 
@@ -245,7 +282,7 @@ def to_boot_request(req: CreateServers, instance: Instance) -> BootRequest:
         reservation_id=ReservationId(instance.reservation_id),
         launch_index=instance.launch_index, metadata=dict(instance.metadata),
         user_data=instance.user_data, key_name=instance.key_name,
-        config_drive=instance.config_drive, hints=req.hints)
+        config_drive=instance.config_drive, files=req.files, hints=req.hints)
 
 
 # --- GET /servers and /servers/detail -----------------------------------------------

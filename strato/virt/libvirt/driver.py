@@ -259,7 +259,9 @@ class LibvirtDriver:
         return cached.path
 
     def _wants_config_drive(self, req: BootRequest) -> bool:
-        return (req.config_drive or self.config.force_config_drive
+        # Injected files have no other way in (strato has no metadata service), so they
+        # bring a config drive with them.
+        return (req.config_drive or bool(req.files) or self.config.force_config_drive
                 or req.image.properties.get("img_config_drive") == "mandatory")
 
     async def _config_drive(self, req: BootRequest, directory: Path, index: int) -> DiskSpec:
@@ -269,6 +271,9 @@ class LibvirtDriver:
             project_id=req.project_id,
             availability_zone=req.hints.availability_zone or "nova",
             launch_index=req.launch_index, metadata=dict(req.metadata),
+            files=tuple(configdrive.InjectedFile(path=f.path,
+                                                 contents=base64.b64decode(f.contents))
+                        for f in req.files),
             user_data=_decode_user_data(req.user_data))
         path = directory / "disk.config"
         await asyncio.to_thread(configdrive.write_config_drive, md, path)
