@@ -81,23 +81,45 @@ async def test_boot_from_qcow2_disk_with_config_drive_then_reboot_stop_start_del
         disk_info = json.loads((sandbox.instances / server_id / "disk.info").read_text())
         assert any(Path(p).parent == lv.driver.cache.base_dir for p in disk_info)
 
+        async def console_size() -> int:
+            return len(await lv.driver.console_output(iid))
+
         # Soft reboot: the guest handles the ACPI power button and comes back.
+        before = await console_size()
         await lv.driver.reboot(iid)
-        await lv.console_line(server_id, "strato-guest: uuid=")
+        console = await lv.console_line(server_id, "strato-guest: uuid=", after=before)
+        assert "strato-guest: powering off" in console[before:]
         assert (await lv.driver.get_info(iid)).power_state == PowerState.RUNNING
 
         # Stop, then start again.
         await lv.driver.power_off(iid)
         assert (await lv.driver.get_info(iid)).power_state == PowerState.SHUTDOWN
+        before = await console_size()
         await lv.driver.power_on(iid)
         assert (await lv.driver.get_info(iid)).power_state == PowerState.RUNNING
-        await lv.console_line(server_id, "strato-guest: uuid=")
+        await lv.console_line(server_id, "strato-guest: uuid=", after=before)
 
-        # Pause and unpause.
+        # Hard reboot: reset without asking the guest.
+        before = await console_size()
+        await lv.driver.reboot(iid, hard=True)
+        console = await lv.console_line(server_id, "strato-guest: uuid=", after=before)
+        assert "powering off" not in console[before:]
+
+        # Pause and unpause; suspend to disk and resume.
         await lv.driver.pause(iid)
         assert (await lv.driver.get_info(iid)).power_state == PowerState.PAUSED
         await lv.driver.unpause(iid)
         assert (await lv.driver.get_info(iid)).power_state == PowerState.RUNNING
+        await lv.driver.suspend(iid)
+        assert (await lv.driver.get_info(iid)).power_state == PowerState.SUSPENDED
+        await lv.driver.resume(iid)
+        assert (await lv.driver.get_info(iid)).power_state == PowerState.RUNNING
+        assert await lv.driver.list_instances() == [iid]
+
+        # The console API reads the same console through the compute.
+        resp = await lv.client.request("POST", f"/v2.1/servers/{server_id}/action",
+                                       json={"os-getConsoleOutput": {"length": 50}})
+        assert f"strato-guest: uuid={server_id}" in resp.json()["output"]
 
         await lv.client.delete_server(server_id)
         await lv.client.wait_for_status(server_id, {"DELETED"}, timeout=60)
@@ -111,10 +133,18 @@ async def test_direct_kernel_boot_from_aki_ari_with_virtio_config_drive(
         ramdisk = await lv.upload("tiny-ramdisk", tiny_guest.initrd, "ari", "ari")
         image = await lv.upload("tiny-ami", tiny_guest.disk, "qcow2", kernel_id=kernel,
                                 ramdisk_id=ramdisk, os_command_line=tiny_guest.cmdline)
-        flavor = await lv.flavor("lv.tiny")
+        resp = await lv.client.request("POST", "/v2.1/flavors", json={"flavor": {
+            "name": "lv.disks", "ram": 128, "disk": 1, "vcpus": 1,
+            "OS-FLV-EXT-DATA:ephemeral": 1, "swap": 16}})
+        flavor = resp.json()["flavor"]["id"]
         server_id = await boot_and_check(lv, "kernel-boot", image, flavor)
-        xml = (sandbox.instances / server_id / "libvirt.xml").read_text()
+        directory = sandbox.instances / server_id
+        xml = (directory / "libvirt.xml").read_text()
         assert "<kernel>" in xml and "<initrd>" in xml
+        # Root, ephemeral and swap disks from the flavor, then the config drive.
+        assert [d for d in ("vda", "vdb", "vdc", "vdd") if f'dev="{d}"' in xml] == [
+            "vda", "vdb", "vdc", "vdd"]
+        assert (directory / "disk.eph0").exists() and (directory / "disk.swap").exists()
         await lv.client.delete_server(server_id)
         await lv.client.wait_for_status(server_id, {"DELETED"}, timeout=60)
         await assert_gone(lv, server_id)

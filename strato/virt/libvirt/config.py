@@ -202,9 +202,10 @@ def _devices(dom: ET.Element, spec: GuestSpec) -> None:
         if vif.mtu:
             _sub(iface, "mtu", size=str(vif.mtu))
     # One serial port: QEMU's pty (for `virsh console`), with everything the guest
-    # prints also logged by virtlogd to console.log in the instance directory.
+    # prints also logged by virtlogd to console.log in the instance directory. Appended
+    # across reboots and resumes, so the console keeps its history (virtlogd rotates it).
     serial = _sub(devices, "serial", type="pty")
-    _sub(serial, "log", file=str(spec.console_log), append="off")
+    _sub(serial, "log", file=str(spec.console_log), append="on")
     _sub(serial, "target", port="0")
     console = _sub(devices, "console", type="pty")
     _sub(console, "target", type="serial", port="0")

@@ -365,7 +365,7 @@ class LibvirtDriver:
         guest that ignores ACPI (or ``hard``) is destroyed and started instead."""
         dom = await self._host.lookup(self.domain_name(instance_id))
         if hard or not await self._clean_shutdown(dom, instance_id):
-            await _ignore_gone(dom.destroy)
+            await self._force_off(dom, instance_id)
         await self._start_existing(dom, instance_id)
 
     async def power_off(self, instance_id: InstanceId, *, timeout: float | None = None) -> None:
@@ -374,7 +374,7 @@ class LibvirtDriver:
         dom = await self._host.lookup(self.domain_name(instance_id))
         wait = self.config.clean_shutdown_timeout if timeout is None else timeout
         if not await self._clean_shutdown(dom, instance_id, wait):
-            await _ignore_gone(dom.destroy)
+            await self._force_off(dom, instance_id)
 
     async def power_on(self, instance_id: InstanceId) -> None:
         dom = await self._host.lookup(self.domain_name(instance_id))
@@ -435,8 +435,25 @@ class LibvirtDriver:
                 return False
         return True
 
+    async def _force_off(self, dom: libvirt.virDomain, instance_id: InstanceId) -> None:
+        """Destroy the domain and wait for its "stopped" event, so that the event cannot
+        reach a later start's waiter and pass for a failed start."""
+        waiter = _Waiter({"stopped"}, set())
+        with self._host.listen(instance_id, waiter):
+            state, _ = await asyncio.to_thread(dom.state)
+            if state == libvirt.VIR_DOMAIN_SHUTOFF:
+                return
+            await _ignore_gone(dom.destroy)
+            try:
+                async with asyncio.timeout(10.0):
+                    await waiter.future
+            except TimeoutError:
+                logger.warning("no stopped event after destroying %s", dom.name())
+
     async def _start_existing(self, dom: libvirt.virDomain, instance_id: InstanceId) -> None:
-        waiter = _Waiter({"started"}, {"stopped", "crashed"})
+        # Only "started" counts: a stop or crash of this domain's previous run may still
+        # be on its way, and a start that fails raises from create() itself.
+        waiter = _Waiter({"started"}, set())
         async with self._boot_slot():
             with self._host.listen(instance_id, waiter):
                 await _call(dom.create)
