@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The main job: start strato in one process (embedded mode) in the background, boot a
-# server through the API, show it ACTIVE, and leave strato running.
+# The main job: start strato in one process (embedded mode) in the background, boot the
+# tiny guest as a real VM through the API, show its console, and leave strato running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export STRATO_DATA_DIR="${STRATO_DATA_DIR:-$PWD/.strato}"
+# QEMU runs as libvirt-qemu and must reach the instance disks: keep them where it can,
+# whatever directory this checkout is in (under /root it could not).
+export STRATO_COMPUTE__LIBVIRT__INSTANCES_PATH="${STRATO_COMPUTE__LIBVIRT__INSTANCES_PATH:-/var/lib/strato/instances}"
 LISTEN="${STRATO_API__LISTEN:-127.0.0.1:8774}"
 URL="http://$LISTEN"
 PIDFILE="$STRATO_DATA_DIR/strato.pid"
@@ -24,10 +27,12 @@ fi
 TOKEN="${STRATO_API__ADMIN_TOKEN:-strato-admin}"
 cat <<EOT
 
-strato is running (embedded mode, pid $(cat "$PIDFILE")).
+strato is running (embedded mode, pid $(cat "$PIDFILE")); guests live in
+$STRATO_COMPUTE__LIBVIRT__INSTANCES_PATH.
   Compute API: $URL/v2.1      Image API: $URL/v2
   Token:       $TOKEN  (send it as the X-Auth-Token header)
   Try:         curl -s -H "X-Auth-Token: $TOKEN" $URL/v2.1/servers/detail
+               .venv/bin/strato demo --url $URL     (boot another tiny guest)
   Log:         $LOG
   Stop:        kill $(cat "$PIDFILE")
 EOT
