@@ -176,7 +176,7 @@ def capacity_from_row(row: Any) -> NodeCapacity:
         reserved=Resources(vcpus=row.reserved_vcpus, memory_mb=row.reserved_memory_mb,
                            disk_gb=row.reserved_disk_gb),
         hypervisor_type=row.hypervisor_type, hypervisor_version=row.hypervisor_version,
-        cpu_info=row.cpu_info)
+        cpu_info=row.cpu_info or "")
 
 
 def used_from_row(row: Any) -> Resources:

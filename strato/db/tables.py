@@ -192,7 +192,7 @@ compute_nodes = sa.Table(
     sa.Column("reserved_disk_gb", sa.Integer, nullable=False, server_default="0"),
     sa.Column("hypervisor_type", sa.String(64), nullable=False, server_default="fake"),
     sa.Column("hypervisor_version", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("cpu_info", sa.Text, nullable=False, server_default=""),
+    sa.Column("cpu_info", sa.Text),
     *_timestamps(),
     sa.UniqueConstraint("host", "node"),
 )

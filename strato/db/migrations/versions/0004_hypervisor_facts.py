@@ -21,8 +21,7 @@ def upgrade() -> None:
                                              server_default="fake"))
     op.add_column("compute_nodes", sa.Column("hypervisor_version", sa.Integer,
                                              nullable=False, server_default="0"))
-    op.add_column("compute_nodes", sa.Column("cpu_info", sa.Text, nullable=False,
-                                             server_default=""))
+    op.add_column("compute_nodes", sa.Column("cpu_info", sa.Text))
 
 
 def downgrade() -> None:
