@@ -109,6 +109,7 @@ class LibvirtDriver:
         self.kvm: KvmProbe | None = None
         self._boot_slots: asyncio.Semaphore | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._booting: dict[InstanceId, asyncio.TimerHandle] = {}
 
     # -- start / facts ------------------------------------------------------------------
 
@@ -287,7 +288,7 @@ class LibvirtDriver:
         """Define and start the domain, and wait for libvirt's "started" event."""
         conn = self._host.conn
         dom = await asyncio.to_thread(conn.defineXML, xml)
-        async with self._boot_slot():
+        async with self._boot_slot(instance_id):
             with self._host.listen(instance_id, (waiter := _Waiter({"started"},
                                                                     {"stopped", "crashed"}))):
                 await asyncio.to_thread(dom.create)
@@ -306,13 +307,15 @@ class LibvirtDriver:
                                   f"{self.config.spawn_timeout:.0f} s") from None
 
     @contextlib.asynccontextmanager
-    async def _boot_slot(self) -> AsyncIterator[None]:
+    async def _boot_slot(self, instance_id: InstanceId) -> AsyncIterator[None]:
         """Admit one booting guest per slot: under TCG a boot keeps a core busy for a few
-        seconds, and more boots than cores slow every one of them down."""
+        seconds, and more boots than cores slow every one of them down. A started guest
+        keeps its slot for ``boot_cpu_seconds``, or until it is stopped or destroyed."""
         slots = self._boot_slots
         if slots is None:
             yield
             return
+        self._free_slot(instance_id)  # a restart while the last boot still holds one
         await slots.acquire()
         ok = False
         try:
@@ -320,10 +323,16 @@ class LibvirtDriver:
             ok = True
         finally:
             if ok:
-                asyncio.get_running_loop().call_later(self.config.boot_cpu_seconds,
-                                                      slots.release)
+                self._booting[instance_id] = asyncio.get_running_loop().call_later(
+                    self.config.boot_cpu_seconds, self._free_slot, instance_id)
             else:
                 slots.release()
+
+    def _free_slot(self, instance_id: InstanceId) -> None:
+        handle = self._booting.pop(instance_id, None)
+        if handle is not None and self._boot_slots is not None:
+            handle.cancel()
+            self._boot_slots.release()
 
     # -- teardown -----------------------------------------------------------------------
 
@@ -334,6 +343,7 @@ class LibvirtDriver:
         """Destroy and undefine the domain, then remove the instance directory; each step
         tolerates what is already gone. The shared base images stay."""
         name = self.domain_name(instance_id)
+        self._free_slot(instance_id)
         with contextlib.suppress(NotFound):
             dom = await self._host.lookup(name)
             await _ignore_gone(dom.destroy)
@@ -414,6 +424,7 @@ class LibvirtDriver:
     async def _clean_shutdown(self, dom: libvirt.virDomain, instance_id: InstanceId,
                               timeout: float | None = None) -> bool:
         wait = self.config.clean_shutdown_timeout if timeout is None else timeout
+        self._free_slot(instance_id)
         state, _ = await asyncio.to_thread(dom.state)
         if state == libvirt.VIR_DOMAIN_SHUTOFF:
             return True
@@ -438,6 +449,7 @@ class LibvirtDriver:
     async def _force_off(self, dom: libvirt.virDomain, instance_id: InstanceId) -> None:
         """Destroy the domain and wait for its "stopped" event, so that the event cannot
         reach a later start's waiter and pass for a failed start."""
+        self._free_slot(instance_id)
         waiter = _Waiter({"stopped"}, set())
         with self._host.listen(instance_id, waiter):
             state, _ = await asyncio.to_thread(dom.state)
@@ -454,7 +466,7 @@ class LibvirtDriver:
         # Only "started" counts: a stop or crash of this domain's previous run may still
         # be on its way, and a start that fails raises from create() itself.
         waiter = _Waiter({"started"}, set())
-        async with self._boot_slot():
+        async with self._boot_slot(instance_id):
             with self._host.listen(instance_id, waiter):
                 await _call(dom.create)
                 await self._wait_running(dom, waiter, dom.name())
