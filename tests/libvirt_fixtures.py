@@ -25,6 +25,7 @@ from strato.bootstrap import ComputeSpec, embedded
 from strato.client.compute import ComputeClient
 from strato.image.client import ImageClient
 from strato.seed import seed_defaults
+from strato.testing.cluster import free_port
 from strato.tinyguest import TinyGuest, build_tiny_guest
 from tests.cloud_fixtures import ADMIN_TOKEN, test_settings
 
@@ -100,8 +101,10 @@ def tiny_guest(tmp_path_factory: pytest.TempPathFactory) -> TinyGuest:
     return asyncio.run(build_tiny_guest(out))
 
 
-def libvirt_settings(data_dir: Path, box: Sandbox, **libvirt_overrides: Any) -> Any:
-    return test_settings(data_dir, compute={
+def libvirt_settings(data_dir: Path, box: Sandbox, *, listen: str = "127.0.0.1:8774",
+                     **libvirt_overrides: Any) -> Any:
+    return test_settings(data_dir, api={"admin_token": ADMIN_TOKEN, "listen": listen},
+                         compute={
         "report_interval": 0.5, "host": box.host, "driver": "libvirt",
         "libvirt": {"instances_path": str(box.instances), "domain_prefix": box.prefix,
                     "virt_type": "qemu", "spawn_timeout": 60.0,
@@ -146,13 +149,32 @@ class LvCloud:
 
 
 @contextlib.asynccontextmanager
-async def libvirt_cloud(data_dir: Path, box: Sandbox, **overrides: Any
-                        ) -> AsyncIterator[LvCloud]:
-    settings = libvirt_settings(data_dir, box, **overrides)
-    async with embedded(settings, [ComputeSpec(box.host)]) as cloud:
+async def libvirt_cloud(data_dir: Path, box: Sandbox, *, serve_http: bool = False,
+                        **overrides: Any) -> AsyncIterator[LvCloud]:
+    """An embedded cloud with one libvirt compute. With ``serve_http`` the API listens
+    on a free port and the compute downloads images over HTTP with the service token,
+    as a compute on another host does; otherwise it reaches the API in-process."""
+    port = free_port()
+    settings = libvirt_settings(data_dir, box, listen=f"127.0.0.1:{port}", **overrides)
+    async with embedded(settings, [ComputeSpec(box.host)], serve_http=serve_http) as cloud:
+        if serve_http:
+            await _wait_for_port(port)
         await seed_defaults(cloud.db)
         transport = httpx.ASGITransport(app=cloud.app)  # type: ignore[arg-type]
         async with ComputeClient("http://strato", ADMIN_TOKEN, transport=transport,
                                  timeout=120.0) as client, \
                 ImageClient("http://strato", ADMIN_TOKEN, transport=transport) as images:
             yield LvCloud(cloud=cloud, client=client, images=images, box=box)
+
+
+async def _wait_for_port(port: int, timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return

@@ -63,3 +63,27 @@ async def test_restarting_a_guest_reuses_its_own_slot(tmp_path: Path) -> None:
     await boot(d, A, log)
     await asyncio.wait_for(boot(d, A, log), 5)   # a reboot while A still holds the slot
     assert log == ["a", "a"]
+
+
+class _StuckDomain:
+    """A domain libvirt started but that never reached running (paused at start)."""
+
+    def state(self) -> tuple[int, int]:
+        import libvirt
+
+        return libvirt.VIR_DOMAIN_PAUSED, 0
+
+
+async def test_a_domain_that_never_runs_is_a_retryable_failure(tmp_path: Path) -> None:
+    from strato.domain.errors import RescheduleBuild
+    from strato.virt.libvirt.driver import _Waiter
+
+    d = LibvirtDriver(LibvirtDriverConfig(host=HostName("h"), instances_path=tmp_path,
+                                          spawn_timeout=0.05), images=None)  # type: ignore[arg-type]
+    waiter = _Waiter({"started"}, {"stopped", "crashed"})
+    try:
+        await d._wait_running(_StuckDomain(), waiter, "strato-x")  # type: ignore[arg-type]
+    except RescheduleBuild as exc:
+        assert "did not run within" in str(exc)
+    else:
+        raise AssertionError("a domain that never ran passed for running")
