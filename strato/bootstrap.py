@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from strato.compute import host as compute_host
 from strato.compute import service as compute_service
 from strato.compute.build import ComputeDeps
 from strato.compute.client import ComputeClient
@@ -25,6 +26,7 @@ from strato.compute.tracker import ResourceTracker
 from strato.conductor import service as conductor_service
 from strato.conductor.boot import BootDeps
 from strato.conductor.client import ConductorClient
+from strato.conductor.deadlines import DeadlineDeps, watch_builds
 from strato.conductor.messages import TOPIC as CONDUCTOR_TOPIC
 from strato.config import ComputeSettings, Settings
 from strato.db.migrate import upgrade
@@ -152,8 +154,11 @@ async def run_conductor(settings: Settings, db: Database, bus: Bus,
     boot = BootDeps(db=db, scheduler=SchedulerClient(bus, settings.rpc.call_timeout),
                     compute=ComputeClient(bus), max_attempts=settings.scheduler.max_attempts)
     deps = conductor_service.ConductorDeps(db=db, boot=boot)
-    await _serve_until_stopped(settings, db, bus, topic=CONDUCTOR_TOPIC,
-                               handlers=conductor_service.handlers(deps), stop=stop)
+    deadline = DeadlineDeps(db=db, timeout=settings.scheduler.build_timeout)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(watch_builds(deadline, stop))
+        await _serve_until_stopped(settings, db, bus, topic=CONDUCTOR_TOPIC,
+                                   handlers=conductor_service.handlers(deps), stop=stop)
 
 
 async def run_scheduler(settings: Settings, db: Database, bus: Bus,
@@ -183,11 +188,16 @@ async def run_compute(settings: Settings, bus: Bus, spec: ComputeSpec,
                        builds=asyncio.Semaphore(settings.compute.max_concurrent_builds))
     # Know our capacity before taking builds, so the tracker can check claims.
     deps.tracker.update_capacities(tuple(await driver.node_capacities()))
+    # Reconcile what a previous run left (interrupted builds and deletes, the tracker's
+    # account, unknown guests) before taking any message.
+    await compute_host.init_host(deps, stop)
     sub = await bus.serve(Target(COMPUTE_TOPIC, server=spec.host),
                           compute_service.handlers(deps))
     try:
-        await compute_service.report_periodically(deps, stop,
-                                                  settings.compute.report_interval)
+        await compute_host.run_periodic_tasks(deps, stop, compute_host.HostIntervals(
+            report=settings.compute.report_interval,
+            resource_audit=settings.compute.resource_audit_interval,
+            sync_power_state=settings.compute.sync_power_state_interval))
     finally:
         await sub.stop()
         await driver.close()
@@ -245,17 +255,21 @@ class Cloud:
 @contextlib.asynccontextmanager
 async def embedded(settings: Settings, computes: Sequence[ComputeSpec] = (),
                    *, serve_http: bool = False,
-                   on_ready: Callable[[Cloud], None] | None = None) -> AsyncIterator[Cloud]:
+                   on_ready: Callable[[Cloud], None] | None = None,
+                   bus: Bus | None = None) -> AsyncIterator[Cloud]:
     """Run conductor, scheduler and the given computes (default: one, named after
     ``settings.compute.host``) in this process; yield once every compute has reported.
 
     The API application is built (``cloud.app``) and served over HTTP only when
-    ``serve_http`` is set; tests drive it in-process instead.
+    ``serve_http`` is set; tests drive it in-process instead. Every role talks over
+    ``bus`` when one is given (tests pass a bus that loses messages on purpose; the cloud
+    closes it at the end), else over the bus ``settings.rpc.transport_url`` names.
     """
     computes = computes or (ComputeSpec(settings.compute.host),)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = await open_database(settings, migrate=True)
-    bus = await open_bus(settings.rpc.transport_url)
+    if bus is None:
+        bus = await open_bus(settings.rpc.transport_url)
     stop = asyncio.Event()
     app = await create_api(settings, db, bus)
     # Computes fetch images through the image API: over HTTP when it is served, else

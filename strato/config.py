@@ -120,6 +120,13 @@ class ComputeSettings(BaseModel, frozen=True):
                                    "and heartbeats.")
     image_api_url: str | None = Field(None, description="Where a compute downloads images "
                                       "(the strato API). Default: the API's public URL.")
+    resource_audit_interval: float = Field(
+        60.0, description="Seconds between resource audits: the compute rebuilds its own "
+        "account of what its nodes hold from the instances on it, and the database's "
+        "allocations are healed to match (0: never).")
+    sync_power_state_interval: float = Field(
+        600.0, description="Seconds between power-state syncs: a guest that stopped or "
+        "vanished behind strato's back is recorded as such (0: never).")
     fake: FakeDriverSettings = FakeDriverSettings()
     libvirt: LibvirtSettings = LibvirtSettings()
 
@@ -128,6 +135,11 @@ class SchedulerSettings(BaseModel, frozen=True):
     max_attempts: int = Field(3, description="Hosts one build may try (first + reschedules).")
     service_down_time: float = Field(60.0, description="Seconds without a heartbeat after "
                                      "which a compute counts as down.")
+    build_timeout: float = Field(600.0, ge=0, description="Seconds a build may take from "
+                                 "the create request to ACTIVE; a build still going then is "
+                                 "put in ERROR and its resources freed, even when a message "
+                                 "between services was lost (Nova's instance_build_timeout). "
+                                 "0 turns the check off.")
 
 
 class Settings(BaseSettings):

@@ -20,6 +20,7 @@ from strato.api.hosts.routes import router as hosts_router
 from strato.api.images.routes import api_router as image_api_router
 from strato.api.images.routes import router as image_alias_router
 from strato.api.middleware import AuthMiddleware, MicroversionMiddleware, RequestIdMiddleware
+from strato.api.quotas.routes import router as quotas_router
 from strato.api.servers.routes import router as servers_router
 from strato.config import ApiSettings
 
@@ -41,6 +42,7 @@ def create_app(deps: ApiDeps, settings: ApiSettings) -> FastAPI:
     for router in (versions.router, servers_router, actions_router, flavors_router,
                    hosts_router, image_api_router, image_alias_router):
         app.include_router(router)
+    app.include_router(quotas_router)
     errors.install_handlers(app)
     # add_middleware wraps: the last added runs first. Request ids are outermost so a
     # 401 or a crash still carries them.

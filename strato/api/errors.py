@@ -50,7 +50,8 @@ STATUS: dict[type[StratoError], tuple[int, str]] = {
     Conflict: (409, "conflictingRequest"),
     Invalid: (400, "badRequest"),
     Forbidden: (403, "forbidden"),
-    OverQuota: (403, "overLimit"),
+    # Nova answers a quota exceeded by a request as a plain 403 with Retry-After: 0.
+    OverQuota: (403, "forbidden"),
     # Scheduling is asynchronous, so NoValidHost never reaches the API from a request;
     # if a future synchronous path raises it, it is the request that cannot be placed.
     NoValidHost: (400, "badRequest"),
@@ -118,7 +119,10 @@ async def _on_strato_error(request: Request, exc: Exception) -> Response:
         # client sees the message; the log keeps which request hit it.
         logger.warning("%s %s failed: %s: %s", request.method, request.url.path,
                        type(exc).__name__, exc)
-    return fault_response(status, exc.message, name=name, path=request.url.path)
+    headers = ({"Retry-After": "0"}
+               if isinstance(exc, OverQuota) and not is_image_path(request.url.path) else None)
+    return fault_response(status, exc.message, name=name, path=request.url.path,
+                          headers=headers)
 
 
 async def _on_api_fault(request: Request, exc: Exception) -> Response:

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from strato.domain.ids import InstanceId, NodeName
 from strato.domain.requests import BootRequest, Destination
 
-__all__ = ["BuildAndRunInstance", "GetConsoleOutput", "TerminateInstance", "TOPIC"]
+__all__ = ["BuildAndRunInstance", "GetConsoleOutput", "PauseInstance", "RebootInstance",
+           "RebuildInstance", "ResumeInstance", "StartInstance", "StopInstance",
+           "SuspendInstance", "TerminateInstance", "TOPIC", "UnpauseInstance"]
 
 TOPIC = "compute"
 
@@ -36,3 +38,61 @@ class GetConsoleOutput:
 
     instance_id: InstanceId
     length: int | None = None
+
+
+# --- server actions: the API has set the task state; the compute runs the driver and
+# clears it (see strato.compute.lifecycle).
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RebootInstance:
+    """Soft (ACPI, forced after a timeout) or hard (reset) reboot; task rebooting or
+    rebooting_hard."""
+
+    instance_id: InstanceId
+    hard: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopInstance:
+    """Power the guest off (cleanly if it answers in time); task powering-off."""
+
+    instance_id: InstanceId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartInstance:
+    """Power a stopped guest on; task powering-on."""
+
+    instance_id: InstanceId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PauseInstance:
+    instance_id: InstanceId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnpauseInstance:
+    instance_id: InstanceId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SuspendInstance:
+    instance_id: InstanceId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResumeInstance:
+    instance_id: InstanceId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RebuildInstance:
+    """Destroy the guest and spawn it again from ``request.image`` on ``node`` (the
+    instance keeps its host, node and claim); task rebuilding. A server that was
+    stopped is powered off again afterwards, as in Nova."""
+
+    request: BootRequest
+    node: NodeName
+    stopped: bool = False

@@ -7,8 +7,21 @@ import logging
 from functools import partial
 from typing import TYPE_CHECKING
 
+from strato.compute import lifecycle
 from strato.compute.build import ComputeDeps, build_and_run_instance, terminate_instance
-from strato.compute.messages import BuildAndRunInstance, GetConsoleOutput, TerminateInstance
+from strato.compute.messages import (
+    BuildAndRunInstance,
+    GetConsoleOutput,
+    PauseInstance,
+    RebootInstance,
+    RebuildInstance,
+    ResumeInstance,
+    StartInstance,
+    StopInstance,
+    SuspendInstance,
+    TerminateInstance,
+    UnpauseInstance,
+)
 from strato.domain.context import RequestContext, admin_context
 from strato.domain.errors import StratoError
 
@@ -26,6 +39,14 @@ def handlers(deps: ComputeDeps) -> HandlerTable:
         BuildAndRunInstance: partial(build_and_run_instance, deps=deps),
         TerminateInstance: partial(terminate_instance, deps=deps),
         GetConsoleOutput: partial(get_console_output, deps=deps),
+        RebootInstance: partial(lifecycle.reboot_instance, deps=deps),
+        StopInstance: partial(lifecycle.stop_instance, deps=deps),
+        StartInstance: partial(lifecycle.start_instance, deps=deps),
+        PauseInstance: partial(lifecycle.pause_instance, deps=deps),
+        UnpauseInstance: partial(lifecycle.unpause_instance, deps=deps),
+        SuspendInstance: partial(lifecycle.suspend_instance, deps=deps),
+        ResumeInstance: partial(lifecycle.resume_instance, deps=deps),
+        RebuildInstance: partial(lifecycle.rebuild_instance, deps=deps),
     }
 
 

@@ -10,6 +10,9 @@ from strato.conductor.messages import (
     BuildInstances,
     FinishEvent,
     GetInstance,
+    HealAllocations,
+    InstancesOnHost,
+    ListInstanceActions,
     ReleaseAllocations,
     ReportNodes,
     RescheduleInstance,
@@ -17,7 +20,8 @@ from strato.conductor.messages import (
     StartEvent,
     UpdateInstance,
 )
-from strato.domain.actions import EventResult
+from strato.db.uow import AllocationHealing
+from strato.domain.actions import EventResult, InstanceAction
 from strato.domain.context import RequestContext
 from strato.domain.ids import HostName, InstanceId
 from strato.domain.instances import Instance, InstanceChanges, TaskState
@@ -84,3 +88,24 @@ class ConductorClient:
         await self.bus.call(_TARGET, ReportNodes(host=host, capacities=capacities), ctx=ctx,
                             timeout=self.timeout)
 
+    async def instances_on_host(self, ctx: RequestContext, host: HostName) -> list[Instance]:
+        """The non-deleted instances whose host is ``host``."""
+        result: list[Instance] = await self.bus.call(
+            _TARGET, InstancesOnHost(host=host), ctx=ctx, returns=list[Instance],
+            timeout=self.timeout)
+        return result
+
+    async def heal_allocations(self, ctx: RequestContext, host: HostName) -> AllocationHealing:
+        """Make the database's allocations on ``host`` match its instances."""
+        result: AllocationHealing = await self.bus.call(
+            _TARGET, HealAllocations(host=host), ctx=ctx, returns=AllocationHealing,
+            timeout=self.timeout)
+        return result
+
+    async def instance_actions(self, ctx: RequestContext,
+                               instance_id: InstanceId) -> list[InstanceAction]:
+        """The instance's actions with their events, newest first."""
+        result: list[InstanceAction] = await self.bus.call(
+            _TARGET, ListInstanceActions(instance_id=instance_id), ctx=ctx,
+            returns=list[InstanceAction], timeout=self.timeout)
+        return result

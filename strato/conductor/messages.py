@@ -14,9 +14,9 @@ from strato.domain.instances import InstanceChanges, TaskState
 from strato.domain.requests import BootRequest, Destination
 from strato.domain.resources import NodeCapacity
 
-__all__ = ["BuildInstances", "FinishEvent", "GetInstance", "ReleaseAllocations",
-           "ReportNodes", "RescheduleInstance", "SoftDeleteInstance", "StartEvent",
-           "UpdateInstance", "TOPIC"]
+__all__ = ["BuildInstances", "FinishEvent", "GetInstance", "HealAllocations",
+           "InstancesOnHost", "ListInstanceActions", "ReleaseAllocations", "ReportNodes",
+           "RescheduleInstance", "SoftDeleteInstance", "StartEvent", "UpdateInstance", "TOPIC"]
 
 TOPIC = "conductor"
 
@@ -85,3 +85,28 @@ class ReportNodes:
 
     host: HostName
     capacities: tuple[NodeCapacity, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstancesOnHost:
+    """The non-deleted instances whose ``host`` is ``host`` (answers ``list[Instance]``):
+    what a compute reconciles at start-up and audits periodically."""
+
+    host: HostName
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealAllocations:
+    """Make the allocations on ``host``'s nodes match its instances (answers an
+    ``AllocationHealing``); see ``NodeRepo.heal_host``."""
+
+    host: HostName
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListInstanceActions:
+    """The instance's actions with their events, newest first (answers
+    ``list[InstanceAction]``): a restarted compute finds the requests whose work its
+    previous run left unfinished."""
+
+    instance_id: InstanceId

@@ -15,6 +15,9 @@ from strato.conductor.messages import (
     BuildInstances,
     FinishEvent,
     GetInstance,
+    HealAllocations,
+    InstancesOnHost,
+    ListInstanceActions,
     ReleaseAllocations,
     ReportNodes,
     RescheduleInstance,
@@ -22,6 +25,8 @@ from strato.conductor.messages import (
     StartEvent,
     UpdateInstance,
 )
+from strato.db.uow import AllocationHealing, InstanceQuery
+from strato.domain.actions import InstanceAction
 from strato.domain.context import RequestContext
 from strato.domain.instances import Instance
 
@@ -52,6 +57,9 @@ def handlers(deps: ConductorDeps) -> HandlerTable:
         StartEvent: partial(start_event, db=deps.db),
         FinishEvent: partial(finish_event, db=deps.db),
         ReportNodes: partial(report_nodes, db=deps.db),
+        InstancesOnHost: partial(instances_on_host, db=deps.db),
+        HealAllocations: partial(heal_allocations, db=deps.db),
+        ListInstanceActions: partial(list_instance_actions, db=deps.db),
     }
 
 
@@ -96,3 +104,21 @@ async def report_nodes(ctx: RequestContext, msg: ReportNodes, *, db: Database) -
     del ctx
     await db.nodes.report(msg.capacities)
     await db.services.heartbeat(binary=COMPUTE_BINARY, host=msg.host, topic="compute")
+
+
+async def instances_on_host(ctx: RequestContext, msg: InstancesOnHost, *,
+                            db: Database) -> list[Instance]:
+    del ctx
+    return await db.instances.list(InstanceQuery(host=msg.host))
+
+
+async def heal_allocations(ctx: RequestContext, msg: HealAllocations, *,
+                           db: Database) -> AllocationHealing:
+    del ctx
+    return await db.nodes.heal_host(msg.host)
+
+
+async def list_instance_actions(ctx: RequestContext, msg: ListInstanceActions, *,
+                                db: Database) -> list[InstanceAction]:
+    del ctx
+    return await db.actions.list(msg.instance_id)

@@ -1,9 +1,12 @@
-"""``InstanceRepo`` on SQL: instances, their compare-and-swap state writes, soft delete."""
+"""``InstanceRepo`` on SQL: instances, their compare-and-swap state writes, soft delete,
+and the quota-checked create (count and insert in one transaction, see ``_quotas``)."""
 
 from __future__ import annotations
 
+import builtins
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, NoReturn
 
 import sqlalchemy as sa
@@ -12,11 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from strato.db import tables as t
 from strato.db._engine import Store
 from strato.db._nodes import release_allocations
+from strato.db._quotas import count_usage, effective_limits, lock_project
 from strato.db._rows import change_values, instance_from_row, instance_values
 from strato.db.uow import InstanceQuery
 from strato.domain.errors import Invalid, InvalidState, NotFound
 from strato.domain.ids import InstanceId, ProjectId, RequestId
 from strato.domain.instances import Instance, InstanceChanges, TaskState, VmState
+from strato.domain.quotas import allowed_count
+from strato.domain.resources import Flavor
 
 __all__ = ["SqlInstanceRepo"]
 
@@ -35,12 +41,32 @@ class SqlInstanceRepo:
         if not instances:
             return
         now = self._store.now()
-        actions = [{"instance_uuid": i.id, "action": "create", "request_id": request_id,
-                    "user_id": i.user_id, "project_id": i.project_id, "start_time": now}
-                   for i in instances]
         async with self._store.write(conflict="an instance with this id exists") as conn:
-            await conn.execute(t.instances.insert(), [instance_values(i, now) for i in instances])
-            await conn.execute(t.instance_actions.insert(), actions)
+            await _insert(conn, instances, request_id, now)
+
+    async def create_within_quota(self, build: Callable[[int], Sequence[Instance]], *,
+                                  project_id: ProjectId, flavor: Flavor, min_count: int,
+                                  max_count: int, defaults: Mapping[str, int],
+                                  request_id: RequestId) -> builtins.list[Instance]:
+        """Count the project's usage, choose how many instances fit (``OverQuota`` when
+        fewer than ``min_count``), insert ``build(count)`` with their "create" actions:
+        one write transaction under the project's quota lock, so parallel creates
+        cannot both take the last free place."""
+        now = self._store.now()
+        async with self._store.write(conflict="an instance with this id exists") as conn:
+            await lock_project(conn, project_id)
+            limits = await effective_limits(conn, project_id, defaults)
+            used = await count_usage(conn, project_id)
+            count = allowed_count(limits, used, vcpus=flavor.vcpus,
+                                  memory_mb=flavor.memory_mb, min_count=min_count,
+                                  max_count=max_count)
+            instances = list(build(count))
+            if len(instances) != count or any(i.project_id != project_id
+                                              for i in instances):
+                raise Invalid(f"build({count}) must make {count} instances of project "
+                              f"{project_id}")
+            await _insert(conn, instances, request_id, now)
+        return instances
 
     async def get(self, instance_id: InstanceId, *, project_id: ProjectId | None = None,
                   include_deleted: bool = False) -> Instance:
@@ -102,6 +128,15 @@ class SqlInstanceRepo:
         if row is None:
             raise NotFound(f"instance {instance_id} not found")
         return instance_from_row(row)
+
+
+async def _insert(conn: AsyncConnection, instances: Sequence[Instance], request_id: RequestId,
+                  now: datetime) -> None:
+    actions = [{"instance_uuid": i.id, "action": "create", "request_id": request_id,
+                "user_id": i.user_id, "project_id": i.project_id, "start_time": now}
+               for i in instances]
+    await conn.execute(t.instances.insert(), [instance_values(i, now) for i in instances])
+    await conn.execute(t.instance_actions.insert(), actions)
 
 
 def _task_state_in(expected: tuple[TaskState | None, ...]) -> sa.ColumnElement[bool]:

@@ -11,15 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from strato.db import tables as t
 from strato.db._engine import Store, upsert
-from strato.db._rows import capacity_from_row, capacity_values, is_up, used_from_row
+from strato.db._rows import (
+    capacity_from_row,
+    capacity_values,
+    instance_from_row,
+    is_up,
+    used_from_row,
+)
+from strato.db.uow import AllocationHealing, HealedAllocation, holds_resources
 from strato.domain.errors import NotFound
 from strato.domain.ids import HostName, InstanceId, NodeName
+from strato.domain.instances import Instance
 from strato.domain.requests import Destination
 from strato.domain.resources import Allocation, NodeCapacity, NodeUsage, Resources
 
@@ -31,6 +41,7 @@ COMPUTE_BINARY = "strato-compute"
 _N = t.compute_nodes.c
 _A = t.allocations.c
 _S = t.services.c
+_I = t.instances.c
 
 
 class _NoRoom(Exception):
@@ -116,6 +127,140 @@ class SqlNodeRepo:
                            resources=Resources(vcpus=row.vcpus, memory_mb=row.memory_mb,
                                                disk_gb=row.disk_gb))
                 for row in rows]
+
+    async def heal_host(self, host: HostName) -> AllocationHealing:
+        """Make the allocations on the host's nodes match its instances (see
+        :meth:`strato.db.uow.NodeRepo.heal_host`), in one transaction.
+
+        The instances concerned are locked first (``FOR UPDATE``, in id order, on
+        PostgreSQL; SQLite serialises writers anyway), so a delete of one waits for the
+        heal and then frees what the heal left. Allocations are then read again and each
+        removal is a ``DELETE ... RETURNING``: one a concurrent release got first is not
+        given back twice. Node usage changes last, in node id order, like every claim.
+        """
+        async with self._store.write() as conn:
+            nodes = {int(row.id): NodeName(row.node) for row in (await conn.execute(
+                sa.select(_N.id, _N.node).where(_N.host == host))).all()}
+            if not nodes:
+                return AllocationHealing()
+            consumers = sa.select(_A.instance_uuid).where(_A.compute_node_id.in_(nodes))
+            rows = (await conn.execute(
+                sa.select(t.instances)
+                .where(sa.or_(sa.and_(_I.host == host, _I.deleted == sa.false()),
+                              _I.uuid.in_(consumers)))
+                .order_by(_I.uuid).with_for_update())).all()
+            instances = {InstanceId(row.uuid): instance_from_row(row) for row in rows}
+            held = (await conn.execute(
+                sa.select(_A.id, _A.instance_uuid, _A.compute_node_id, _A.vcpus, _A.memory_mb,
+                          _A.disk_gb)
+                .where(_A.compute_node_id.in_(nodes)).order_by(_A.id))).all()
+            heal = _Healing(host, nodes)
+            for row in held:
+                await heal.check(conn, row, instances.get(InstanceId(row.instance_uuid)))
+            for instance in instances.values():
+                await heal.ensure(conn, instance, self._store.now())
+            await heal.apply(conn)
+        return heal.result()
+
+
+class _Healing:
+    """The decisions of one :meth:`SqlNodeRepo.heal_host`, and the usage they change."""
+
+    def __init__(self, host: HostName, nodes: dict[int, NodeName]) -> None:
+        self.host = host
+        self.nodes = nodes
+        self.removed: list[HealedAllocation] = []
+        self.created: list[HealedAllocation] = []
+        self.skipped: list[str] = []
+        self.holding: set[InstanceId] = set()     # instances with an allocation here
+        self.delta: dict[int, tuple[Resources, int]] = {}
+
+    def _change(self, node_id: int, amount: Resources, vms: int) -> None:
+        total, count = self.delta.get(node_id, (Resources(), 0))
+        self.delta[node_id] = (total + amount, count + vms)
+
+    def _allocation(self, instance_id: InstanceId, node_id: int,
+                    amount: Resources) -> Allocation:
+        return Allocation(instance_id=instance_id, host=self.host, node=self.nodes[node_id],
+                          resources=amount)
+
+    async def check(self, conn: AsyncConnection, row: Any, instance: Instance | None) -> None:
+        """Remove the allocation ``row`` if its instance should not hold it here."""
+        instance_id = InstanceId(row.instance_uuid)
+        if instance is None:
+            # No record (or one written after the lock was taken: being scheduled now).
+            self.skipped.append(f"allocation of unknown instance {instance_id} on "
+                                f"{self.nodes[row.compute_node_id]}")
+            return
+        reason = _removal_reason(instance, self.host)
+        if reason is None:
+            self.holding.add(instance_id)
+            return
+        gone = (await conn.execute(sa.delete(t.allocations).where(_A.id == row.id)
+                                   .returning(_A.vcpus, _A.memory_mb, _A.disk_gb))).first()
+        if gone is None:
+            return  # released meanwhile, by whoever got the row first
+        amount = Resources(vcpus=gone.vcpus, memory_mb=gone.memory_mb, disk_gb=gone.disk_gb)
+        self._change(row.compute_node_id, Resources() - amount, -1)
+        self.removed.append(HealedAllocation(
+            allocation=self._allocation(instance_id, row.compute_node_id, amount),
+            reason=reason))
+
+    async def ensure(self, conn: AsyncConnection, instance: Instance, now: datetime) -> None:
+        """Give the instance an allocation here if it runs here and holds none."""
+        if (instance.host != self.host or instance.deleted or instance.task_state is not None
+                or not holds_resources(instance) or instance.id in self.holding):
+            return
+        node_id = self._node_of(instance)
+        if node_id is None:
+            self.skipped.append(f"instance {instance.id} is on node {instance.node}, which "
+                                f"host {self.host} does not have")
+            return
+        need = instance.flavor.resources
+        await conn.execute(t.allocations.insert().values(
+            instance_uuid=instance.id, compute_node_id=node_id, vcpus=need.vcpus,
+            memory_mb=need.memory_mb, disk_gb=need.disk_gb, created_at=now))
+        self._change(node_id, need, 1)
+        self.holding.add(instance.id)
+        self.created.append(HealedAllocation(
+            allocation=self._allocation(instance.id, node_id, need),
+            reason=f"instance {instance.vm_state} on {self.host} had no allocation"))
+
+    def _node_of(self, instance: Instance) -> int | None:
+        by_name = {name: node_id for node_id, name in self.nodes.items()}
+        if instance.node in by_name:
+            return by_name[instance.node]
+        if len(self.nodes) == 1:
+            return next(iter(self.nodes))
+        return None
+
+    async def apply(self, conn: AsyncConnection) -> None:
+        """Change the nodes' usage, in node id order (as claims do)."""
+        for node_id in sorted(self.delta):
+            amount, vms = self.delta[node_id]
+            await conn.execute(sa.update(t.compute_nodes).where(_N.id == node_id).values(
+                vcpus_used=_N.vcpus_used + amount.vcpus,
+                memory_mb_used=_N.memory_mb_used + amount.memory_mb,
+                local_gb_used=_N.local_gb_used + amount.disk_gb,
+                running_vms=_N.running_vms + vms))
+
+    def result(self) -> AllocationHealing:
+        return AllocationHealing(removed=tuple(self.removed), created=tuple(self.created),
+                                 skipped=tuple(self.skipped))
+
+
+def _removal_reason(instance: Instance, host: HostName) -> str | None:
+    """Why the instance's allocation on ``host`` must go, or ``None`` to keep it."""
+    if instance.deleted:
+        return "instance deleted"
+    if instance.task_state is not None:
+        return None  # being scheduled, built, moved or deleted: its task decides
+    if instance.host != host:
+        return f"instance is on host {instance.host}" if instance.host else \
+            "instance is on no host"
+    if not holds_resources(instance):
+        return f"instance in {instance.vm_state} holds nothing (its build failed)"
+    return None
 
 
 async def release_allocations(conn: AsyncConnection, instance_id: InstanceId) -> None:

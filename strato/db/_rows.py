@@ -105,6 +105,8 @@ def instance_values(instance: Instance, now: datetime) -> Values:
         "launched_at": instance.launched_at, "terminated_at": instance.terminated_at,
         "deleted": instance.deleted, "deleted_at": now if instance.deleted else None,
         "fault": fault_to_json(instance.fault, now),
+        "locked": instance.locked, "locked_by": instance.locked_by,
+        "locked_reason": instance.locked_reason,
     }
 
 
@@ -125,7 +127,8 @@ def instance_from_row(row: Any) -> Instance:
         launch_index=row.launch_index, created_at=row.created_at,
         updated_at=row.updated_at, launched_at=row.launched_at,
         terminated_at=row.terminated_at, deleted=row.deleted,
-        fault=fault_from_json(row.fault),
+        fault=fault_from_json(row.fault), locked=row.locked, locked_by=row.locked_by,
+        locked_reason=row.locked_reason,
     )
 
 

@@ -20,6 +20,7 @@ from strato.db._identity import SqlIdentityRepo
 from strato.db._images import SqlImageRepo
 from strato.db._instances import SqlInstanceRepo
 from strato.db._nodes import COMPUTE_BINARY, SqlNodeRepo
+from strato.db._quotas import SqlQuotaRepo
 from strato.db._services import SqlServiceRepo
 from strato.db.uow import (
     ActionRepo,
@@ -28,6 +29,7 @@ from strato.db.uow import (
     ImageRepo,
     InstanceRepo,
     NodeRepo,
+    QuotaRepo,
     ServiceRepo,
 )
 
@@ -48,6 +50,7 @@ class SqlDatabase:
         self.nodes: NodeRepo = SqlNodeRepo(store)
         self.services: ServiceRepo = SqlServiceRepo(store)
         self.actions: ActionRepo = SqlActionRepo(store)
+        self.quotas: QuotaRepo = SqlQuotaRepo(store)
 
     @classmethod
     async def open(cls, url: str, *, clock: Clock | None = None,

@@ -14,8 +14,8 @@ from sqlalchemy.engine import Dialect
 
 __all__ = ["UtcDateTime", "allocations", "compute_nodes", "flavor_extra_specs", "flavors",
            "image_members", "image_tags", "images", "instance_actions",
-           "instance_actions_events", "instances", "metadata", "projects", "services",
-           "users"]
+           "instance_actions_events", "instances", "metadata", "projects", "quota_classes",
+           "quotas", "services", "users"]
 
 # Named constraints, so a later migration can drop or alter them by name on both backends
 # (SQLite batch mode needs names to recreate a table).
@@ -91,6 +91,10 @@ instances = sa.Table(
     sa.Column("deleted_at", UtcDateTime),
     # {code, message, details, created}: only the latest fault is kept (the API shows one).
     sa.Column("fault", sa.JSON),
+    # Nova's lock: locked_by is "owner" or "admin" (who may unlock without the override).
+    sa.Column("locked", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("locked_by", sa.String(16)),
+    sa.Column("locked_reason", _name()),
     # The list query: a project's servers, newest first.
     sa.Index(None, "project_id", "created_at"),
     sa.Index(None, "host"),
@@ -273,4 +277,29 @@ users = sa.Table(
     sa.Column("default_project_id", sa.String(64), sa.ForeignKey("projects.id")),
     sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     *_timestamps(),
+)
+
+# Per-project quota limits (os-quota-sets): only the values set for the project; the
+# others come from the default quota class or the configured defaults. Usage is never
+# stored here: it is counted from the instances each time.
+quotas = sa.Table(
+    "quotas", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", _name(), nullable=False),
+    sa.Column("resource", _name(), nullable=False),
+    sa.Column("hard_limit", sa.Integer, nullable=False),
+    *_timestamps(),
+    sa.UniqueConstraint("project_id", "resource"),
+)
+
+# Quota class limits (os-quota-class-sets); the "default" class replaces the configured
+# defaults for every project.
+quota_classes = sa.Table(
+    "quota_classes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("class_name", _name(), nullable=False),
+    sa.Column("resource", _name(), nullable=False),
+    sa.Column("hard_limit", sa.Integer, nullable=False),
+    *_timestamps(),
+    sa.UniqueConstraint("class_name", "resource"),
 )

@@ -9,7 +9,7 @@ duplicate.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -19,12 +19,14 @@ from strato.domain.identity import Project, User
 from strato.domain.ids import FlavorId, HostName, ImageId, InstanceId, ProjectId, RequestId, UserId
 from strato.domain.images import Image, ImageData, ImageMember, ImageStatus, MemberStatus
 from strato.domain.instances import Instance, InstanceChanges, TaskState, VmState
+from strato.domain.quotas import Usage
 from strato.domain.requests import Destination
 from strato.domain.resources import Allocation, Flavor, NodeCapacity, NodeUsage, Resources
 
 __all__ = ["ActionRepo", "Database", "FlavorRepo", "IdentityRepo", "IMAGE_SORT_KEYS",
            "ImageQuery", "ImageRepo", "ImageSort", "InstanceQuery", "InstanceRepo", "NodeRepo",
-           "ServiceRecord", "ServiceRepo", "ANY_TASK_STATE"]
+           "QuotaRepo", "ServiceRecord", "ServiceRepo", "ANY_TASK_STATE", "AllocationHealing",
+           "HealedAllocation", "holds_resources"]
 
 # Pass as ``expected_task_state`` to skip the compare-and-swap check.
 ANY_TASK_STATE: tuple[TaskState | None, ...] | None = None
@@ -104,6 +106,19 @@ class ServiceRecord:
 class InstanceRepo(Protocol):
     async def create_many(self, instances: Sequence[Instance], *, request_id: RequestId) -> None:
         """Insert the instances and, with them, a "create" action each; all or nothing."""
+        ...
+
+    async def create_within_quota(self, build: Callable[[int], Sequence[Instance]], *,
+                                  project_id: ProjectId, flavor: Flavor, min_count: int,
+                                  max_count: int, defaults: Mapping[str, int],
+                                  request_id: RequestId) -> builtins.list[Instance]:
+        """Create as many instances of ``flavor`` as the project's quota allows, from
+        ``max_count`` down to ``min_count``: count the project's usage, pick the count,
+        insert ``build(count)`` (instances of ``project_id``) with their "create"
+        actions, all in one transaction that no other quota-checked write of the project
+        interleaves with. ``OverQuota`` (nothing written) when not even ``min_count``
+        fit. ``defaults``: the limits that apply where neither the project nor the
+        default quota class sets one."""
         ...
 
     async def get(self, instance_id: InstanceId, *, project_id: ProjectId | None = None,
@@ -206,6 +221,34 @@ class ImageRepo(Protocol):
     async def remove_member(self, image_id: ImageId, member_id: ProjectId) -> None: ...
 
 
+def holds_resources(instance: Instance) -> bool:
+    """Whether the instance should hold an allocation on its host: every instance that is
+    not deleted, except a failed build (ERROR and never launched: the build gave its
+    allocation back). The compute's resource audit and :meth:`NodeRepo.heal_host` both
+    count by this rule."""
+    if instance.deleted or instance.vm_state is VmState.DELETED:
+        return False
+    return not (instance.vm_state is VmState.ERROR and instance.launched_at is None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealedAllocation:
+    """One allocation :meth:`NodeRepo.heal_host` removed or created, and why."""
+
+    allocation: Allocation
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocationHealing:
+    """What :meth:`NodeRepo.heal_host` changed; ``skipped`` says what looked wrong but was
+    left alone (an allocation of an unknown instance, an instance on no known node)."""
+
+    removed: tuple[HealedAllocation, ...] = ()
+    created: tuple[HealedAllocation, ...] = ()
+    skipped: tuple[str, ...] = ()
+
+
 class NodeRepo(Protocol):
     async def report(self, capacities: Sequence[NodeCapacity]) -> None:
         """Insert or update the nodes' totals and ratios (usage is left alone)."""
@@ -225,6 +268,16 @@ class NodeRepo(Protocol):
         ...
 
     async def allocations(self, instance_id: InstanceId) -> list[Allocation]: ...
+
+    async def heal_host(self, host: HostName) -> AllocationHealing:
+        """Make the allocations on ``host``'s nodes match the instances on it, in one
+        transaction. Removed: those of deleted instances and, when no task is in
+        progress, of instances on another host (or none) or that hold nothing
+        (:func:`holds_resources`). Created: one on its node for every instance on the
+        host that holds resources, has no task in progress and no allocation here, with
+        no limit check (it runs there already). An allocation of an instance being
+        scheduled, or of an instance with no record, is left alone."""
+        ...
 
 
 class ServiceRepo(Protocol):
@@ -259,6 +312,40 @@ class ActionRepo(Protocol):
     async def get(self, instance_id: InstanceId, request_id: RequestId) -> InstanceAction: ...
 
 
+class QuotaRepo(Protocol):
+    """Quota limits (``-1``: unlimited). ``defaults`` is always the deployment's
+    defaults, which the default quota class and then the project's values override."""
+
+    async def limits(self, project_id: ProjectId, *,
+                     defaults: Mapping[str, int]) -> dict[str, int]:
+        """The project's effective limit of every resource."""
+        ...
+
+    async def class_limits(self, class_name: str, *,
+                           defaults: Mapping[str, int]) -> dict[str, int]:
+        """The quota class's limits (its values over ``defaults``)."""
+        ...
+
+    async def usage(self, project_id: ProjectId) -> Usage:
+        """What the project's non-deleted instances use, counted now."""
+        ...
+
+    async def set_limits(self, project_id: ProjectId, limits: Mapping[str, int], *,
+                         defaults: Mapping[str, int], force: bool) -> dict[str, int]:
+        """Set the project's values; unless ``force``, ``Invalid`` if a counted
+        resource's new limit is below its usage. Returns the effective limits."""
+        ...
+
+    async def set_class_limits(self, class_name: str, limits: Mapping[str, int], *,
+                               defaults: Mapping[str, int]) -> dict[str, int]:
+        """Set the quota class's values; returns the class's limits."""
+        ...
+
+    async def reset(self, project_id: ProjectId) -> None:
+        """Drop the project's own values (back to the defaults); idempotent."""
+        ...
+
+
 class IdentityRepo(Protocol):
     async def project_by_name(self, name: str) -> Project: ...
 
@@ -281,5 +368,6 @@ class Database(Protocol):
     nodes: NodeRepo
     services: ServiceRepo
     actions: ActionRepo
+    quotas: QuotaRepo
 
     async def close(self) -> None: ...

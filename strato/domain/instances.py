@@ -39,6 +39,18 @@ class TaskState(enum.StrEnum):
     BLOCK_DEVICE_MAPPING = "block_device_mapping"
     SPAWNING = "spawning"
     DELETING = "deleting"
+    # Server actions (Nova's names): the API sets the first, the compute clears it.
+    REBOOTING = "rebooting"
+    REBOOTING_HARD = "rebooting_hard"
+    POWERING_OFF = "powering-off"
+    POWERING_ON = "powering-on"
+    PAUSING = "pausing"
+    UNPAUSING = "unpausing"
+    SUSPENDING = "suspending"
+    RESUMING = "resuming"
+    REBUILDING = "rebuilding"
+    REBUILD_BLOCK_DEVICE_MAPPING = "rebuild_block_device_mapping"
+    REBUILD_SPAWNING = "rebuild_spawning"
 
 
 class PowerState(enum.IntEnum):
@@ -53,7 +65,10 @@ class PowerState(enum.IntEnum):
 # task state -> the task states it may move to.  DELETING can follow anything: a user may
 # delete at any moment, and the writer that expected the old task state then loses.
 _TASK_MOVES: dict[TaskState | None, frozenset[TaskState | None]] = {
-    None: frozenset({TaskState.SCHEDULING, TaskState.DELETING}),
+    None: frozenset({TaskState.SCHEDULING, TaskState.DELETING, TaskState.REBOOTING,
+                     TaskState.REBOOTING_HARD, TaskState.POWERING_OFF, TaskState.POWERING_ON,
+                     TaskState.PAUSING, TaskState.UNPAUSING, TaskState.SUSPENDING,
+                     TaskState.RESUMING, TaskState.REBUILDING}),
     TaskState.SCHEDULING: frozenset({TaskState.NETWORKING, TaskState.SCHEDULING, None,
                                      TaskState.DELETING}),
     TaskState.NETWORKING: frozenset({TaskState.BLOCK_DEVICE_MAPPING, TaskState.SCHEDULING,
@@ -62,6 +77,15 @@ _TASK_MOVES: dict[TaskState | None, frozenset[TaskState | None]] = {
                                                None, TaskState.DELETING}),
     TaskState.SPAWNING: frozenset({None, TaskState.SCHEDULING, TaskState.DELETING}),
     TaskState.DELETING: frozenset({None, TaskState.DELETING}),
+    # A server action starts from no task and ends there again (done or failed).
+    **{task: frozenset({None, TaskState.DELETING}) for task in (
+        TaskState.REBOOTING, TaskState.REBOOTING_HARD, TaskState.POWERING_OFF,
+        TaskState.POWERING_ON, TaskState.PAUSING, TaskState.UNPAUSING,
+        TaskState.SUSPENDING, TaskState.RESUMING, TaskState.REBUILD_SPAWNING)},
+    TaskState.REBUILDING: frozenset({TaskState.REBUILD_BLOCK_DEVICE_MAPPING, None,
+                                     TaskState.DELETING}),
+    TaskState.REBUILD_BLOCK_DEVICE_MAPPING: frozenset({TaskState.REBUILD_SPAWNING, None,
+                                                       TaskState.DELETING}),
 }
 
 
@@ -74,12 +98,22 @@ def check_task_transition(current: TaskState | None, new: TaskState | None) -> N
 def api_status(vm_state: VmState, task_state: TaskState | None) -> str:
     """The ``status`` field of the Compute API for a pair of states (Nova's mapping).
 
-    A task in progress does not change the status for the states strato has so far (a
-    building server being deleted still shows BUILD, as in Nova); ``task_state`` is part
-    of the signature because later states (REBOOT, RESIZE) depend on it.
+    Most tasks do not change the status (a building server being deleted still shows
+    BUILD, as in Nova); a reboot shows REBOOT or HARD_REBOOT on an active server, and a
+    rebuild shows REBUILD (``nova/api/openstack/common.py``, ``_STATE_MAP``).
     """
-    del task_state
+    if task_state in _REBUILD_TASKS and vm_state in _REBUILD_SHOWN:
+        return "REBUILD"
+    if vm_state == VmState.ACTIVE and task_state == TaskState.REBOOTING:
+        return "REBOOT"
+    if vm_state == VmState.ACTIVE and task_state == TaskState.REBOOTING_HARD:
+        return "HARD_REBOOT"
     return _STATUS[vm_state]
+
+
+_REBUILD_TASKS = frozenset({TaskState.REBUILDING, TaskState.REBUILD_BLOCK_DEVICE_MAPPING,
+                            TaskState.REBUILD_SPAWNING})
+_REBUILD_SHOWN = frozenset({VmState.ACTIVE, VmState.STOPPED, VmState.ERROR})
 
 
 _STATUS: dict[VmState, str] = {
@@ -131,6 +165,11 @@ class Instance:
     terminated_at: datetime | None = None
     deleted: bool = False
     fault: Fault | None = None
+    # Nova's lock: a locked server refuses actions (and delete) from everyone but admins.
+    # ``locked_by`` is "owner" or "admin": who may unlock it without the admin override.
+    locked: bool = False
+    locked_by: str | None = None
+    locked_reason: str | None = None
 
     @property
     def status(self) -> str:
@@ -149,6 +188,13 @@ class InstanceChanges(TypedDict, total=False):
     launched_at: datetime | None
     terminated_at: datetime | None
     fault: Fault | None
+    locked: bool
+    locked_by: str | None
+    locked_reason: str | None
+    # What a rebuild replaces.
+    image_ref: ImageId
+    display_name: str
+    metadata: dict[str, str]
 
 
 __all__ += ["InstanceChanges"]

@@ -13,7 +13,7 @@ from strato.api.bodies import read_json
 from strato.api.deps import ApiDeps, Context, Deps
 from strato.api.formats import base_url
 from strato.api.paging import next_links, parse_page
-from strato.api.servers import schemas, service, views
+from strato.api.servers import actions, schemas, service, views
 from strato.domain.context import RequestContext
 from strato.domain.errors import Invalid
 from strato.domain.instances import Instance
@@ -76,19 +76,37 @@ async def show_server(server_id: str, request: Request, deps: Deps,
 
 @router.delete("/{server_id}")
 async def delete_server(server_id: str, deps: Deps, ctx: Context) -> Response:
-    """``DELETE /v2.1/servers/{id}``: 204, in any state (also while building)."""
+    """``DELETE /v2.1/servers/{id}``: 204, in any state (also while building); 409 for
+    a locked server unless the caller is an admin."""
+    await actions.check_delete_allowed(deps, ctx, server_id)
     await service.delete_server(deps, ctx, server_id)
     return Response(status_code=204)
 
 
 @router.post("/{server_id}/action")
 async def server_action(server_id: str, request: Request, deps: Deps,
-                        ctx: Context) -> JSONResponse:
+                        ctx: Context) -> Response:
     """``POST /v2.1/servers/{id}/action``: one action per body. ``os-getConsoleOutput``
-    for now; the other lifecycle actions arrive with the compute host's issue."""
+    answers 200 with the text; ``rebuild`` 202 with the server (and its new password);
+    the others (reboot, os-stop, os-start, pause, unpause, suspend, resume, lock, unlock)
+    202 with an empty body, the compute host finishing the work."""
     name, args = schemas.parse_action(await read_json(request))
     if name == "os-getConsoleOutput":
         length = schemas.parse_console_length(args)
         return JSONResponse({"output": await service.console_output(deps, ctx, server_id,
                                                                      length)})
-    raise Invalid(f"There is no such action: {name}")
+    if name == "rebuild":
+        result = await actions.rebuild(deps, ctx, server_id, args)
+        view = views.server_detail(result.instance, base_url(request, deps.settings),
+                                   is_admin=ctx.is_admin)
+        return JSONResponse({"server": {**view, "adminPass": result.admin_pass}},
+                            status_code=202)
+    if name == "lock":
+        await actions.lock(deps, ctx, server_id, args)
+    elif name == "unlock":
+        await actions.unlock(deps, ctx, server_id, args)
+    elif name in actions.ACTIONS:
+        await actions.perform(deps, ctx, server_id, name, args)
+    else:
+        raise Invalid(f"There is no such action: {name}")
+    return Response(status_code=202)

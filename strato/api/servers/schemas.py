@@ -26,12 +26,14 @@ from strato.api.deps import ApiDeps
 from strato.api.fields import Name, NovaBool, PositiveInt
 from strato.api.flavors.service import get_flavor
 from strato.api.paging import Page
+from strato.api.quotas.service import project_limits
 from strato.db.uow import InstanceQuery
 from strato.domain.context import RequestContext
 from strato.domain.errors import Forbidden, Invalid, InvalidReference, NotFound
 from strato.domain.ids import HostName, ImageId, InstanceId, ProjectId, ReservationId
 from strato.domain.images import Image, ImageStatus
 from strato.domain.instances import Instance, VmState
+from strato.domain.quotas import DEFAULT_LIMITS, exceeds
 from strato.domain.requests import BootRequest, InjectedFile, SchedulerHints
 from strato.domain.resources import Flavor
 from strato.image.service import get_image
@@ -92,33 +94,53 @@ class _SecurityGroupBody(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=255)]
 
 
-# Nova's quotas for injected files (personality): count, bytes per file, path length.
-MAX_INJECTED_FILES = 5
-MAX_INJECTED_FILE_BYTES = 10240
-MAX_INJECTED_PATH_BYTES = 255
+# Nova's default quotas for injected files (personality): count, bytes per file, path
+# length. A create checks the project's own quotas instead (see _check_quotas).
+MAX_INJECTED_FILES = DEFAULT_LIMITS["injected_files"]
+MAX_INJECTED_FILE_BYTES = DEFAULT_LIMITS["injected_file_content_bytes"]
+MAX_INJECTED_PATH_BYTES = DEFAULT_LIMITS["injected_file_path_bytes"]
 
 
-class _PersonalityBody(BaseModel):
+class _PersonalityForm(BaseModel):
+    """One injected file, its form only: an absolute path and base64 contents. A create
+    checks the count and sizes against the project's quotas (``injected_files``,
+    ``injected_file_path_bytes``, ``injected_file_content_bytes``) in
+    :func:`parse_create`."""
+
     model_config = _Strict
 
     path: Annotated[str, Field(min_length=1)]
     contents: str
 
     @model_validator(mode="after")
-    def _limits(self) -> _PersonalityBody:
-        if len(self.path.encode()) > MAX_INJECTED_PATH_BYTES:
-            raise ValueError(f"Personality file path exceeds maximum "
-                             f"{MAX_INJECTED_PATH_BYTES} bytes")
+    def _form(self) -> _PersonalityForm:
         if not self.path.startswith("/") or "\0" in self.path or any(
                 part in ("..", ".") for part in self.path.split("/")):
             raise ValueError("Personality file path must be an absolute path without "
                              "'.' or '..' parts")
         try:
-            data = base64.b64decode(self.contents, validate=True)
+            base64.b64decode(self.contents, validate=True)
         except (binascii.Error, ValueError):
             raise ValueError("Personality content for " + self.path +
                              " cannot be decoded") from None
-        if len(data) > MAX_INJECTED_FILE_BYTES:
+        return self
+
+    @property
+    def size(self) -> int:
+        """The decoded content's length in bytes."""
+        return len(base64.b64decode(self.contents, validate=True))
+
+
+class _PersonalityBody(_PersonalityForm):
+    """One injected file within Nova's default quotas (for bodies that are not checked
+    against a project's quotas)."""
+
+    @model_validator(mode="after")
+    def _limits(self) -> _PersonalityBody:
+        if len(self.path.encode()) > MAX_INJECTED_PATH_BYTES:
+            raise ValueError(f"Personality file path exceeds maximum "
+                             f"{MAX_INJECTED_PATH_BYTES} bytes")
+        if self.size > MAX_INJECTED_FILE_BYTES:
             raise ValueError(f"Personality file content exceeds maximum "
                              f"{MAX_INJECTED_FILE_BYTES} bytes")
         return self
@@ -140,8 +162,7 @@ class _ServerBody(BaseModel):
     user_data: Annotated[str, AfterValidator(_check_user_data)] | None = None
     return_reservation_id: NovaBool = False
     config_drive: NovaBool = False
-    personality: Annotated[list[_PersonalityBody],
-                           Field(max_length=MAX_INJECTED_FILES)] = []
+    personality: list[_PersonalityForm] = []
     # Accepted for compatibility; networking and security groups come with the network
     # service, until then every server gets no ports.
     networks: Literal["auto", "none"] | list[_NetworkBody] | None = None
@@ -176,7 +197,8 @@ class CreateServers:
     name: str
     flavor: Flavor
     image: Image
-    count: int
+    count: int             # max_count: as many as the quota allows, down to min_count
+    min_count: int = 1
     metadata: dict[str, str] = field(default_factory=dict)
     user_data: str | None = None
     key_name: str | None = None
@@ -189,23 +211,40 @@ class CreateServers:
 
 async def parse_create(body: Any, deps: ApiDeps, ctx: RequestContext) -> CreateServers:
     """Validate a create body; ``Invalid`` (400) names the first bad field, an unusable
-    flavor or image is ``InvalidReference`` (400, as Nova answers for a body's refs)."""
+    flavor or image is ``InvalidReference`` (400, as Nova answers for a body's refs).
+    Metadata and injected files are checked against the project's quotas here (400,
+    where Nova answers 403); the instance quotas are checked when the rows are written."""
     server = parse_model(_CreateBody, body).server
-    limit = deps.settings.max_metadata_items
-    if len(server.metadata) > limit:
-        raise Invalid(f"Quota exceeded for metadata_items: at most {limit} items allowed")
+    _check_quotas(server, await project_limits(deps, ctx.project_id))
     flavor = await _resolve_flavor(deps, ctx, _last_segment(str(server.flavor_ref)))
     image = await _resolve_image(deps, ctx, server.image_ref)
     _check_fit(flavor, image)
     return CreateServers(
         name=server.name, flavor=flavor, image=image,
-        count=server.max_count or server.min_count or 1,
+        count=server.max_count or server.min_count or 1, min_count=server.min_count or 1,
         metadata=dict(server.metadata), user_data=server.user_data,
         key_name=server.key_name, config_drive=server.config_drive,
         files=tuple(InjectedFile(path=f.path, contents=f.contents)
                     for f in server.personality),
         hints=_hints(server.availability_zone, ctx),
         return_reservation_id=server.return_reservation_id, admin_pass=server.admin_pass)
+
+
+def _check_quotas(server: _ServerBody, limits: dict[str, int]) -> None:
+    limit = limits["metadata_items"]
+    if exceeds(limit, 0, len(server.metadata)):
+        raise Invalid(f"Quota exceeded for metadata_items: at most {limit} items allowed")
+    limit = limits["injected_files"]
+    if exceeds(limit, 0, len(server.personality)):
+        raise Invalid(f"Quota exceeded for injected_files: at most {limit} personality "
+                      "files allowed")
+    path_limit = limits["injected_file_path_bytes"]
+    size_limit = limits["injected_file_content_bytes"]
+    for file in server.personality:
+        if exceeds(path_limit, 0, len(file.path.encode())):
+            raise Invalid(f"Personality file path exceeds maximum {path_limit} bytes")
+        if exceeds(size_limit, 0, file.size):
+            raise Invalid(f"Personality file content exceeds maximum {size_limit} bytes")
 
 
 def _last_segment(ref: str) -> str:

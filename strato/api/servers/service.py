@@ -1,10 +1,11 @@
 """What the server routes do, without HTTP: create, read, list and delete servers.
 
 Create follows the first steps of Nova's boot path: write the instance rows (building,
-scheduling) and their "create" actions in one transaction, then cast one
-``BuildInstances`` to the conductor and return at once. Delete marks the instance
-``deleting`` with a compare-and-swap, so a build racing it loses, and either deletes
-locally (never scheduled) or asks the instance's compute host to tear it down.
+scheduling) and their "create" actions in one transaction, which first counts the
+project's usage against its quotas (as many servers as fit, down to ``min_count``, else
+403), then cast one ``BuildInstances`` to the conductor and return at once. Delete marks
+the instance ``deleting`` with a compare-and-swap, so a build racing it loses, and either
+deletes locally (never scheduled) or asks the instance's compute host to tear it down.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from strato.api.deps import ApiDeps
+from strato.api.quotas.service import quota_defaults
 from strato.api.servers.schemas import CreateServers, ListServers, to_boot_request
 from strato.compute.messages import TOPIC as COMPUTE
 from strato.compute.messages import GetConsoleOutput, TerminateInstance
@@ -52,11 +54,22 @@ def _scope(ctx: RequestContext) -> ProjectId | None:
 
 async def create_servers(deps: ApiDeps, ctx: RequestContext,
                          req: CreateServers) -> CreateResult:
-    """Store ``req.count`` instances (building/scheduling) and ask the conductor to
-    build them. If the conductor cannot be reached, the instances go to ERROR with a
-    fault instead of staying in BUILD forever."""
-    result = _new_instances(ctx, req)
-    await deps.db.instances.create_many(result.instances, request_id=ctx.request_id)
+    """Store ``req.count`` instances (building/scheduling), or as many as the project's
+    quota allows down to ``req.min_count`` (``OverQuota`` and nothing stored below
+    that), and ask the conductor to build them. If the conductor cannot be reached, the
+    instances go to ERROR with a fault instead of staying in BUILD forever."""
+    reservation = ReservationId("r-" + "".join(
+        secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8)))
+    now = datetime.now(UTC)
+
+    def build(count: int) -> tuple[Instance, ...]:
+        return _new_instances(ctx, req, reservation, count, now)
+
+    created = await deps.db.instances.create_within_quota(
+        build, project_id=ctx.project_id, flavor=req.flavor, min_count=req.min_count,
+        max_count=req.count, defaults=quota_defaults(deps.settings),
+        request_id=ctx.request_id)
+    result = CreateResult(reservation_id=reservation, instances=tuple(created))
     logger.info("instance.create: %d instance(s), reservation %s", len(result.instances),
                 result.reservation_id)
     message = BuildInstances(requests=tuple(to_boot_request(req, i) for i in result.instances))
@@ -69,14 +82,12 @@ async def create_servers(deps: ApiDeps, ctx: RequestContext,
     return result
 
 
-def _new_instances(ctx: RequestContext, req: CreateServers) -> CreateResult:
-    reservation = ReservationId("r-" + "".join(
-        secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8)))
-    now = datetime.now(UTC)
-    instances = tuple(
+def _new_instances(ctx: RequestContext, req: CreateServers, reservation: ReservationId,
+                   count: int, now: datetime) -> tuple[Instance, ...]:
+    return tuple(
         Instance(id=InstanceId(new_uuid()),
                  # Nova names the servers of a batch "<name>-<1-based index>".
-                 display_name=f"{req.name}-{index + 1}" if req.count > 1 else req.name,
+                 display_name=f"{req.name}-{index + 1}" if count > 1 else req.name,
                  project_id=ctx.project_id, user_id=ctx.user_id, image_ref=req.image.id,
                  flavor=req.flavor, vm_state=VmState.BUILDING,
                  task_state=TaskState.SCHEDULING, power_state=PowerState.NOSTATE,
@@ -84,8 +95,7 @@ def _new_instances(ctx: RequestContext, req: CreateServers) -> CreateResult:
                  metadata=dict(req.metadata), user_data=req.user_data,
                  config_drive=req.config_drive, reservation_id=reservation,
                  launch_index=index, created_at=now, updated_at=now)
-        for index in range(req.count))
-    return CreateResult(reservation_id=reservation, instances=instances)
+        for index in range(count))
 
 
 async def _fail_unscheduled(db: Database, instance: Instance, exc: StratoError) -> Instance:

@@ -1,0 +1,356 @@
+"""Server actions (``POST /v2.1/servers/{id}/action``): reboot, os-stop, os-start, pause,
+unpause, suspend, resume, rebuild, lock and unlock (microversion 2.1).
+
+Each follows Nova's compute API: the lock check (a locked server refuses everyone but
+admins), the vm_state table, then a compare-and-swap of the task state from none to the
+action's task, so of two racing actions exactly one starts (the other is a 409). The
+action is recorded (``os-instance-actions``) and one message is cast to the instance's
+compute host, which runs the driver and clears the task (``strato.compute.lifecycle``).
+Lock and unlock only write the instance's row.
+
+Conflicts use Nova's words: "Cannot 'reboot' instance <id> while it is in vm_state
+stopped" (``raise_http_conflict_for_instance_invalid_state``) and "Instance <id> is
+locked" (``InstanceIsLocked``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from strato.api.bodies import parse_model
+from strato.api.deps import ApiDeps
+from strato.api.fields import Name, NovaBool
+from strato.api.servers.schemas import (
+    MAX_INJECTED_FILES,
+    _check_fit,
+    _check_ip,
+    _check_metadata,
+    _PersonalityBody,
+    _resolve_image,
+)
+from strato.api.servers.service import get_server
+from strato.api.servers.views import generate_password
+from strato.compute.messages import TOPIC as COMPUTE
+from strato.compute.messages import (
+    PauseInstance,
+    RebootInstance,
+    RebuildInstance,
+    ResumeInstance,
+    StartInstance,
+    StopInstance,
+    SuspendInstance,
+    UnpauseInstance,
+)
+from strato.domain.actions import EventResult
+from strato.domain.context import RequestContext
+from strato.domain.errors import Forbidden, Invalid, InvalidState, NotFound, StratoError
+from strato.domain.ids import InstanceId, NodeName, ReservationId
+from strato.domain.instances import Instance, InstanceChanges, TaskState, VmState
+from strato.domain.requests import BootRequest, InjectedFile
+from strato.rpc.bus import Target
+
+__all__ = ["ACTIONS", "RebuildResult", "check_delete_allowed", "lock", "perform", "rebuild",
+           "unlock"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Rule:
+    """One power action: Nova's name for it (messages, instance actions), the vm_states
+    it starts from, its task state and the message the compute receives."""
+
+    name: str
+    vm_states: frozenset[VmState]
+    task: TaskState
+    message: Callable[[InstanceId], object]
+
+
+_A = VmState.ACTIVE
+# Nova's check_instance_state tables (nova/compute/api.py).
+_RULES: dict[str, _Rule] = {
+    "os-stop": _Rule(name="stop", vm_states=frozenset({_A, VmState.ERROR}),
+                     task=TaskState.POWERING_OFF,
+                     message=lambda iid: StopInstance(instance_id=iid)),
+    "os-start": _Rule(name="start", vm_states=frozenset({VmState.STOPPED}),
+                      task=TaskState.POWERING_ON,
+                      message=lambda iid: StartInstance(instance_id=iid)),
+    "pause": _Rule(name="pause", vm_states=frozenset({_A}), task=TaskState.PAUSING,
+                   message=lambda iid: PauseInstance(instance_id=iid)),
+    "unpause": _Rule(name="unpause", vm_states=frozenset({VmState.PAUSED}),
+                     task=TaskState.UNPAUSING,
+                     message=lambda iid: UnpauseInstance(instance_id=iid)),
+    "suspend": _Rule(name="suspend", vm_states=frozenset({_A}), task=TaskState.SUSPENDING,
+                     message=lambda iid: SuspendInstance(instance_id=iid)),
+    "resume": _Rule(name="resume", vm_states=frozenset({VmState.SUSPENDED}),
+                    task=TaskState.RESUMING,
+                    message=lambda iid: ResumeInstance(instance_id=iid)),
+}
+_SOFT_REBOOT = _Rule(name="reboot", vm_states=frozenset({_A}), task=TaskState.REBOOTING,
+                     message=lambda iid: RebootInstance(instance_id=iid))
+_HARD_REBOOT = _Rule(name="reboot", vm_states=frozenset({_A, VmState.STOPPED, VmState.PAUSED,
+                                                         VmState.SUSPENDED, VmState.ERROR}),
+                     task=TaskState.REBOOTING_HARD,
+                     message=lambda iid: RebootInstance(instance_id=iid, hard=True))
+_REBUILD_STATES = frozenset({_A, VmState.STOPPED, VmState.ERROR})
+
+# Every action this module answers; the route keeps os-getConsoleOutput.
+ACTIONS = frozenset({*_RULES, "reboot", "rebuild", "lock", "unlock"})
+
+
+# --- bodies (Nova's JSON schemas: nova/api/openstack/compute/schemas/) ------------------
+
+_Strict = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class _Reboot(BaseModel):
+    model_config = _Strict
+
+    type: Literal["HARD", "Hard", "hard", "SOFT", "Soft", "soft"]
+
+
+class _RebootBody(BaseModel):
+    model_config = _Strict
+
+    reboot: _Reboot
+
+
+class _Lock(BaseModel):
+    model_config = _Strict
+
+    locked_reason: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+
+
+class _LockBody(BaseModel):
+    model_config = _Strict
+
+    lock: _Lock | None
+
+
+class _Rebuild(BaseModel):
+    model_config = _Strict
+
+    image_ref: str = Field(alias="imageRef")
+    name: Name | None = None
+    metadata: Annotated[dict[str, str], AfterValidator(_check_metadata)] | None = None
+    admin_pass: str | None = Field(None, alias="adminPass")
+    preserve_ephemeral: NovaBool = False
+    personality: Annotated[list[_PersonalityBody],
+                           Field(max_length=MAX_INJECTED_FILES)] = []
+    disk_config: Literal["AUTO", "MANUAL"] | None = Field(None, alias="OS-DCF:diskConfig")
+    access_ip_v4: Annotated[str, AfterValidator(_check_ip(4))] | None = Field(
+        None, alias="accessIPv4")
+    access_ip_v6: Annotated[str, AfterValidator(_check_ip(6))] | None = Field(
+        None, alias="accessIPv6")
+
+
+class _RebuildBody(BaseModel):
+    model_config = _Strict
+
+    rebuild: _Rebuild
+
+
+def _no_arguments(action: str, args: Any) -> None:
+    """Actions without arguments take ``null`` (what the SDKs send) or ``{}``."""
+    if args is None or args == {}:
+        return
+    if isinstance(args, dict):
+        raise Invalid(f"Invalid input for {action}: Additional properties are not allowed "
+                      f"({', '.join(repr(k) for k in args)} was unexpected)")
+    raise Invalid(f"Invalid input for {action}: {args!r} is not of type 'object', 'null'")
+
+
+# --- power actions ----------------------------------------------------------------------
+
+async def perform(deps: ApiDeps, ctx: RequestContext, server_id: str, action: str,
+                  args: Any) -> None:
+    """Start ``reboot`` or one of the argument-less power actions (``os-stop`` ...):
+    the compute host finishes it (202)."""
+    if action == "reboot":
+        kind = parse_model(_RebootBody, {"reboot": args}).reboot.type.upper()
+        rule = _HARD_REBOOT if kind == "HARD" else _SOFT_REBOOT
+    else:
+        rule = _RULES[action]
+        _no_arguments(action, args)
+    instance = await get_server(deps, ctx, server_id)
+    instance = await _start(deps, ctx, instance, rule.name, rule.vm_states, rule.task)
+    await _cast(deps, ctx, instance, rule.task, rule.message(instance.id))
+
+
+def _check_allowed(instance: Instance, ctx: RequestContext, name: str,
+                   vm_states: frozenset[VmState]) -> None:
+    """Nova's order: the lock, then the vm_state, then no task in progress, then a host."""
+    if instance.locked and not ctx.is_admin:
+        raise InvalidState(f"Instance {instance.id} is locked")
+    if instance.vm_state not in vm_states:
+        raise InvalidState(f"Cannot '{name}' instance {instance.id} while it is in vm_state "
+                           f"{instance.vm_state}")
+    if instance.task_state is not None:
+        raise InvalidState(f"Cannot '{name}' instance {instance.id} while it is in "
+                           f"task_state {instance.task_state}")
+    if instance.host is None or instance.node is None:
+        # An ERROR server that never reached a host has no guest to act on.
+        raise InvalidState(f"Instance {instance.id} is not ready")
+
+
+async def _start(deps: ApiDeps, ctx: RequestContext, instance: Instance, name: str,
+                 vm_states: frozenset[VmState], task: TaskState) -> Instance:
+    """Check the action may start, then claim the instance for it: a compare-and-swap
+    of the task state from none. The row after the write is checked again, so a state
+    or lock change between the read and the write cannot slip through."""
+    _check_allowed(instance, ctx, name, vm_states)
+    try:
+        claimed = await deps.db.instances.update(instance.id, {"task_state": task},
+                                                 expected_task_state=(None,))
+    except NotFound:
+        raise NotFound(f"Instance {instance.id} could not be found.") from None
+    except InvalidState:
+        # Another action (or a delete) won the race: answer as if we had read its state.
+        _check_allowed(await get_server(deps, ctx, instance.id), ctx, name, vm_states)
+        # ... which has already finished: still a conflict, the client may try again.
+        raise InvalidState(f"Cannot '{name}' instance {instance.id} while another action "
+                           "is in progress") from None
+    try:
+        _check_allowed(replace(claimed, task_state=None), ctx, name, vm_states)
+    except InvalidState:
+        await _give_back(deps, instance.id, task)
+        raise
+    await deps.db.actions.start_action(instance_id=instance.id, action=name,
+                                       request_id=ctx.request_id, user_id=ctx.user_id,
+                                       project_id=ctx.project_id)
+    return claimed
+
+
+async def _give_back(deps: ApiDeps, instance_id: InstanceId, task: TaskState) -> None:
+    """Clear the task state we set (unless someone, a delete, moved it on since)."""
+    with contextlib.suppress(InvalidState, NotFound):
+        await deps.db.instances.update(instance_id, {"task_state": None},
+                                       expected_task_state=(task,))
+
+
+async def _cast(deps: ApiDeps, ctx: RequestContext, instance: Instance, task: TaskState,
+                message: object) -> None:
+    """Hand the action to the instance's compute host; if the bus refuses it, give the
+    task state back so the server is not stuck and the client may retry."""
+    try:
+        await deps.bus.cast(Target(COMPUTE, server=instance.host), message, ctx=ctx)
+    except StratoError:
+        await _give_back(deps, instance.id, task)
+        raise
+    logger.info("instance.%s: %s sent to compute %s", task, instance.id, instance.host)
+
+
+# --- rebuild ----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RebuildResult:
+    """The server as the rebuild left it in the database, and its new admin password
+    (Nova answers both)."""
+
+    instance: Instance
+    admin_pass: str
+
+
+async def rebuild(deps: ApiDeps, ctx: RequestContext, server_id: str,
+                  args: Any) -> RebuildResult:
+    """Nova's rebuild on the same host: the image (active, fitting the server's flavor)
+    becomes the server's, with a new name and metadata when given; the compute destroys
+    the guest and spawns it again from that image (its claim unchanged)."""
+    body = parse_model(_RebuildBody, {"rebuild": args}).rebuild
+    limit = deps.settings.max_metadata_items
+    if body.metadata is not None and len(body.metadata) > limit:
+        raise Invalid(f"Quota exceeded for metadata_items: at most {limit} items allowed")
+    instance = await get_server(deps, ctx, server_id)
+    _check_allowed(instance, ctx, "rebuild", _REBUILD_STATES)
+    image = await _resolve_image(deps, ctx, body.image_ref)
+    _check_fit(instance.flavor, image)
+    task = TaskState.REBUILDING
+    await _start(deps, ctx, instance, "rebuild", _REBUILD_STATES, task)
+    changes: InstanceChanges = {"image_ref": image.id}
+    if body.name is not None:
+        changes["display_name"] = body.name
+    if body.metadata is not None:
+        changes["metadata"] = dict(body.metadata)
+    try:
+        instance = await deps.db.instances.update(instance.id, changes,
+                                                  expected_task_state=(task,))
+    except (InvalidState, NotFound):
+        # Deleted between our two writes: the delete wins, as it would on the compute.
+        raise NotFound(f"Instance {instance.id} could not be found.") from None
+    request = BootRequest(
+        instance_id=instance.id, project_id=instance.project_id, user_id=instance.user_id,
+        name=instance.display_name, flavor=instance.flavor, image=image,
+        reservation_id=ReservationId(instance.reservation_id),
+        launch_index=instance.launch_index, metadata=dict(instance.metadata),
+        user_data=instance.user_data, key_name=instance.key_name,
+        config_drive=instance.config_drive,
+        files=tuple(InjectedFile(path=f.path, contents=f.contents) for f in body.personality))
+    await _cast(deps, ctx, instance, task, RebuildInstance(
+        request=request, node=NodeName(instance.node or ""),
+        stopped=instance.vm_state == VmState.STOPPED))
+    return RebuildResult(instance=instance, admin_pass=body.admin_pass or generate_password())
+
+
+# --- lock and unlock --------------------------------------------------------------------
+
+async def lock(deps: ApiDeps, ctx: RequestContext, server_id: str, args: Any) -> None:
+    """Lock the server against actions (and delete) by non-admins. The owner locking an
+    already locked server changes nothing; an admin's lock is the admin's to lift."""
+    body = parse_model(_LockBody, {"lock": args}).lock
+    instance = await get_server(deps, ctx, server_id)
+    is_owner = instance.project_id == ctx.project_id
+    if instance.locked and is_owner:
+        return
+    changes: InstanceChanges = {"locked": True, "locked_by": "owner" if is_owner else "admin"}
+    if body is not None and body.locked_reason is not None:
+        changes["locked_reason"] = body.locked_reason
+    await _lock_write(deps, ctx, instance, "lock", changes)
+
+
+async def unlock(deps: ApiDeps, ctx: RequestContext, server_id: str, args: Any) -> None:
+    """Unlock the server. A lock an admin set on another project's server may only be
+    lifted by an admin (Nova's ``unlock:unlock_override``)."""
+    _no_arguments("unlock", args)
+    instance = await get_server(deps, ctx, server_id)
+    expected_by = "owner" if instance.project_id == ctx.project_id else "admin"
+    if instance.locked_by not in (None, expected_by) and not ctx.is_admin:
+        raise Forbidden("Policy doesn't allow os_compute_api:os-lock-server:unlock:"
+                        "unlock_override to be performed.")
+    await _lock_write(deps, ctx, instance, "unlock",
+                      {"locked": False, "locked_by": None, "locked_reason": None})
+
+
+async def _lock_write(deps: ApiDeps, ctx: RequestContext, instance: Instance, name: str,
+                      changes: InstanceChanges) -> None:
+    """Record the action and its ``api_<name>`` event around the write (as Nova's
+    ``wrap_instance_event(prefix='api')``); the lock applies in any task state."""
+    iid = instance.id
+    await deps.db.actions.start_action(instance_id=iid, action=name,
+                                       request_id=ctx.request_id, user_id=ctx.user_id,
+                                       project_id=ctx.project_id)
+    event = f"api_{name}"
+    await deps.db.actions.start_event(instance_id=iid, request_id=ctx.request_id,
+                                      event=event)
+    try:
+        await deps.db.instances.update(iid, changes, expected_task_state=None)
+    except NotFound:
+        await deps.db.actions.finish_event(instance_id=iid, request_id=ctx.request_id,
+                                           event=event, result=EventResult.ERROR,
+                                           traceback="the instance was deleted")
+        raise NotFound(f"Instance {iid} could not be found.") from None
+    await deps.db.actions.finish_event(instance_id=iid, request_id=ctx.request_id,
+                                       event=event, result=EventResult.SUCCESS)
+    logger.info("instance.%s: %s", name, iid)
+
+
+async def check_delete_allowed(deps: ApiDeps, ctx: RequestContext, server_id: str) -> None:
+    """A locked server may be deleted by admins only (409 otherwise, as in Nova)."""
+    instance = await get_server(deps, ctx, server_id)
+    if instance.locked and not ctx.is_admin:
+        raise InvalidState(f"Instance {instance.id} is locked")
