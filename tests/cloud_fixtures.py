@@ -18,6 +18,7 @@ from strato.domain.ids import HostName
 from strato.domain.resources import Resources
 from strato.seed import seed_defaults
 from strato.virt.fake import FakeDriver, FakeDriverConfig
+from tests.invariants import assert_books_balance
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -76,6 +77,8 @@ async def running_cloud(data_dir: Path, computes: Sequence[ComputeSpec],
             image_id = await client.create_image("test-image", b"x" * 4096, disk_format="raw")
             flavors = {f["name"]: f["id"] for f in await client.flavors()}
             yield Harness(cloud=cloud, client=client, image_id=image_id, flavors=flavors)
+            # Reached only when the test passed: then the books must balance.
+            await assert_books_balance(cloud.db)
 
 
 async def wait_until(predicate: Any, *, timeout: float = 20.0, interval: float = 0.02) -> None:

@@ -25,6 +25,7 @@ from strato.rpc.local import LocalBus
 from strato.seed import seed_defaults
 from tests.cloud_fixtures import ADMIN_TOKEN, Harness, test_settings
 from tests.fakes.bus import Sent
+from tests.invariants import assert_books_balance
 
 __all__ = ["LossyBus", "Predicate", "lossy_cloud"]
 
@@ -111,3 +112,4 @@ async def lossy_cloud(data_dir: Path, computes: Sequence[ComputeSpec],
             flavors = {f["name"]: f["id"] for f in await client.flavors()}
             yield Harness(cloud=cloud, client=client, image_id=image_id,
                           flavors=flavors), bus
+            await assert_books_balance(cloud.db)

@@ -1,0 +1,61 @@
+"""The books must balance: the check every service test's cloud runs at teardown.
+
+Once nothing is in flight, every node's usage is the sum of its allocations, every
+allocation belongs to a live instance on that node's host that should hold one, and
+every instance that should hold resources on a host holds exactly one allocation there.
+(Ports join these books when networks arrive.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from strato.db.uow import Database, InstanceQuery, holds_resources
+from strato.domain.instances import Instance
+from strato.domain.resources import Resources
+
+__all__ = ["assert_books_balance"]
+
+
+async def _settled(db: Database, timeout: float) -> list[Instance]:
+    """The instances, once none has a task in progress (or the timeout passed)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        instances = await db.instances.list(InstanceQuery(include_deleted=True))
+        busy = [i for i in instances if i.task_state is not None and not i.deleted]
+        if not busy or loop.time() > deadline:
+            return instances
+        await asyncio.sleep(0.05)
+
+
+async def assert_books_balance(db: Database, *, timeout: float = 15.0) -> None:
+    instances = await _settled(db, timeout)
+    problems: list[str] = []
+    allocations = {i.id: await db.nodes.allocations(i.id) for i in instances}
+    per_node: dict[tuple[str, str], Resources] = {}
+    count: Counter[tuple[str, str]] = Counter()
+    for instance in instances:
+        held = allocations[instance.id]
+        for alloc in held:
+            key = (alloc.host, alloc.node)
+            per_node[key] = per_node.get(key, Resources()) + alloc.resources
+            count[key] += 1
+        settled = instance.task_state is None
+        if settled and held and not holds_resources(instance):
+            problems.append(f"{instance.id} ({instance.vm_state}) holds {len(held)} "
+                            "allocation(s) but should hold none")
+        if settled and holds_resources(instance) and instance.host is not None:
+            on_host = [a for a in held if a.host == instance.host]
+            if len(held) != 1 or len(on_host) != 1:
+                problems.append(f"{instance.id} ({instance.vm_state} on {instance.host}) "
+                                f"holds {[(a.host, a.node) for a in held]}, not one "
+                                "allocation on its host")
+    for usage in await db.nodes.usages():
+        key = (usage.host, usage.node)
+        if usage.used != per_node.get(key, Resources()) or usage.instances != count[key]:
+            problems.append(f"node {key}: usage {usage.used} x{usage.instances} but "
+                            f"allocations add up to {per_node.get(key, Resources())} "
+                            f"x{count[key]}")
+    assert not problems, "the books do not balance:\n  " + "\n  ".join(problems)
