@@ -197,7 +197,8 @@ async def run_compute(settings: Settings, bus: Bus, spec: ComputeSpec,
         await compute_host.run_periodic_tasks(deps, stop, compute_host.HostIntervals(
             report=settings.compute.report_interval,
             resource_audit=settings.compute.resource_audit_interval,
-            sync_power_state=settings.compute.sync_power_state_interval))
+            sync_power_state=settings.compute.sync_power_state_interval,
+            reclaim=settings.api.reclaim_instance_interval))
     finally:
         await sub.stop()
         await driver.close()

@@ -40,6 +40,10 @@ class ApiSettings(BaseModel, frozen=True):
                                    "defaults to http://<listen>.")
     max_metadata_items: int = Field(128, description="Most metadata keys per server "
                                     "(Nova's metadata_items quota).")
+    reclaim_instance_interval: float = Field(
+        0.0, description="Seconds a deleted server stays SOFT_DELETED (powered off, "
+        "restorable) before its compute reclaims it; 0 deletes at once (Nova's "
+        "reclaim_instance_interval).")
 
 
 class DbSettings(BaseModel, frozen=True):

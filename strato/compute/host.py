@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from strato.compute.build import ComputeDeps
 
 __all__ = ["BUILD_STEPS", "HostIntervals", "HostReport", "init_host", "interrupted_message",
-           "run_periodic_tasks"]
+           "reclaim_queued_deletes", "run_periodic_tasks"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class HostIntervals:
     report: float
     resource_audit: float = 60.0
     sync_power_state: float = 600.0
+    reclaim: float = 0.0   # reclaim_instance_interval: also the age a soft delete waits
 
 
 async def init_host(deps: ComputeDeps, stop: asyncio.Event | None = None) -> HostReport:
@@ -269,6 +270,43 @@ async def run_periodic_tasks(deps: ComputeDeps, stop: asyncio.Event,
                               lambda: update_available_resource(deps), first_now=True))
         tg.create_task(_every(stop, intervals.sync_power_state, "power-state sync",
                               lambda: sync_power_states(deps), first_now=False))
+        tg.create_task(_every(stop, intervals.reclaim, "reclaim of soft-deleted servers",
+                              lambda: reclaim_queued_deletes(deps, intervals.reclaim),
+                              first_now=True))
+
+
+async def reclaim_queued_deletes(deps: ComputeDeps, age: float) -> list[InstanceId]:
+    """Delete for good the soft-deleted instances on this host that have waited longer
+    than ``age`` seconds (Nova's ``_reclaim_queued_deletes``); returns their ids."""
+    ctx = admin_context()
+    now = deps.clock()
+    reclaimed = []
+    for instance in await deps.conductor.instances_on_host(ctx, deps.host):
+        if (instance.vm_state is not VmState.SOFT_DELETED or instance.task_state is not None
+                or instance.updated_at is None
+                or (now - instance.updated_at).total_seconds() < age):
+            continue
+        try:
+            await deps.conductor.update_instance(ctx, instance.id,
+                                                 {"task_state": TaskState.DELETING},
+                                                 expected_task_state=(None,))
+        except (InvalidState, NotFound):
+            continue  # restored or deleted meanwhile
+        logger.info("reclaiming soft-deleted instance %s", instance.id)
+        # Recorded under the user's (soft) delete: the reclaim finishes that request.
+        actions = await deps.conductor.instance_actions(ctx, instance.id)
+        delete = next((a for a in actions if a.action == "delete"), None)
+        try:
+            if delete is None:
+                raise NotFound("no delete action")
+            await terminate_instance(replace(ctx, request_id=delete.request_id),
+                                     TerminateInstance(instance_id=instance.id), deps=deps)
+        except NotFound:
+            await deps.driver.destroy(instance.id)
+            deps.tracker.release(instance.id)
+            await deps.conductor.soft_delete(ctx, instance.id)
+        reclaimed.append(instance.id)
+    return reclaimed
 
 
 async def _every(stop: asyncio.Event, interval: float, name: str,

@@ -24,7 +24,9 @@ from strato.compute.messages import (
     PauseInstance,
     RebootInstance,
     RebuildInstance,
+    RestoreInstance,
     ResumeInstance,
+    SoftDeleteInstance,
     StartInstance,
     StopInstance,
     SuspendInstance,
@@ -37,9 +39,9 @@ from strato.domain.ids import InstanceId
 from strato.domain.instances import Fault, InstanceChanges, PowerState, TaskState, VmState
 from strato.log import bind_instance
 
-__all__ = ["EVENTS", "pause_instance", "reboot_instance", "rebuild_instance",
-           "resume_instance", "start_instance", "stop_instance", "suspend_instance",
-           "unpause_instance"]
+__all__ = ["EVENTS", "pause_instance", "reboot_instance", "rebuild_instance", "restore_instance",
+           "resume_instance", "soft_delete_instance", "start_instance", "stop_instance",
+           "suspend_instance", "unpause_instance"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ EVENTS = {
     "start": "compute_start_instance", "pause": "compute_pause_instance",
     "unpause": "compute_unpause_instance", "suspend": "compute_suspend_instance",
     "resume": "compute_resume_instance", "rebuild": "compute_rebuild_instance",
+    "soft_delete": "compute_soft_delete_instance", "restore": "compute_restore_instance",
 }
 _REBUILD_TASKS = (TaskState.REBUILDING, TaskState.REBUILD_BLOCK_DEVICE_MAPPING,
                   TaskState.REBUILD_SPAWNING)
@@ -97,6 +100,28 @@ async def start_instance(ctx: RequestContext, msg: StartInstance, *,
                          deps: ComputeDeps) -> None:
     """Power a stopped guest on: ACTIVE."""
     step = _Step(name="start", tasks=(TaskState.POWERING_ON,), done=VmState.ACTIVE)
+
+    async def call() -> None:
+        await deps.driver.power_on(msg.instance_id)
+    await _run(ctx, deps, msg.instance_id, step, call)
+
+
+async def soft_delete_instance(ctx: RequestContext, msg: SoftDeleteInstance, *,
+                               deps: ComputeDeps) -> None:
+    """A delete while ``reclaim_instance_interval`` > 0: power the guest off and keep it
+    (and its resources) until it is restored, force-deleted or reclaimed."""
+    step = _Step(name="soft_delete", tasks=(TaskState.SOFT_DELETING,),
+                 done=VmState.SOFT_DELETED)
+
+    async def call() -> None:
+        await deps.driver.power_off(msg.instance_id)
+    await _run(ctx, deps, msg.instance_id, step, call)
+
+
+async def restore_instance(ctx: RequestContext, msg: RestoreInstance, *,
+                           deps: ComputeDeps) -> None:
+    """Undo a soft delete: power the guest on, ACTIVE again."""
+    step = _Step(name="restore", tasks=(TaskState.RESTORING,), done=VmState.ACTIVE)
 
     async def call() -> None:
         await deps.driver.power_on(msg.instance_id)

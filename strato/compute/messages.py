@@ -8,8 +8,9 @@ from strato.domain.ids import InstanceId, NodeName
 from strato.domain.requests import BootRequest, Destination
 
 __all__ = ["BuildAndRunInstance", "GetConsoleOutput", "PauseInstance", "RebootInstance",
-           "RebuildInstance", "ResumeInstance", "StartInstance", "StopInstance",
-           "SuspendInstance", "TerminateInstance", "TOPIC", "UnpauseInstance"]
+           "RebuildInstance", "RestoreInstance", "ResumeInstance", "SoftDeleteInstance",
+           "StartInstance", "StopInstance", "SuspendInstance", "TOPIC",
+           "TerminateInstance", "UnpauseInstance"]
 
 TOPIC = "compute"
 
@@ -96,3 +97,17 @@ class RebuildInstance:
     request: BootRequest
     node: NodeName
     stopped: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SoftDeleteInstance:
+    """Power the guest off and keep it, restorable (task soft-deleting)."""
+
+    instance_id: InstanceId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestoreInstance:
+    """Power a soft-deleted guest on again (task restoring)."""
+
+    instance_id: InstanceId

@@ -15,7 +15,9 @@ from strato.compute.messages import (
     PauseInstance,
     RebootInstance,
     RebuildInstance,
+    RestoreInstance,
     ResumeInstance,
+    SoftDeleteInstance,
     StartInstance,
     StopInstance,
     SuspendInstance,
@@ -47,6 +49,8 @@ def handlers(deps: ComputeDeps) -> HandlerTable:
         SuspendInstance: partial(lifecycle.suspend_instance, deps=deps),
         ResumeInstance: partial(lifecycle.resume_instance, deps=deps),
         RebuildInstance: partial(lifecycle.rebuild_instance, deps=deps),
+        SoftDeleteInstance: partial(lifecycle.soft_delete_instance, deps=deps),
+        RestoreInstance: partial(lifecycle.restore_instance, deps=deps),
     }
 
 

@@ -31,6 +31,9 @@ class VmState(enum.StrEnum):
     SUSPENDED = "suspended"
     ERROR = "error"
     DELETED = "deleted"
+    # Deleted by the user while reclaim_instance_interval > 0: powered off, resources
+    # kept, restorable until the compute reclaims it (Nova's "soft-delete").
+    SOFT_DELETED = "soft-delete"
 
 
 class TaskState(enum.StrEnum):
@@ -51,6 +54,8 @@ class TaskState(enum.StrEnum):
     REBUILDING = "rebuilding"
     REBUILD_BLOCK_DEVICE_MAPPING = "rebuild_block_device_mapping"
     REBUILD_SPAWNING = "rebuild_spawning"
+    SOFT_DELETING = "soft-deleting"
+    RESTORING = "restoring"
 
 
 class PowerState(enum.IntEnum):
@@ -68,7 +73,8 @@ _TASK_MOVES: dict[TaskState | None, frozenset[TaskState | None]] = {
     None: frozenset({TaskState.SCHEDULING, TaskState.DELETING, TaskState.REBOOTING,
                      TaskState.REBOOTING_HARD, TaskState.POWERING_OFF, TaskState.POWERING_ON,
                      TaskState.PAUSING, TaskState.UNPAUSING, TaskState.SUSPENDING,
-                     TaskState.RESUMING, TaskState.REBUILDING}),
+                     TaskState.RESUMING, TaskState.REBUILDING, TaskState.SOFT_DELETING,
+                     TaskState.RESTORING}),
     TaskState.SCHEDULING: frozenset({TaskState.NETWORKING, TaskState.SCHEDULING, None,
                                      TaskState.DELETING}),
     TaskState.NETWORKING: frozenset({TaskState.BLOCK_DEVICE_MAPPING, TaskState.SCHEDULING,
@@ -81,7 +87,8 @@ _TASK_MOVES: dict[TaskState | None, frozenset[TaskState | None]] = {
     **{task: frozenset({None, TaskState.DELETING}) for task in (
         TaskState.REBOOTING, TaskState.REBOOTING_HARD, TaskState.POWERING_OFF,
         TaskState.POWERING_ON, TaskState.PAUSING, TaskState.UNPAUSING,
-        TaskState.SUSPENDING, TaskState.RESUMING, TaskState.REBUILD_SPAWNING)},
+        TaskState.SUSPENDING, TaskState.RESUMING, TaskState.REBUILD_SPAWNING,
+        TaskState.SOFT_DELETING, TaskState.RESTORING)},
     TaskState.REBUILDING: frozenset({TaskState.REBUILD_BLOCK_DEVICE_MAPPING, None,
                                      TaskState.DELETING}),
     TaskState.REBUILD_BLOCK_DEVICE_MAPPING: frozenset({TaskState.REBUILD_SPAWNING, None,
@@ -124,6 +131,7 @@ _STATUS: dict[VmState, str] = {
     VmState.SUSPENDED: "SUSPENDED",
     VmState.ERROR: "ERROR",
     VmState.DELETED: "DELETED",
+    VmState.SOFT_DELETED: "SOFT_DELETED",
 }
 
 

@@ -41,7 +41,9 @@ from strato.compute.messages import (
     PauseInstance,
     RebootInstance,
     RebuildInstance,
+    RestoreInstance,
     ResumeInstance,
+    SoftDeleteInstance,
     StartInstance,
     StopInstance,
     SuspendInstance,
@@ -91,7 +93,16 @@ _RULES: dict[str, _Rule] = {
     "resume": _Rule(name="resume", vm_states=frozenset({VmState.SUSPENDED}),
                     task=TaskState.RESUMING,
                     message=lambda iid: ResumeInstance(instance_id=iid)),
+    "restore": _Rule(name="restore", vm_states=frozenset({VmState.SOFT_DELETED}),
+                     task=TaskState.RESTORING,
+                     message=lambda iid: RestoreInstance(instance_id=iid)),
 }
+# A delete while reclaim_instance_interval > 0 (Nova's soft_delete): from any state a
+# guest exists in; the action is recorded as "delete", as Nova does.
+_SOFT_DELETE = _Rule(name="delete", vm_states=frozenset({_A, VmState.STOPPED, VmState.PAUSED,
+                                                         VmState.SUSPENDED, VmState.ERROR}),
+                     task=TaskState.SOFT_DELETING,
+                     message=lambda iid: SoftDeleteInstance(instance_id=iid))
 _SOFT_REBOOT = _Rule(name="reboot", vm_states=frozenset({_A}), task=TaskState.REBOOTING,
                      message=lambda iid: RebootInstance(instance_id=iid))
 _HARD_REBOOT = _Rule(name="reboot", vm_states=frozenset({_A, VmState.STOPPED, VmState.PAUSED,
@@ -102,6 +113,19 @@ _REBUILD_STATES = frozenset({_A, VmState.STOPPED, VmState.ERROR})
 
 # Every action this module answers; the route keeps os-getConsoleOutput.
 ACTIONS = frozenset({*_RULES, "reboot", "rebuild", "lock", "unlock"})
+
+
+async def soft_delete(deps: ApiDeps, ctx: RequestContext, instance: Instance) -> bool:
+    """Soft-delete ``instance`` if it qualifies (a guest on a host, no task running, not
+    already soft-deleted); whether it did. Otherwise the caller deletes it for good."""
+    if (instance.host is None or instance.task_state is not None
+            or instance.vm_state not in _SOFT_DELETE.vm_states
+            or (instance.vm_state == VmState.ERROR and instance.launched_at is None)):
+        return False
+    instance = await _start(deps, ctx, instance, _SOFT_DELETE.name, _SOFT_DELETE.vm_states,
+                            _SOFT_DELETE.task)
+    await _cast(deps, ctx, instance, _SOFT_DELETE.task, _SOFT_DELETE.message(instance.id))
+    return True
 
 
 # --- bodies (Nova's JSON schemas: nova/api/openstack/compute/schemas/) ------------------
@@ -156,7 +180,7 @@ class _RebuildBody(BaseModel):
     rebuild: _Rebuild
 
 
-def _no_arguments(action: str, args: Any) -> None:
+def no_arguments(action: str, args: Any) -> None:
     """Actions without arguments take ``null`` (what the SDKs send) or ``{}``."""
     if args is None or args == {}:
         return
@@ -177,7 +201,7 @@ async def perform(deps: ApiDeps, ctx: RequestContext, server_id: str, action: st
         rule = _HARD_REBOOT if kind == "HARD" else _SOFT_REBOOT
     else:
         rule = _RULES[action]
-        _no_arguments(action, args)
+        no_arguments(action, args)
     instance = await get_server(deps, ctx, server_id)
     instance = await _start(deps, ctx, instance, rule.name, rule.vm_states, rule.task)
     await _cast(deps, ctx, instance, rule.task, rule.message(instance.id))
@@ -316,7 +340,7 @@ async def lock(deps: ApiDeps, ctx: RequestContext, server_id: str, args: Any) ->
 async def unlock(deps: ApiDeps, ctx: RequestContext, server_id: str, args: Any) -> None:
     """Unlock the server. A lock an admin set on another project's server may only be
     lifted by an admin (Nova's ``unlock:unlock_override``)."""
-    _no_arguments("unlock", args)
+    no_arguments("unlock", args)
     instance = await get_server(deps, ctx, server_id)
     expected_by = "owner" if instance.project_id == ctx.project_id else "admin"
     if instance.locked_by not in (None, expected_by) and not ctx.is_admin:

@@ -101,7 +101,11 @@ async def server_action(server_id: str, request: Request, deps: Deps,
                                    is_admin=ctx.is_admin)
         return JSONResponse({"server": {**view, "adminPass": result.admin_pass}},
                             status_code=202)
-    if name == "lock":
+    if name == "forceDelete":
+        actions.no_arguments(name, args)
+        await actions.check_delete_allowed(deps, ctx, server_id)
+        await service.delete_server(deps, ctx, server_id, force=True)
+    elif name == "lock":
         await actions.lock(deps, ctx, server_id, args)
     elif name == "unlock":
         await actions.unlock(deps, ctx, server_id, args)

@@ -127,13 +127,23 @@ async def list_servers(deps: ApiDeps, listing: ListServers) -> list[Instance]:
         raise Invalid(f"marker [{listing.query.marker}] not found") from None
 
 
-async def delete_server(deps: ApiDeps, ctx: RequestContext, instance_id: str) -> None:
+async def delete_server(deps: ApiDeps, ctx: RequestContext, instance_id: str, *,
+                        force: bool = False) -> None:
     """Delete an instance, in any state; a second delete while the first runs is a
-    no-op. An instance without a host is deleted here (freeing its allocations); one on
-    a host is torn down by that host's compute service."""
-    instance = await _mark_deleting(deps, ctx, await get_server(deps, ctx, instance_id))
-    if instance is None:
+    no-op. With ``reclaim_instance_interval`` set (and not ``force``), a server with a
+    guest is soft-deleted instead: powered off and kept, restorable. An instance without
+    a host is deleted here (freeing its allocations); one on a host is torn down by that
+    host's compute service."""
+    instance = await get_server(deps, ctx, instance_id)
+    if not force and deps.settings.reclaim_instance_interval > 0:
+        from strato.api.servers.actions import soft_delete
+
+        if await soft_delete(deps, ctx, instance):
+            return
+    marked = await _mark_deleting(deps, ctx, instance)
+    if marked is None:
         return
+    instance = marked
     await deps.db.actions.start_action(instance_id=instance.id, action="delete",
                                        request_id=ctx.request_id, user_id=ctx.user_id,
                                        project_id=ctx.project_id)
