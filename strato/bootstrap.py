@@ -116,6 +116,7 @@ def libvirt_config(settings: Settings, host: str) -> LibvirtDriverConfig:
         spawn_timeout=lv.spawn_timeout, clean_shutdown_timeout=lv.clean_shutdown_timeout,
         boot_slots=lv.boot_slots, boot_cpu_seconds=lv.boot_cpu_seconds,
         reserved_host_memory_mb=lv.reserved_host_memory_mb,
+        instance_overhead_mb=lv.instance_overhead_mb,
         image_cache_max_age=lv.image_cache_max_age,
         image_cache_interval=lv.image_cache_interval, kernel_cmdline=lv.kernel_cmdline)
 

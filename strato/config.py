@@ -104,6 +104,8 @@ class LibvirtSettings(BaseModel, frozen=True):
     boot_cpu_seconds: float = Field(5.0, description="How long a booting TCG guest holds "
                                     "its boot slot.")
     reserved_host_memory_mb: int = Field(512, description="Memory kept for the host.")
+    instance_overhead_mb: int = Field(64, description="Memory each guest's QEMU process "
+                                      "needs beyond the flavor; the compute claims it too.")
     image_cache_max_age: float = Field(86400.0, description="Seconds an unused base image "
                                        "stays cached.")
     image_cache_interval: float = Field(2400.0, description="Seconds between cache sweeps "

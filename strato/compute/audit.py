@@ -83,7 +83,8 @@ def held_resources(deps: ComputeDeps, instances: Iterable[Instance]
             logger.warning("instance %s is on node %s, which this host does not have; not "
                            "counted", instance.id, instance.node)
             continue
-        held[instance.id] = (node, instance.flavor.resources)
+        held[instance.id] = (node, instance.flavor.resources
+                             + deps.driver.instance_overhead(instance.flavor))
     return held
 
 

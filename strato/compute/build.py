@@ -103,7 +103,8 @@ async def build_and_run_instance(ctx: RequestContext, msg: BuildAndRunInstance, 
 async def _build(ctx: RequestContext, msg: BuildAndRunInstance,
                  deps: ComputeDeps) -> Instance:
     req = msg.request
-    with deps.tracker.claim(req.instance_id, msg.node, req.flavor.resources):
+    need = req.flavor.resources + deps.driver.instance_overhead(req.flavor)
+    with deps.tracker.claim(req.instance_id, msg.node, need):
         await _move(ctx, deps, req.instance_id, TaskState.SCHEDULING, TaskState.NETWORKING)
         # Ports are allocated here once networks exist (their own issue).
         await _move(ctx, deps, req.instance_id, TaskState.NETWORKING,

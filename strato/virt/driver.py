@@ -16,7 +16,7 @@ from strato.domain.ids import ImageId, InstanceId, NodeName
 from strato.domain.images import Image
 from strato.domain.instances import PowerState
 from strato.domain.requests import BootRequest
-from strato.domain.resources import NodeCapacity
+from strato.domain.resources import Flavor, NodeCapacity, Resources
 
 __all__ = ["GuestInfo", "ImageSource", "VirtDriver"]
 
@@ -50,6 +50,11 @@ class VirtDriver(Protocol):
 
     async def node_capacities(self) -> Sequence[NodeCapacity]:
         """Every node this driver manages, with its total capacity."""
+        ...
+
+    def instance_overhead(self, flavor: Flavor) -> Resources:
+        """What a guest of ``flavor`` costs the host beyond the flavor itself (the
+        emulator's own memory, say); the compute's claims add it."""
         ...
 
     async def spawn(self, req: BootRequest, *, node: NodeName) -> None:

@@ -16,7 +16,7 @@ from strato.domain.errors import AbortBuild, InvalidState, NotFound, RescheduleB
 from strato.domain.ids import HostName, InstanceId, NodeName
 from strato.domain.instances import PowerState
 from strato.domain.requests import BootRequest
-from strato.domain.resources import NodeCapacity, Resources
+from strato.domain.resources import Flavor, NodeCapacity, Resources
 from strato.virt.driver import GuestInfo
 
 __all__ = ["FakeDriver", "FakeDriverConfig", "FakeDriverStatistics"]
@@ -31,6 +31,7 @@ class FakeDriverConfig:
     fail_names: frozenset[str] = frozenset()
     fail_every: int = 0
     fail_retryable: bool = True
+    overhead: Resources = Resources()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,9 @@ class FakeDriver:
     async def node_capacities(self) -> Sequence[NodeCapacity]:
         return [NodeCapacity(host=self.config.host, node=node, total=self.config.capacity)
                 for node in self.node_names()]
+
+    def instance_overhead(self, flavor: Flavor) -> Resources:
+        return self.config.overhead
 
     async def spawn(self, req: BootRequest, *, node: NodeName) -> None:
         if not self._started:

@@ -38,7 +38,7 @@ from strato.domain.hostnames import hostname_for
 from strato.domain.ids import HostName, ImageId, InstanceId, NodeName
 from strato.domain.instances import PowerState
 from strato.domain.requests import BootRequest
-from strato.domain.resources import NodeCapacity, Resources
+from strato.domain.resources import Flavor, NodeCapacity, Resources
 from strato.virt import configdrive
 from strato.virt.driver import GuestInfo, ImageSource
 from strato.virt.imagecache import CacheManager, DiskSettings, ImageCache, record_use
@@ -86,6 +86,7 @@ class LibvirtDriverConfig:
     boot_slots: int = 0
     boot_cpu_seconds: float = 5.0
     reserved_host_memory_mb: int = 512
+    instance_overhead_mb: int = 64
     image_cache_max_age: float = 86400.0
     image_cache_interval: float = 2400.0
     kernel_cmdline: str = "console=ttyS0 quiet"
@@ -177,6 +178,11 @@ class LibvirtDriver:
             cpu_info=json.dumps(cpu_info, sort_keys=True))]
 
     # -- spawn --------------------------------------------------------------------------
+
+    def instance_overhead(self, flavor: Flavor) -> Resources:
+        """QEMU's own memory beside the guest's (device emulation, and under TCG its
+        translation cache): ``instance_overhead_mb`` per guest."""
+        return Resources(memory_mb=self.config.instance_overhead_mb)
 
     async def spawn(self, req: BootRequest, *, node: NodeName) -> None:
         if node != NodeName(self.config.host):
