@@ -70,8 +70,6 @@ BAD_CREATE_BODIES: list[tuple[str, Any, str | None]] = [
     ("max_count 0", server(max_count=0), "max_count"),
     ("max_count too big", server(max_count=1001), "max_count"),
     ("min_count not a number", server(min_count="two"), "min_count"),
-    ("too many metadata items",
-     server(metadata={f"k{i}": "v" for i in range(MAX_METADATA + 1)}), "metadata_items"),
     ("metadata key too long", server(metadata={"k" * 256: "v"}), "metadata"),
     ("metadata key empty", server(metadata={"": "v"}), "metadata"),
     ("metadata value too long", server(metadata={"k": "v" * 256}), "metadata"),
@@ -86,13 +84,6 @@ BAD_CREATE_BODIES: list[tuple[str, Any, str | None]] = [
      server(personality=[{"path": "/etc/../root/x", "contents": ""}]), "absolute"),
     ("personality contents not base64",
      server(personality=[{"path": "/x", "contents": "not base64!"}]), "decoded"),
-    ("personality file too big",
-     server(personality=[{"path": "/x", "contents": "QUFB" * 3414}]), "exceeds"),
-    ("personality path too long",
-     server(personality=[{"path": "/" + "p" * 255, "contents": ""}]), "exceeds"),
-    ("too many personality files",
-     server(personality=[{"path": f"/f{i}", "contents": ""} for i in range(6)]),
-     "personality"),
     ("personality with an unknown key",
      server(personality=[{"path": "/x", "contents": "", "mode": "0600"}]), "mode"),
     ("return_reservation_id not a bool", server(return_reservation_id="maybe"),
@@ -118,6 +109,31 @@ async def test_bad_create_body_is_a_400_and_writes_nothing(api: Api, body: Any,
         assert_fault(response, 403, "forbidden")
     else:
         assert_fault(response, 400, "badRequest", fragment)
+    await assert_nothing_written(api)
+
+
+# Over a project's quota for metadata or injected files: Nova's 403 (a QuotaError), with
+# Retry-After: 0, and nothing written.
+OVER_QUOTA_BODIES: list[tuple[str, Any, str]] = [
+    ("too many metadata items",
+     server(metadata={f"k{i}": "v" for i in range(MAX_METADATA + 1)}), "metadata_items"),
+    ("personality file too big",
+     server(personality=[{"path": "/x", "contents": "QUFB" * 3414}]), "exceeds"),
+    ("personality path too long",
+     server(personality=[{"path": "/" + "p" * 255, "contents": ""}]), "exceeds"),
+    ("too many personality files",
+     server(personality=[{"path": f"/f{i}", "contents": ""} for i in range(6)]),
+     "injected_files"),
+]
+
+
+@pytest.mark.parametrize(("body", "fragment"),
+                         [pytest.param(b, f, id=name) for name, b, f in OVER_QUOTA_BODIES])
+async def test_over_quota_create_body_is_a_403_and_writes_nothing(api: Api, body: Any,
+                                                                  fragment: str) -> None:
+    response = await api.request("POST", "/v2.1/servers", json=body)
+    assert_fault(response, 403, "forbidden", fragment)
+    assert response.headers["Retry-After"] == "0"
     await assert_nothing_written(api)
 
 

@@ -143,6 +143,16 @@ async def test_reschedule_gives_up_after_max_attempts(tmp_path: Path) -> None:
         spawned = sum(h.driver(f"h{i}").statistics().failed for i in range(1, 5))
         assert spawned == 3
         assert all(u.used == Resources() for u in await h.cloud.db.nodes.usages())
+        # The retry history: one failed build event per host tried, each naming its host.
+        [create] = (await h.client.request(
+            "GET", f"/v2.1/servers/{server_id}/os-instance-actions")).json()["instanceActions"]
+        action = (await h.client.request(
+            "GET", f"/v2.1/servers/{server_id}/os-instance-actions/{create['request_id']}")
+        ).json()["instanceAction"]
+        builds = [e for e in action["events"]
+                  if e["event"] == "compute__do_build_and_run_instance"]
+        assert [e["result"] for e in builds] == ["Error"] * 3
+        assert len({e["host"] for e in builds}) == 3
 
 
 async def test_non_retryable_failure_is_error_with_fault_at_once(tmp_path: Path) -> None:

@@ -328,12 +328,12 @@ async def test_parallel_creates_never_exceed_the_quota(api: Api) -> None:
 
 async def test_metadata_items_follow_the_projects_quota(api: Api) -> None:
     many = {f"k{i}": "v" for i in range(MAX_METADATA + 4)}
-    assert_fault(await create(api, metadata=many), 400, "badRequest",
+    assert_fault(await create(api, metadata=many), 403, "forbidden",
                  f"Quota exceeded for metadata_items: at most {MAX_METADATA} items")
     await set_quotas(api, metadata_items=-1)
     assert (await create(api, metadata=many)).status_code == 202
     await set_quotas(api, metadata_items=1)
-    assert_fault(await create(api, metadata={"a": "1", "b": "2"}), 400, "badRequest",
+    assert_fault(await create(api, metadata={"a": "1", "b": "2"}), 403, "forbidden",
                  "at most 1 items")
 
 
@@ -344,11 +344,11 @@ def _file(path: str, size: int) -> dict[str, str]:
 async def test_injected_files_follow_the_projects_quotas(api: Api) -> None:
     await set_quotas(api, injected_files=1, injected_file_content_bytes=20000,
                      injected_file_path_bytes=10)
-    assert_fault(await create(api, personality=[_file("/a", 1), _file("/b", 1)]), 400,
-                 "badRequest", "Quota exceeded for injected_files: at most 1 personality")
-    assert_fault(await create(api, personality=[_file("/0123456789", 1)]), 400,
-                 "badRequest", "Personality file path exceeds maximum 10 bytes")
-    assert_fault(await create(api, personality=[_file("/a", 20001)]), 400, "badRequest",
+    assert_fault(await create(api, personality=[_file("/a", 1), _file("/b", 1)]), 403,
+                 "forbidden", "Quota exceeded for injected_files: at most 1 personality")
+    assert_fault(await create(api, personality=[_file("/0123456789", 1)]), 403,
+                 "forbidden", "Personality file path exceeds maximum 10 bytes")
+    assert_fault(await create(api, personality=[_file("/a", 20001)]), 403, "forbidden",
                  "Personality file content exceeds maximum 20000 bytes")
     # Past Nova's default 10240 bytes, within this project's quota.
     assert (await create(api, personality=[_file("/a", 15000)])).status_code == 202

@@ -29,7 +29,7 @@ from strato.api.paging import Page
 from strato.api.quotas.service import project_limits
 from strato.db.uow import InstanceQuery
 from strato.domain.context import RequestContext
-from strato.domain.errors import Forbidden, Invalid, InvalidReference, NotFound
+from strato.domain.errors import Forbidden, Invalid, InvalidReference, NotFound, OverQuota
 from strato.domain.ids import HostName, ImageId, InstanceId, ProjectId, ReservationId
 from strato.domain.images import Image, ImageStatus
 from strato.domain.instances import Instance, VmState
@@ -212,8 +212,8 @@ class CreateServers:
 async def parse_create(body: Any, deps: ApiDeps, ctx: RequestContext) -> CreateServers:
     """Validate a create body; ``Invalid`` (400) names the first bad field, an unusable
     flavor or image is ``InvalidReference`` (400, as Nova answers for a body's refs).
-    Metadata and injected files are checked against the project's quotas here (400,
-    where Nova answers 403); the instance quotas are checked when the rows are written."""
+    Metadata and injected files are checked against the project's quotas here (403,
+    Nova's QuotaError); the instance quotas are checked when the rows are written."""
     server = parse_model(_CreateBody, body).server
     _check_quotas(server, await project_limits(deps, ctx.project_id))
     flavor = await _resolve_flavor(deps, ctx, _last_segment(str(server.flavor_ref)))
@@ -233,18 +233,18 @@ async def parse_create(body: Any, deps: ApiDeps, ctx: RequestContext) -> CreateS
 def _check_quotas(server: _ServerBody, limits: dict[str, int]) -> None:
     limit = limits["metadata_items"]
     if exceeds(limit, 0, len(server.metadata)):
-        raise Invalid(f"Quota exceeded for metadata_items: at most {limit} items allowed")
+        raise OverQuota(f"Quota exceeded for metadata_items: at most {limit} items allowed")
     limit = limits["injected_files"]
     if exceeds(limit, 0, len(server.personality)):
-        raise Invalid(f"Quota exceeded for injected_files: at most {limit} personality "
+        raise OverQuota(f"Quota exceeded for injected_files: at most {limit} personality "
                       "files allowed")
     path_limit = limits["injected_file_path_bytes"]
     size_limit = limits["injected_file_content_bytes"]
     for file in server.personality:
         if exceeds(path_limit, 0, len(file.path.encode())):
-            raise Invalid(f"Personality file path exceeds maximum {path_limit} bytes")
+            raise OverQuota(f"Personality file path exceeds maximum {path_limit} bytes")
         if exceeds(size_limit, 0, file.size):
-            raise Invalid(f"Personality file content exceeds maximum {size_limit} bytes")
+            raise OverQuota(f"Personality file content exceeds maximum {size_limit} bytes")
 
 
 def _last_segment(ref: str) -> str:
