@@ -179,14 +179,18 @@ class ComputeSpec:
 
 
 async def run_compute(settings: Settings, bus: Bus, spec: ComputeSpec,
-                      stop: asyncio.Event) -> None:
-    """Serve ``compute.<host>`` until ``stop``; the compute never touches the database."""
+                      stop: asyncio.Event,
+                      registry: dict[str, ComputeDeps] | None = None) -> None:
+    """Serve ``compute.<host>`` until ``stop``; the compute never touches the database.
+    ``registry`` (embedded mode) gets the compute's collaborators, for inspection."""
     driver = spec.driver or make_driver(settings, spec.host)
     await driver.start()
     deps = ComputeDeps(host=HostName(spec.host), driver=driver,
                        conductor=ConductorClient(bus, settings.rpc.call_timeout),
                        tracker=ResourceTracker(), locks=KeyedLocks(),
                        builds=asyncio.Semaphore(settings.compute.max_concurrent_builds))
+    if registry is not None:
+        registry[spec.host] = deps
     # Know our capacity before taking builds, so the tracker can check claims.
     deps.tracker.update_capacities(tuple(await driver.node_capacities()))
     # Reconcile what a previous run left (interrupted builds and deletes, the tracker's
@@ -252,6 +256,7 @@ class Cloud:
     app: ASGIApp
     stop: asyncio.Event
     drivers: dict[str, VirtDriver] = field(default_factory=dict)
+    computes: dict[str, ComputeDeps] = field(default_factory=dict)
 
 
 @contextlib.asynccontextmanager
@@ -286,7 +291,7 @@ async def embedded(settings: Settings, computes: Sequence[ComputeSpec] = (),
             tg.create_task(run_conductor(settings, db, bus, stop))
             tg.create_task(run_scheduler(settings, db, bus, stop))
             for spec in specs:
-                tg.create_task(run_compute(settings, bus, spec, stop))
+                tg.create_task(run_compute(settings, bus, spec, stop, cloud.computes))
             if serve_http:
                 tg.create_task(run_api(settings, db, bus, stop))
             try:

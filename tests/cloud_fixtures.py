@@ -78,7 +78,7 @@ async def running_cloud(data_dir: Path, computes: Sequence[ComputeSpec],
             flavors = {f["name"]: f["id"] for f in await client.flavors()}
             yield Harness(cloud=cloud, client=client, image_id=image_id, flavors=flavors)
             # Reached only when the test passed: then the books must balance.
-            await assert_books_balance(cloud.db)
+            await assert_books_balance(cloud.db, computes=cloud.computes)
 
 
 async def wait_until(predicate: Any, *, timeout: float = 20.0, interval: float = 0.02) -> None:

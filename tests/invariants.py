@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Mapping
 
+from strato.compute.build import ComputeDeps
 from strato.db.uow import Database, InstanceQuery, holds_resources
 from strato.domain.instances import Instance
 from strato.domain.resources import Resources
@@ -30,7 +32,10 @@ async def _settled(db: Database, timeout: float) -> list[Instance]:
         await asyncio.sleep(0.05)
 
 
-async def assert_books_balance(db: Database, *, timeout: float = 15.0) -> None:
+async def assert_books_balance(db: Database, *, timeout: float = 15.0,
+                               computes: Mapping[str, ComputeDeps] | None = None) -> None:
+    """``computes``: the running computes, whose own trackers must claim exactly what
+    the database allocates on their hosts (plus each driver's overhead)."""
     instances = await _settled(db, timeout)
     problems: list[str] = []
     allocations = {i.id: await db.nodes.allocations(i.id) for i in instances}
@@ -58,4 +63,17 @@ async def assert_books_balance(db: Database, *, timeout: float = 15.0) -> None:
             problems.append(f"node {key}: usage {usage.used} x{usage.instances} but "
                             f"allocations add up to {per_node.get(key, Resources())} "
                             f"x{count[key]}")
+    by_id = {i.id: i for i in instances}
+    for host, deps in (computes or {}).items():
+        tracked = deps.tracker.claims()
+        allocated = {iid: held for iid, held in allocations.items()
+                     if any(a.host == host for a in held)}
+        for iid in sorted(set(tracked) | set(allocated)):
+            held = [a for a in allocated.get(iid, []) if a.host == host]
+            expected = (None if not held else
+                        (held[0].node, held[0].resources
+                         + deps.driver.instance_overhead(by_id[iid].flavor)))
+            if tracked.get(iid) != expected:
+                problems.append(f"compute {host} tracks {iid} as {tracked.get(iid)}, the "
+                                f"database allocates {expected}")
     assert not problems, "the books do not balance:\n  " + "\n  ".join(problems)

@@ -88,6 +88,10 @@ class ResourceTracker:
     def holds(self, instance_id: InstanceId) -> bool:
         return instance_id in self._claims
 
+    def claims(self) -> dict[InstanceId, tuple[NodeName, Resources]]:
+        """What the tracker counts, instance by instance (a copy)."""
+        return dict(self._claims)
+
     def mark(self) -> int:
         """A point in the tracker's history; pass it to :meth:`rebuild`."""
         return self._changes

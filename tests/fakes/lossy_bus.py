@@ -112,4 +112,4 @@ async def lossy_cloud(data_dir: Path, computes: Sequence[ComputeSpec],
             flavors = {f["name"]: f["id"] for f in await client.flavors()}
             yield Harness(cloud=cloud, client=client, image_id=image_id,
                           flavors=flavors), bus
-            await assert_books_balance(cloud.db)
+            await assert_books_balance(cloud.db, computes=cloud.computes)
