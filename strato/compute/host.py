@@ -189,9 +189,10 @@ async def _fail_build(ctx: RequestContext, deps: ComputeDeps, instance: Instance
     await _close_events(ctx, deps, instance.id, EventResult.ERROR, message)
 
 
-async def _finish_delete(ctx: RequestContext, deps: ComputeDeps, instance: Instance) -> None:
-    """Finish the delete as the compute would have (``terminate_instance``), under the
-    request that asked for it; then close what the cut-off run left open."""
+async def _terminate_under_delete(ctx: RequestContext, deps: ComputeDeps,
+                                  instance: Instance) -> None:
+    """Tear the instance down as ``terminate_instance`` does, recorded under the user's
+    delete request; without one (the API stopped before writing it) delete anyway."""
     actions = await deps.conductor.instance_actions(ctx, instance.id)
     delete = next((a for a in actions if a.action == "delete"), None)
     try:
@@ -200,10 +201,15 @@ async def _finish_delete(ctx: RequestContext, deps: ComputeDeps, instance: Insta
         await terminate_instance(replace(ctx, request_id=delete.request_id),
                                  TerminateInstance(instance_id=instance.id), deps=deps)
     except NotFound:
-        # No action to record it under (the API stopped before writing it): delete anyway.
         await deps.driver.destroy(instance.id)
         deps.tracker.release(instance.id)
         await deps.conductor.soft_delete(ctx, instance.id)
+
+
+async def _finish_delete(ctx: RequestContext, deps: ComputeDeps, instance: Instance) -> None:
+    """Finish the delete as the compute would have, under the request that asked for
+    it; then close what the cut-off run left open."""
+    await _terminate_under_delete(ctx, deps, instance)
     logger.info("instance.delete.finished after a restart")
     await _close_events(ctx, deps, instance.id, EventResult.SUCCESS,
                         "finished after the compute service restarted")
@@ -293,18 +299,8 @@ async def reclaim_queued_deletes(deps: ComputeDeps, age: float) -> list[Instance
         except (InvalidState, NotFound):
             continue  # restored or deleted meanwhile
         logger.info("reclaiming soft-deleted instance %s", instance.id)
-        # Recorded under the user's (soft) delete: the reclaim finishes that request.
-        actions = await deps.conductor.instance_actions(ctx, instance.id)
-        delete = next((a for a in actions if a.action == "delete"), None)
-        try:
-            if delete is None:
-                raise NotFound("no delete action")
-            await terminate_instance(replace(ctx, request_id=delete.request_id),
-                                     TerminateInstance(instance_id=instance.id), deps=deps)
-        except NotFound:
-            await deps.driver.destroy(instance.id)
-            deps.tracker.release(instance.id)
-            await deps.conductor.soft_delete(ctx, instance.id)
+        # The reclaim finishes the user's (soft) delete request.
+        await _terminate_under_delete(ctx, deps, instance)
         reclaimed.append(instance.id)
     return reclaimed
 

@@ -18,6 +18,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from strato.compute.build import ComputeDeps
 from strato.compute.messages import (
@@ -39,9 +40,14 @@ from strato.domain.ids import InstanceId
 from strato.domain.instances import Fault, InstanceChanges, PowerState, TaskState, VmState
 from strato.log import bind_instance
 
-__all__ = ["EVENTS", "pause_instance", "reboot_instance", "rebuild_instance", "restore_instance",
-           "resume_instance", "soft_delete_instance", "start_instance", "stop_instance",
-           "suspend_instance", "unpause_instance"]
+if TYPE_CHECKING:
+    from strato.virt.driver import VirtDriver
+
+PowerMessage = (StopInstance | StartInstance | SoftDeleteInstance | RestoreInstance
+                | PauseInstance | UnpauseInstance | SuspendInstance | ResumeInstance)
+
+__all__ = ["EVENTS", "POWER_ACTIONS", "PowerMessage", "power_action", "reboot_instance",
+           "rebuild_instance"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,85 +93,36 @@ async def reboot_instance(ctx: RequestContext, msg: RebootInstance, *,
     await _run(ctx, deps, msg.instance_id, step, call)
 
 
-async def stop_instance(ctx: RequestContext, msg: StopInstance, *, deps: ComputeDeps) -> None:
-    """Power off (cleanly if the guest answers within the driver's timeout): STOPPED."""
-    step = _Step(name="stop", tasks=(TaskState.POWERING_OFF,), done=VmState.STOPPED)
-
-    async def call() -> None:
-        await deps.driver.power_off(msg.instance_id)
-    await _run(ctx, deps, msg.instance_id, step, call)
-
-
-async def start_instance(ctx: RequestContext, msg: StartInstance, *,
-                         deps: ComputeDeps) -> None:
-    """Power a stopped guest on: ACTIVE."""
-    step = _Step(name="start", tasks=(TaskState.POWERING_ON,), done=VmState.ACTIVE)
-
-    async def call() -> None:
-        await deps.driver.power_on(msg.instance_id)
-    await _run(ctx, deps, msg.instance_id, step, call)
-
-
-async def soft_delete_instance(ctx: RequestContext, msg: SoftDeleteInstance, *,
-                               deps: ComputeDeps) -> None:
-    """A delete while ``reclaim_instance_interval`` > 0: power the guest off and keep it
-    (and its resources) until it is restored, force-deleted or reclaimed."""
-    step = _Step(name="soft_delete", tasks=(TaskState.SOFT_DELETING,),
-                 done=VmState.SOFT_DELETED)
-
-    async def call() -> None:
-        await deps.driver.power_off(msg.instance_id)
-    await _run(ctx, deps, msg.instance_id, step, call)
+# The actions that are one driver call on the guest: the step each runs, and the call.
+_PowerCall = Callable[["VirtDriver", InstanceId], Awaitable[None]]
+POWER_ACTIONS: dict[type, tuple[_Step, _PowerCall]] = {
+    # Power off (cleanly if the guest answers within the driver's timeout).
+    StopInstance: (_Step(name="stop", tasks=(TaskState.POWERING_OFF,),
+                         done=VmState.STOPPED), lambda d, i: d.power_off(i)),
+    StartInstance: (_Step(name="start", tasks=(TaskState.POWERING_ON,),
+                          done=VmState.ACTIVE), lambda d, i: d.power_on(i)),
+    # A delete while reclaim_instance_interval > 0: the guest is powered off and kept (with
+    # its resources) until it is restored, force-deleted or reclaimed.
+    SoftDeleteInstance: (_Step(name="soft_delete", tasks=(TaskState.SOFT_DELETING,),
+                               done=VmState.SOFT_DELETED), lambda d, i: d.power_off(i)),
+    RestoreInstance: (_Step(name="restore", tasks=(TaskState.RESTORING,),
+                            done=VmState.ACTIVE), lambda d, i: d.power_on(i)),
+    PauseInstance: (_Step(name="pause", tasks=(TaskState.PAUSING,), done=VmState.PAUSED),
+                    lambda d, i: d.pause(i)),
+    UnpauseInstance: (_Step(name="unpause", tasks=(TaskState.UNPAUSING,),
+                            done=VmState.ACTIVE), lambda d, i: d.unpause(i)),
+    # Suspend saves the guest's memory to disk and stops it; resume restores it.
+    SuspendInstance: (_Step(name="suspend", tasks=(TaskState.SUSPENDING,),
+                            done=VmState.SUSPENDED), lambda d, i: d.suspend(i)),
+    ResumeInstance: (_Step(name="resume", tasks=(TaskState.RESUMING,),
+                           done=VmState.ACTIVE), lambda d, i: d.resume(i)),
+}
 
 
-async def restore_instance(ctx: RequestContext, msg: RestoreInstance, *,
-                           deps: ComputeDeps) -> None:
-    """Undo a soft delete: power the guest on, ACTIVE again."""
-    step = _Step(name="restore", tasks=(TaskState.RESTORING,), done=VmState.ACTIVE)
-
-    async def call() -> None:
-        await deps.driver.power_on(msg.instance_id)
-    await _run(ctx, deps, msg.instance_id, step, call)
-
-
-async def pause_instance(ctx: RequestContext, msg: PauseInstance, *,
-                         deps: ComputeDeps) -> None:
-    """Freeze the guest's CPUs: PAUSED."""
-    step = _Step(name="pause", tasks=(TaskState.PAUSING,), done=VmState.PAUSED)
-
-    async def call() -> None:
-        await deps.driver.pause(msg.instance_id)
-    await _run(ctx, deps, msg.instance_id, step, call)
-
-
-async def unpause_instance(ctx: RequestContext, msg: UnpauseInstance, *,
-                           deps: ComputeDeps) -> None:
-    """Let a paused guest run again: ACTIVE."""
-    step = _Step(name="unpause", tasks=(TaskState.UNPAUSING,), done=VmState.ACTIVE)
-
-    async def call() -> None:
-        await deps.driver.unpause(msg.instance_id)
-    await _run(ctx, deps, msg.instance_id, step, call)
-
-
-async def suspend_instance(ctx: RequestContext, msg: SuspendInstance, *,
-                           deps: ComputeDeps) -> None:
-    """Save the guest's memory to disk and stop it: SUSPENDED."""
-    step = _Step(name="suspend", tasks=(TaskState.SUSPENDING,), done=VmState.SUSPENDED)
-
-    async def call() -> None:
-        await deps.driver.suspend(msg.instance_id)
-    await _run(ctx, deps, msg.instance_id, step, call)
-
-
-async def resume_instance(ctx: RequestContext, msg: ResumeInstance, *,
-                          deps: ComputeDeps) -> None:
-    """Restore a suspended guest: ACTIVE."""
-    step = _Step(name="resume", tasks=(TaskState.RESUMING,), done=VmState.ACTIVE)
-
-    async def call() -> None:
-        await deps.driver.resume(msg.instance_id)
-    await _run(ctx, deps, msg.instance_id, step, call)
+async def power_action(ctx: RequestContext, msg: PowerMessage, *, deps: ComputeDeps) -> None:
+    """Run one of :data:`POWER_ACTIONS` (stop, start, pause, suspend, soft delete ...)."""
+    step, call = POWER_ACTIONS[type(msg)]
+    await _run(ctx, deps, msg.instance_id, step, lambda: call(deps.driver, msg.instance_id))
 
 
 async def rebuild_instance(ctx: RequestContext, msg: RebuildInstance, *,

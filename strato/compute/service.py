@@ -12,17 +12,9 @@ from strato.compute.build import ComputeDeps, build_and_run_instance, terminate_
 from strato.compute.messages import (
     BuildAndRunInstance,
     GetConsoleOutput,
-    PauseInstance,
     RebootInstance,
     RebuildInstance,
-    RestoreInstance,
-    ResumeInstance,
-    SoftDeleteInstance,
-    StartInstance,
-    StopInstance,
-    SuspendInstance,
     TerminateInstance,
-    UnpauseInstance,
 )
 from strato.domain.context import RequestContext, admin_context
 from strato.domain.errors import StratoError
@@ -42,15 +34,9 @@ def handlers(deps: ComputeDeps) -> HandlerTable:
         TerminateInstance: partial(terminate_instance, deps=deps),
         GetConsoleOutput: partial(get_console_output, deps=deps),
         RebootInstance: partial(lifecycle.reboot_instance, deps=deps),
-        StopInstance: partial(lifecycle.stop_instance, deps=deps),
-        StartInstance: partial(lifecycle.start_instance, deps=deps),
-        PauseInstance: partial(lifecycle.pause_instance, deps=deps),
-        UnpauseInstance: partial(lifecycle.unpause_instance, deps=deps),
-        SuspendInstance: partial(lifecycle.suspend_instance, deps=deps),
-        ResumeInstance: partial(lifecycle.resume_instance, deps=deps),
         RebuildInstance: partial(lifecycle.rebuild_instance, deps=deps),
-        SoftDeleteInstance: partial(lifecycle.soft_delete_instance, deps=deps),
-        RestoreInstance: partial(lifecycle.restore_instance, deps=deps),
+        **{kind: partial(lifecycle.power_action, deps=deps)
+           for kind in lifecycle.POWER_ACTIONS},
     }
 
 
