@@ -7,7 +7,10 @@ embedded: ``strato up --hosts H`` in one process (SQLite, in-process bus).
 distributed: api, conductor, scheduler and H computes as separate processes over
 RabbitMQ and PostgreSQL (a throwaway vhost and database).
 
-Prints one JSON line: mode, hosts, servers, servers_per_s (first POST to last ACTIVE),
+With ``--network`` every server gets a NIC on one network (a port allocated in its build,
+plugged by the fake data plane); without it, none.
+
+Prints one JSON line: mode, hosts, servers, network, servers_per_s (first POST to last ACTIVE),
 post_p50_ms, post_p99_ms, active_p50_ms, active_p99_ms (POST sent to ACTIVE seen),
 errors. ACTIVE time is the server's ``launched_at`` (read by a poll every 0.5 s).
 """
@@ -69,7 +72,18 @@ async def wait_for_hosts(client: ComputeClient, hosts: int, timeout: float = 60.
             await asyncio.sleep(0.2)
 
 
-async def drive(api_url: str, hosts: int, servers: int, concurrency: int) -> dict[str, Any]:
+async def make_network(client: ComputeClient) -> str:
+    """A network with a subnet big enough for every server's port (the project's port
+    quota, Neutron's 500, bounds a run)."""
+    net = (await client.request("POST", "/networking/v2.0/networks", json={
+        "network": {"name": "bench"}})).json()["network"]
+    await client.request("POST", "/networking/v2.0/subnets", json={"subnet": {
+        "network_id": net["id"], "cidr": "10.200.0.0/16", "ip_version": 4}})
+    return str(net["id"])
+
+
+async def drive(api_url: str, hosts: int, servers: int, concurrency: int,
+                network: bool = False) -> dict[str, Any]:
     async with ComputeClient(api_url, TOKEN, timeout=120) as client:
         await wait_for_hosts(client, hosts)
         image = await client.create_image("bench", b"\0" * 65536, disk_format="raw")
@@ -77,6 +91,7 @@ async def drive(api_url: str, hosts: int, servers: int, concurrency: int) -> dic
         # Hundreds of servers in one project: lift Nova's default quotas for the run.
         await client.request("PUT", "/v2.1/os-quota-class-sets/default", json={
             "quota_class_set": {"instances": -1, "cores": -1, "ram": -1}})
+        nics: Any = [{"uuid": await make_network(client)}] if network else "none"
         sent: dict[str, float] = {}
         active: dict[str, float] = {}
         post_ms: list[float] = []
@@ -88,7 +103,8 @@ async def drive(api_url: str, hosts: int, servers: int, concurrency: int) -> dic
             async with gate:
                 t0 = time.time()
                 try:
-                    sid = await client.create_server(f"bench-{i}", image=image, flavor=flavor)
+                    sid = await client.create_server(f"bench-{i}", image=image, flavor=flavor,
+                                                     networks=nics)
                 except ApiError:
                     errors += 1
                     return
@@ -137,13 +153,15 @@ async def main() -> None:
     parser.add_argument("--mode", choices=["embedded", "distributed"], default="embedded")
     parser.add_argument("--concurrency", type=int, default=20,
                         help="POSTs in flight at once")
+    parser.add_argument("--network", action="store_true",
+                        help="give every server a NIC on one network")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="strato-bench-") as tmp:
         data_dir = Path(tmp)
         if args.mode == "embedded":
             with embedded_cluster(data_dir, args.hosts) as cluster:
                 figures = await drive(cluster.api_url, args.hosts, args.servers,
-                                      args.concurrency)
+                                      args.concurrency, args.network)
         else:
             async with temporary_database("strato_bench") as db_url:
                 with temporary_vhost("strato-bench") as amqp_url, run_cluster(
@@ -151,9 +169,9 @@ async def main() -> None:
                         compute_hosts=[f"bench{i + 1}" for i in range(args.hosts)],
                         extra_env={"STRATO_LOG_LEVEL": "WARNING"}) as cluster:
                     figures = await drive(cluster.api_url, args.hosts, args.servers,
-                                          args.concurrency)
+                                          args.concurrency, args.network)
     print(json.dumps({"mode": args.mode, "hosts": args.hosts, "servers": args.servers,
-                      **figures}))
+                      "network": args.network, **figures}))
 
 
 if __name__ == "__main__":

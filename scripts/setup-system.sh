@@ -8,10 +8,16 @@ PACKAGES=(python3 python3-venv python3-dev gcc make pkg-config iproute2 rabbitmq
           # real virtual machines: libvirt + QEMU (guests run under TCG when KVM does not work)
           libvirt-daemon-system libvirt-clients libvirt-dev qemu-system-x86 qemu-utils
           dnsmasq-base e2fsprogs
+          # security groups: nftables rules for the bridged traffic of each port
+          nftables
           # an independent ISO 9660 reader: the config drive tests check pycdlib against it
           xorriso
           # `strato image build-tiny`: a FAT disk with syslinux, made without root or loop devices
-          mtools dosfstools syslinux syslinux-common)
+          mtools dosfstools syslinux syslinux-common
+          # GNU cpio: the tiny guest's own initramfs writer is checked against it
+          cpio
+          # udhcpc: the DHCP tests' client, inside a namespace the test creates
+          busybox)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

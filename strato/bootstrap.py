@@ -13,8 +13,9 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from strato.compute import host as compute_host
 from strato.compute import service as compute_service
@@ -32,12 +33,21 @@ from strato.config import ComputeSettings, Settings
 from strato.db.migrate import upgrade
 from strato.db.sql import SqlDatabase
 from strato.db.uow import Database
+from strato.domain.context import admin_context
+from strato.domain.errors import StratoError
 from strato.domain.ids import HostName
 from strato.domain.resources import Resources
+from strato.network.agent import DhcpAgent
+from strato.network.firewall import Firewall
+from strato.network.host import FakeHostNetwork, HostNetwork, LinuxBridgeHost
+from strato.network.messages import FANOUT_TOPIC as NETWORK_FANOUT
+from strato.network.messages import NetworksChanged
 from strato.rpc.bus import Bus, HandlerTable, Target
 from strato.rpc.transport import open_bus
 from strato.scheduler import service as scheduler_service
 from strato.scheduler.client import SchedulerClient
+from strato.scheduler.hoststate import CacheSettings
+from strato.scheduler.messages import FANOUT_TOPIC as SCHEDULER_FANOUT
 from strato.scheduler.messages import TOPIC as SCHEDULER_TOPIC
 from strato.virt.driver import ImageSource, VirtDriver
 from strato.virt.fake import FakeDriver, FakeDriverConfig
@@ -45,10 +55,11 @@ from strato.virt.fake import FakeDriver, FakeDriverConfig
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
+    from strato.identity.service import TokenService
     from strato.virt.libvirt.driver import LibvirtDriverConfig
 
 __all__ = ["Cloud", "ComputeSpec", "embedded", "make_driver", "open_database", "run_api",
-           "run_compute", "run_conductor", "run_scheduler"]
+           "run_compute", "run_conductor", "run_scheduler", "scheduler_deps"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +106,7 @@ def make_driver(settings: Settings, host: str, *,
 
 def image_api_url(settings: Settings) -> str:
     """Where computes reach the image API."""
-    return (settings.compute.image_api_url or settings.api.public_url
-            or f"http://{settings.api.listen}")
+    return settings.compute.image_api_url or settings.api.url
 
 
 def libvirt_config(settings: Settings, host: str) -> LibvirtDriverConfig:
@@ -154,7 +164,7 @@ async def run_conductor(settings: Settings, db: Database, bus: Bus,
     """Serve the conductor topic until ``stop``."""
     boot = BootDeps(db=db, scheduler=SchedulerClient(bus, settings.rpc.call_timeout),
                     compute=ComputeClient(bus), max_attempts=settings.scheduler.max_attempts)
-    deps = conductor_service.ConductorDeps(db=db, boot=boot)
+    deps = conductor_service.ConductorDeps(db=db, boot=boot, bus=bus)
     deadline = DeadlineDeps(db=db, timeout=settings.scheduler.build_timeout)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(watch_builds(deadline, stop))
@@ -165,17 +175,63 @@ async def run_conductor(settings: Settings, db: Database, bus: Bus,
 async def run_scheduler(settings: Settings, db: Database, bus: Bus,
                         stop: asyncio.Event) -> None:
     """Serve the scheduler topic until ``stop``."""
-    deps = scheduler_service.SchedulerDeps(db=db)
-    await _serve_until_stopped(settings, db, bus, topic=SCHEDULER_TOPIC,
-                               handlers=scheduler_service.handlers(deps), stop=stop)
+    deps = scheduler_deps(settings, db)
+    fanout = await bus.subscribe(SCHEDULER_FANOUT, scheduler_service.fanout_handlers(deps))
+    try:
+        await _serve_until_stopped(settings, db, bus, topic=SCHEDULER_TOPIC,
+                                   handlers=scheduler_service.handlers(deps), stop=stop)
+    finally:
+        await fanout.stop()
+
+
+def scheduler_deps(settings: Settings, db: Database) -> scheduler_service.SchedulerDeps:
+    """A scheduler configured by ``settings.scheduler`` (``ValueError`` for an unknown
+    filter name, at start-up rather than at the first request)."""
+    sched = settings.scheduler
+    policy = scheduler_service.SchedulerPolicy(
+        filters=sched.enabled_filters, multipliers=sched.multipliers,
+        host_subset_size=sched.host_subset_size, alternates=max(0, sched.max_attempts - 1))
+    cache = CacheSettings(service_down_time=sched.service_down_time,
+                          refresh_interval=sched.host_refresh_interval,
+                          full_refresh_interval=sched.host_full_refresh_interval,
+                          margin=sched.host_refresh_margin)
+    return scheduler_service.SchedulerDeps(db, policy, cache)
 
 
 @dataclass(frozen=True, slots=True)
 class ComputeSpec:
-    """One compute host to run: its name and (optionally) a ready driver."""
+    """One compute host to run: its name and (optionally) a ready driver and data plane."""
 
     host: str
     driver: VirtDriver | None = None
+    network: HostNetwork | None = None
+
+
+def make_host_network(settings: Settings, host: str, driver: VirtDriver,
+                      conductor: ConductorClient) -> HostNetwork:
+    """The data plane ``network.data_plane`` asks for (auto: Linux bridges under the
+    libvirt driver, the in-memory fake under the fake driver)."""
+    kind = settings.network.data_plane
+    if kind == "auto":
+        kind = "fake" if isinstance(driver, FakeDriver) else "linuxbridge"
+    if kind == "fake":
+        return FakeHostNetwork()
+    return LinuxBridgeHost(HostName(host), conductor,
+                           firewall=Firewall(settings.network.firewall_table))
+
+
+async def _resync_network(network: HostNetwork, interval: float, stop: asyncio.Event) -> None:
+    """A full data-plane pass every ``interval`` seconds (pushed changes come sooner)."""
+    ctx = admin_context()
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        if stop.is_set():
+            return
+        try:
+            await network.refresh(ctx, full=True)
+        except StratoError as exc:
+            logger.warning("network resync failed: %s", exc)
 
 
 async def run_compute(settings: Settings, bus: Bus, spec: ComputeSpec,
@@ -185,10 +241,12 @@ async def run_compute(settings: Settings, bus: Bus, spec: ComputeSpec,
     ``registry`` (embedded mode) gets the compute's collaborators, for inspection."""
     driver = spec.driver or make_driver(settings, spec.host)
     await driver.start()
-    deps = ComputeDeps(host=HostName(spec.host), driver=driver,
-                       conductor=ConductorClient(bus, settings.rpc.call_timeout),
+    conductor = ConductorClient(bus, settings.rpc.call_timeout)
+    network = spec.network or make_host_network(settings, spec.host, driver, conductor)
+    deps = ComputeDeps(host=HostName(spec.host), driver=driver, conductor=conductor,
                        tracker=ResourceTracker(), locks=KeyedLocks(),
-                       builds=asyncio.Semaphore(settings.compute.max_concurrent_builds))
+                       builds=asyncio.Semaphore(settings.compute.max_concurrent_builds),
+                       network=network)
     if registry is not None:
         registry[spec.host] = deps
     # Know our capacity before taking builds, so the tracker can check claims.
@@ -198,15 +256,57 @@ async def run_compute(settings: Settings, bus: Bus, spec: ComputeSpec,
     await compute_host.init_host(deps, stop)
     sub = await bus.serve(Target(COMPUTE_TOPIC, server=spec.host),
                           compute_service.handlers(deps))
+    fanout = await bus.subscribe(NETWORK_FANOUT, compute_service.network_handlers(deps))
     try:
-        await compute_host.run_periodic_tasks(deps, stop, compute_host.HostIntervals(
-            report=settings.compute.report_interval,
-            resource_audit=settings.compute.resource_audit_interval,
-            sync_power_state=settings.compute.sync_power_state_interval,
-            reclaim=settings.api.reclaim_instance_interval))
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(_resync_network(network, settings.network.resync_interval, stop))
+            await compute_host.run_periodic_tasks(deps, stop, compute_host.HostIntervals(
+                report=settings.compute.report_interval,
+                resource_audit=settings.compute.resource_audit_interval,
+                sync_power_state=settings.compute.sync_power_state_interval,
+                reclaim=settings.api.reclaim_instance_interval))
     finally:
+        await fanout.stop()
         await sub.stop()
+        await network.close()
         await driver.close()
+
+
+def wants_dhcp_agent(settings: Settings, drivers: Sequence[VirtDriver]) -> bool:
+    """``network.dhcp_agent``; auto: when a compute here runs real guests."""
+    if settings.network.dhcp_agent != "auto":
+        return settings.network.dhcp_agent == "on"
+    return any(not isinstance(d, FakeDriver) for d in drivers)
+
+
+async def run_dhcp_agent(settings: Settings, db: Database, bus: Bus,
+                         stop: asyncio.Event) -> None:
+    """Serve DHCP for every network (dnsmasq per network, in its namespace) until
+    ``stop``: a pass at start, on every network fanout notice, and every resync interval.
+    On stop every dnsmasq and namespace of this agent is removed."""
+    agent = DhcpAgent(networks=db.networks, host=settings.compute.host,
+                      state_dir=settings.network.dhcp_state_dir)
+    wake = asyncio.Event()
+
+    async def changed(_ctx: Any, _msg: NetworksChanged) -> None:
+        wake.set()
+
+    fanout = await bus.subscribe(NETWORK_FANOUT, {NetworksChanged: changed})
+    try:
+        while not stop.is_set():
+            wake.clear()
+            try:
+                await agent.sync()
+            except (StratoError, OSError, RuntimeError) as exc:
+                logger.warning("DHCP agent pass failed: %s", exc)
+            waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())}
+            _done, pending = await asyncio.wait(waiters, timeout=settings.network.resync_interval,
+                                                return_when=asyncio.FIRST_COMPLETED)
+            for waiter in pending:
+                waiter.cancel()
+    finally:
+        await fanout.stop()
+        await agent.stop()
 
 
 async def run_api(settings: Settings, db: Database, bus: Bus, stop: asyncio.Event) -> None:
@@ -230,20 +330,31 @@ async def create_api(settings: Settings, db: Database, bus: Bus) -> ASGIApp:
     """The ASGI application over ``db`` and ``bus``; the admin token acts as the
     ``admin`` user in the ``admin`` project (both created when missing)."""
     from strato.api.app import create_app
+    from strato.api.auth import KeystoneAuth, StaticTokenAuth
     from strato.api.deps import ApiDeps
-    from strato.api.middleware import StaticTokenAuth
     from strato.image.store import ImageStore
     from strato.seed import seed_admin
 
-    user, project = await seed_admin(db)
+    user, project = await seed_admin(db, password=settings.identity.admin_password)
 
+    static = StaticTokenAuth(
+        settings.api.admin_token, admin=(user.id, project.id),
+        tokens={settings.api.service_token: (SERVICE_USER, project.id, ("admin", "service"))})
+    auth = KeystoneAuth(_token_service(settings, db), fallback=static)
     deps = ApiDeps(db=db, bus=bus, image_store=ImageStore(settings.data_dir / "images"),
-                   auth=StaticTokenAuth(
-                       settings.api.admin_token, admin=(user.id, project.id),
-                       tokens={settings.api.service_token: (
-                           SERVICE_USER, project.id, ("admin", "service"))}),
-                   settings=settings.api)
+                   auth=auth, settings=settings.api)
     return create_app(deps, settings.api)
+
+
+def _token_service(settings: Settings, db: Database) -> TokenService:
+    """Fernet tokens over the key repository (created, with its first keys, if missing)."""
+    from strato.identity.fernet import KeyRepository, TokenCodec
+    from strato.identity.service import TokenService
+
+    keys = KeyRepository(settings.fernet_key_repository, settings.identity.max_active_keys)
+    keys.ensure()
+    return TokenService(db.identity, TokenCodec(keys), clock=db.now,
+                        expiration=timedelta(seconds=settings.identity.token_expiration))
 
 
 @dataclass
@@ -292,6 +403,8 @@ async def embedded(settings: Settings, computes: Sequence[ComputeSpec] = (),
             tg.create_task(run_scheduler(settings, db, bus, stop))
             for spec in specs:
                 tg.create_task(run_compute(settings, bus, spec, stop, cloud.computes))
+            if wants_dhcp_agent(settings, [s.driver for s in specs if s.driver]):
+                tg.create_task(run_dhcp_agent(settings, db, bus, stop))
             if serve_http:
                 tg.create_task(run_api(settings, db, bus, stop))
             try:

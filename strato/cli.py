@@ -24,6 +24,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 image_app = typer.Typer(help="Images, through the Image API (Glance v2).", no_args_is_help=True)
 app.add_typer(image_app, name="image")
+identity_app = typer.Typer(help="Identity (Keystone tokens).", no_args_is_help=True)
+app.add_typer(identity_app, name="identity")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file.",
                                                  exists=True, dir_okay=False)]
@@ -81,9 +83,20 @@ def up(config: ConfigOpt = None,
             await seed_defaults(cloud.db)
             typer.echo(f"strato is up: http://{settings.api.listen}  "
                        f"token: {settings.api.admin_token}", err=True)
+            if settings.identity.admin_password:
+                typer.echo(_client_config(settings), err=True)
             await stop.wait()
 
     _run_until_signalled(main)
+
+
+def _client_config(settings: Settings) -> str:
+    """Write ``clouds.yaml`` and say how to use it."""
+    from strato.clouds import client_environment, write_clouds_yaml
+
+    path = write_clouds_yaml(settings)
+    return (f"client configuration: {path} (cloud 'strato', the admin user's password); "
+            f"for openstack and openstacksdk:\n{client_environment(path)}")
 
 
 def _role(name: str, role: Callable[..., Awaitable[None]]) -> Callable[[Path | None], None]:
@@ -99,6 +112,7 @@ def _role(name: str, role: Callable[..., Awaitable[None]]) -> Callable[[Path | N
 app.command("api")(_role("api", bootstrap.run_api))
 app.command("conductor")(_role("conductor", bootstrap.run_conductor))
 app.command("scheduler")(_role("scheduler", bootstrap.run_scheduler))
+app.command("dhcp-agent")(_role("dhcp-agent", bootstrap.run_dhcp_agent))
 
 
 @app.command()
@@ -148,6 +162,8 @@ def bootstrap_cmd(config: ConfigOpt = None) -> None:
         typer.echo(f"created {created} flavor(s); admin user {user.name} ({user.id}) in "
                    f"project {project.name} ({project.id}); admin token: "
                    f"{settings.api.admin_token}")
+        if settings.identity.admin_password:
+            typer.echo(_client_config(settings))
 
     asyncio.run(main())
 
@@ -201,6 +217,26 @@ async def _hypervisor_type(client: Any) -> str | None:
     return "QEMU" if "QEMU" in types else next(iter(types), None)
 
 
+DEMO_NETWORK = "demo-net"
+DEMO_CIDR = "10.99.0.0/24"
+
+
+async def _demo_network(client: Any) -> str:
+    """The demo's network (``demo-net``, 10.99.0.0/24), created on first use. Guests on
+    it reach each other and the DHCP agent's namespace, never the host."""
+    found = (await client.request("GET", "/networking/v2.0/networks",
+                                  params={"name": DEMO_NETWORK})).json()["networks"]
+    if found:
+        return str(found[0]["id"])
+    net = (await client.request("POST", "/networking/v2.0/networks", json={
+        "network": {"name": DEMO_NETWORK}})).json()["network"]
+    await client.request("POST", "/networking/v2.0/subnets", json={"subnet": {
+        "network_id": net["id"], "cidr": DEMO_CIDR, "ip_version": 4,
+        "name": f"{DEMO_NETWORK}-v4"}})
+    typer.echo(f"created network {DEMO_NETWORK} ({DEMO_CIDR})")
+    return str(net["id"])
+
+
 async def _demo_real_vm(client: Any, settings: Settings, url: str, timeout: float) -> None:
     """Boot the tiny guest (built and imported on first use) with a config drive and a
     user-data script, and show what it printed on its console."""
@@ -218,15 +254,23 @@ async def _demo_real_vm(client: Any, settings: Settings, url: str, timeout: floa
             image = (await publish_tiny_guest(images, guest)).disk
             typer.echo(f"imported it as image 'tiny' ({image})")
     flavor = next(f["id"] for f in await client.flavors() if f["name"] == "m1.tiny")
+    network = await _demo_network(client)
     script = "#!/bin/sh\necho \"hello from user data on $(hostname)\"\n"
     server_id = await client.create_server(
         "demo-vm", image=image, flavor=flavor, config_drive=True,
+        networks=[{"uuid": network}],
         user_data=base64.b64encode(script.encode()).decode())
     typer.echo(f"created server {server_id} (a real VM), waiting for ACTIVE ...")
     server = await client.wait_for_status(server_id, {"ACTIVE", "ERROR"}, timeout=timeout)
     typer.echo(f"server {server.name} ({server.id}) is {server.status} on host {server.host}")
     if server.status != "ACTIVE":
         raise typer.Exit(1)
+    ports = (await client.request("GET", "/networking/v2.0/ports",
+                                  params={"device_id": server_id})).json()["ports"]
+    for port in ports:
+        addresses = ", ".join(ip["ip_address"] for ip in port["fixed_ips"])
+        typer.echo(f"its port on {DEMO_NETWORK}: {port['mac_address']} {addresses} "
+                   f"({port['status']}); the guest should lease that address by DHCP")
     typer.echo("its console:")
     seen = 0
     async with asyncio.timeout(timeout):
@@ -261,7 +305,7 @@ def build_tiny(
 
     settings = _settings(config)
     target = output or settings.data_dir / "tiny-guest"
-    api_url = url or settings.api.public_url or f"http://{settings.api.listen}"
+    api_url = url or settings.api.url
 
     async def main() -> None:
         guest = await build_tiny_guest(target)
@@ -304,7 +348,7 @@ def image_import(
         **({"visibility": "public"} if public else {}),
         **{k: v for k, v in {"min_disk": min_disk, "min_ram": min_ram}.items()
            if v is not None}}
-    api_url = url or settings.api.public_url or f"http://{settings.api.listen}"
+    api_url = url or settings.api.url
 
     async def main() -> dict[str, Any]:
         async with ImageClient(api_url, settings.api.admin_token) as client:
@@ -361,6 +405,20 @@ async def _wait_for_api(client: Any, timeout: float = 60.0) -> None:
                 return
             except httpx.TransportError:
                 await asyncio.sleep(0.2)
+
+
+@identity_app.command("rotate-keys")
+def identity_rotate_keys(config: ConfigOpt = None) -> None:
+    """Rotate the Fernet keys: the staged key becomes primary, a new key is staged, and
+    the oldest beyond identity.max_active_keys are dropped (their tokens stop working).
+    Copy the key directory to every other API host afterwards."""
+    from strato.identity.fernet import KeyRepository
+
+    settings = _settings(config)
+    keys = KeyRepository(settings.fernet_key_repository, settings.identity.max_active_keys)
+    keys.ensure()
+    primary = keys.rotate()
+    typer.echo(f"rotated {keys.path}: primary key is now {primary}")
 
 
 def main() -> None:

@@ -24,7 +24,9 @@ from pydantic_settings import (
 from strato.domain.errors import Invalid
 
 __all__ = ["ApiSettings", "ComputeSettings", "DbSettings", "FakeDriverSettings",
-           "LibvirtSettings", "RpcSettings", "SchedulerSettings", "Settings", "load_settings"]
+           "IdentitySettings", "LibvirtSettings", "NetworkSettings", "RpcSettings",
+           "SchedulerSettings", "Settings",
+           "load_settings"]
 
 
 class ApiSettings(BaseModel, frozen=True):
@@ -44,6 +46,24 @@ class ApiSettings(BaseModel, frozen=True):
         0.0, description="Seconds a deleted server stays SOFT_DELETED (powered off, "
         "restorable) before its compute reclaims it; 0 deletes at once (Nova's "
         "reclaim_instance_interval).")
+
+    @property
+    def url(self) -> str:
+        """Where clients reach the API: ``public_url``, else ``http://<listen>``, without
+        a trailing slash."""
+        return (self.public_url or f"http://{self.listen}").rstrip("/")
+
+
+class IdentitySettings(BaseModel, frozen=True):
+    admin_password: str | None = Field(
+        "strato-admin", description="Password of the bootstrap admin user for Keystone "
+        "password authentication (set at every API start); unset: no password login.")
+    token_expiration: int = Field(3600, gt=0, description="Seconds a Fernet token lasts.")
+    max_active_keys: int = Field(3, ge=2, description="Fernet keys kept by "
+                                 "`strato identity rotate-keys` (primary, staged and "
+                                 "secondaries): tokens outlive this many rotations minus 2.")
+    key_repository: Path | None = Field(None, description="The Fernet key directory. "
+                                        "Default: <data_dir>/fernet-keys.")
 
 
 class DbSettings(BaseModel, frozen=True):
@@ -137,6 +157,28 @@ class ComputeSettings(BaseModel, frozen=True):
     libvirt: LibvirtSettings = LibvirtSettings()
 
 
+class NetworkSettings(BaseModel, frozen=True):
+    data_plane: Literal["auto", "linuxbridge", "fake"] = Field(
+        "auto", description="How computes plug ports. linuxbridge: a bridge per network and "
+        "a tap per port, filtered by nftables (needs root); fake: recorded only (the fake "
+        "virt driver's hosts). auto: linuxbridge with the libvirt driver, else fake.")
+    dhcp_agent: Literal["auto", "on", "off"] = Field(
+        "auto", description="Run the DHCP agent inside `strato up` (auto: when the compute "
+        "uses the libvirt driver). `strato dhcp-agent` runs it on its own.")
+    dhcp_state_dir: Path = Field(
+        Path("/run/strato/dhcp"), description="The DHCP agent's dnsmasq files (a directory "
+        "per network). dnsmasq reads them as nobody, so every directory above must be "
+        "traversable by others.")
+    firewall_table: str = Field(
+        "strato", pattern=r"^[a-z][a-z0-9_]{1,20}$",
+        description="The nftables tables a compute owns: <name> (inet, security groups) "
+        "and <name>_spoof (bridge, anti-spoofing).")
+    resync_interval: float = Field(
+        10.0, gt=0, description="Seconds between full passes of each host's data plane "
+        "(taps, stale devices, firewall) and of the DHCP agent; changes are also pushed at "
+        "once over the bus.")
+
+
 class SchedulerSettings(BaseModel, frozen=True):
     max_attempts: int = Field(3, description="Hosts one build may try (first + reschedules).")
     service_down_time: float = Field(60.0, description="Seconds without a heartbeat after "
@@ -146,6 +188,35 @@ class SchedulerSettings(BaseModel, frozen=True):
                                  "put in ERROR and its resources freed, even when a message "
                                  "between services was lost (Nova's instance_build_timeout). "
                                  "0 turns the check off.")
+    enabled_filters: tuple[str, ...] = Field(
+        ("ComputeFilter", "AvailabilityZoneFilter", "ComputeCapabilitiesFilter",
+         "ImagePropertiesFilter", "ServerGroupAntiAffinityFilter", "ServerGroupAffinityFilter"),
+        description="Policy filters, in the order they run (after the retry and resource "
+                    "cuts, which always run first).")
+    ram_weight_multiplier: float = Field(1.0, description="Free RAM weight; negative stacks.")
+    disk_weight_multiplier: float = Field(1.0, description="Free disk weight; negative stacks.")
+    cpu_weight_multiplier: float = Field(1.0, description="Free vCPU weight; negative stacks.")
+    soft_affinity_weight_multiplier: float = Field(1.0, ge=0)
+    soft_anti_affinity_weight_multiplier: float = Field(1.0, ge=0)
+    build_failure_weight_multiplier: float = Field(
+        1_000_000.0, ge=0, description="How far down hosts that just failed builds go.")
+    host_subset_size: int = Field(1, ge=1, description="Choose at random among the best N "
+                                  "hosts, so parallel schedulers spread out.")
+    host_refresh_interval: float = Field(1.0, ge=0, description="Seconds between reads of "
+                                         "the nodes that changed (the host-state cache).")
+    host_full_refresh_interval: float = Field(60.0, gt=0, description="Seconds between "
+                                              "full reads of every node.")
+    host_refresh_margin: float = Field(5.0, ge=0, description="Seconds of overlap between "
+                                       "incremental reads (commit delays, clock skew).")
+
+    @property
+    def multipliers(self) -> dict[str, float]:
+        return {"RAMWeigher": self.ram_weight_multiplier,
+                "DiskWeigher": self.disk_weight_multiplier,
+                "CPUWeigher": self.cpu_weight_multiplier,
+                "ServerGroupSoftAffinityWeigher": self.soft_affinity_weight_multiplier,
+                "ServerGroupSoftAntiAffinityWeigher": self.soft_anti_affinity_weight_multiplier,
+                "BuildFailureWeigher": self.build_failure_weight_multiplier}
 
 
 class Settings(BaseSettings):
@@ -160,6 +231,12 @@ class Settings(BaseSettings):
     rpc: RpcSettings = RpcSettings()
     compute: ComputeSettings = ComputeSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    network: NetworkSettings = NetworkSettings()
+    identity: IdentitySettings = IdentitySettings()
+
+    @property
+    def fernet_key_repository(self) -> Path:
+        return self.identity.key_repository or self.data_dir / "fernet-keys"
 
     @property
     def database_url(self) -> str:

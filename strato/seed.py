@@ -1,13 +1,14 @@
-"""Default data a new cloud starts with: Nova's classic m1.* flavors, and the admin
-project and user."""
+"""Default data a new cloud starts with: Nova's classic m1.* flavors, the default domain,
+the admin project and user, and Keystone's default roles."""
 
 from __future__ import annotations
 
 from strato.db.uow import Database
 from strato.domain.errors import Conflict
-from strato.domain.identity import Project, User
+from strato.domain.identity import DEFAULT_DOMAIN_ID, DEFAULT_ROLES, Project, User
 from strato.domain.ids import FlavorId
 from strato.domain.resources import Flavor
+from strato.identity.passwords import hash_password, verify_password
 
 __all__ = ["ADMIN_NAME", "DEFAULT_FLAVORS", "seed_admin", "seed_defaults"]
 
@@ -34,8 +35,22 @@ async def seed_defaults(db: Database) -> int:
     return created
 
 
-async def seed_admin(db: Database) -> tuple[User, Project]:
-    """The admin user and its project, created when missing."""
+async def seed_admin(db: Database, password: str | None = None) -> tuple[User, Project]:
+    """The admin user and its project in the default domain, created when missing; the
+    user holds every default role on the project. ``password``, when given, becomes the
+    user's password (Keystone's bootstrap resets it the same way)."""
+    await db.identity.ensure_domain(DEFAULT_DOMAIN_ID, "Default")
     project = await db.identity.ensure_project(ADMIN_NAME, "Administrators of this cloud")
     user = await db.identity.ensure_user(ADMIN_NAME, project.id)
+    for name in DEFAULT_ROLES:
+        role = await db.identity.ensure_role(name)
+        await db.identity.assign_role(user.id, project.id, role.id)
+    if password is not None:
+        await _set_password(db, user, password)
     return user, project
+
+
+async def _set_password(db: Database, user: User, password: str) -> None:
+    # Hashing is deliberately slow: skip it when the stored hash already matches.
+    if not verify_password(password, await db.identity.password_hash(user.id)):
+        await db.identity.set_password_hash(user.id, hash_password(password))

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import shutil
+import signal
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,11 +76,41 @@ def domains_with(prefix: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Sandbox:
-    """One test's share of the host: its domain prefix and instances directory."""
+    """One test's share of the host: its domain prefix, instances directory, nftables
+    tables and DHCP state directory."""
 
     prefix: str
     instances: Path
     host: str
+    firewall_table: str
+    dhcp_dir: Path
+
+
+def network_devices() -> set[str]:
+    """strato's bridges, taps and DHCP veths on this host."""
+    out = subprocess.run(["ip", "-j", "link", "show"], check=True, capture_output=True,
+                         text=True).stdout
+    return {d["ifname"] for d in json.loads(out or "[]")
+            if d["ifname"].startswith(("brq", "tap", "dhp"))}
+
+
+def namespaces() -> set[str]:
+    out = subprocess.run(["ip", "-j", "netns", "list"], check=True, capture_output=True,
+                         text=True).stdout
+    return {n["name"] for n in json.loads(out or "[]")}
+
+
+def remove_network_leftovers(devices: set[str], spaces: set[str], table: str) -> None:
+    """Whatever a failed test left: devices and namespaces made since it started, and
+    its nftables tables."""
+    for name in sorted(devices, key=lambda n: not n.startswith("tap")):
+        subprocess.run(["ip", "link", "del", "dev", name], capture_output=True, check=False)
+    for space in spaces:
+        subprocess.run(["ip", "netns", "del", space], capture_output=True, check=False)
+    subprocess.run(["nft", "-f", "-"], input=(
+        f"table inet {table}\ndelete table inet {table}\n"
+        f"table bridge {table}_spoof\ndelete table bridge {table}_spoof\n"),
+        capture_output=True, text=True, check=False)
 
 
 @pytest.fixture
@@ -88,11 +121,21 @@ def sandbox() -> Iterator[Sandbox]:
     TEST_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
     TEST_ROOT.chmod(0o755)
     instances = TEST_ROOT / prefix.rstrip("-")
+    devices, spaces = network_devices(), namespaces()
+    box = Sandbox(prefix=prefix, instances=instances, host=f"lv-{token}",
+                  firewall_table=f"st{token}", dhcp_dir=TEST_ROOT / f"{prefix}dhcp")
     try:
-        yield Sandbox(prefix=prefix, instances=instances, host=f"lv-{token}")
+        yield box
     finally:
         remove_domains(prefix)
+        # dnsmasq processes this test's DHCP agent started (by their pid files).
+        for pid_file in box.dhcp_dir.glob("*/pid"):
+            with contextlib.suppress(ValueError, OSError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+        remove_network_leftovers(network_devices() - devices, namespaces() - spaces,
+                                 box.firewall_table)
         shutil.rmtree(instances, ignore_errors=True)
+        shutil.rmtree(box.dhcp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -104,6 +147,9 @@ def tiny_guest(tmp_path_factory: pytest.TempPathFactory) -> TinyGuest:
 def libvirt_settings(data_dir: Path, box: Sandbox, *, listen: str = "127.0.0.1:8774",
                      **libvirt_overrides: Any) -> Any:
     return test_settings(data_dir, api={"admin_token": ADMIN_TOKEN, "listen": listen},
+                         network={"firewall_table": box.firewall_table,
+                                  "dhcp_state_dir": str(box.dhcp_dir),
+                                  "resync_interval": 2.0},
                          compute={
         "report_interval": 0.5, "host": box.host, "driver": "libvirt",
         "libvirt": {"instances_path": str(box.instances), "domain_prefix": box.prefix,

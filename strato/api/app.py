@@ -14,13 +14,20 @@ from fastapi import FastAPI
 
 from strato.api import errors, versions
 from strato.api.actions.routes import router as actions_router
+from strato.api.aggregates.routes import router as aggregates_router
 from strato.api.deps import ApiDeps
 from strato.api.flavors.routes import router as flavors_router
 from strato.api.hosts.routes import router as hosts_router
+from strato.api.identity.routes import router as identity_router
 from strato.api.images.routes import api_router as image_api_router
 from strato.api.images.routes import router as image_alias_router
+from strato.api.keypairs.routes import router as keypairs_router
 from strato.api.middleware import AuthMiddleware, MicroversionMiddleware, RequestIdMiddleware
+from strato.api.network_fanout import NetworkChangesMiddleware
+from strato.api.networks.routes import router as networks_router
+from strato.api.networks.security_groups import router as security_groups_router
 from strato.api.quotas.routes import router as quotas_router
+from strato.api.server_groups.routes import router as server_groups_router
 from strato.api.servers.routes import router as servers_router
 from strato.config import ApiSettings
 
@@ -43,9 +50,16 @@ def create_app(deps: ApiDeps, settings: ApiSettings) -> FastAPI:
                    hosts_router, image_api_router, image_alias_router):
         app.include_router(router)
     app.include_router(quotas_router)
+    app.include_router(aggregates_router)
+    app.include_router(server_groups_router)
+    app.include_router(networks_router)
+    app.include_router(security_groups_router)
+    app.include_router(identity_router)
+    app.include_router(keypairs_router)
     errors.install_handlers(app)
     # add_middleware wraps: the last added runs first. Request ids are outermost so a
     # 401 or a crash still carries them.
+    app.add_middleware(NetworkChangesMiddleware, bus=deps.bus)
     app.add_middleware(MicroversionMiddleware)
     app.add_middleware(AuthMiddleware, backend=deps.auth)
     app.add_middleware(RequestIdMiddleware)

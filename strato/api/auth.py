@@ -3,7 +3,8 @@
 An :class:`AuthBackend` turns the ``X-Auth-Token`` header into a
 :class:`~strato.domain.context.RequestContext` (user, project, roles). The middleware
 adds the request ids. :class:`StaticTokenAuth` is the built-in backend (fixed tokens from
-the configuration); a Keystone-backed one replaces it when the identity service exists.
+the configuration); :class:`KeystoneAuth` accepts the Fernet tokens of the identity API
+and falls back to the static ones.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from strato.domain.context import RequestContext
+from strato.domain.identity import AuthFailed
 from strato.domain.ids import ProjectId, UserId
+from strato.identity.service import TokenService
 
-__all__ = ["AuthBackend", "StaticTokenAuth"]
+__all__ = ["AuthBackend", "KeystoneAuth", "StaticTokenAuth"]
 
 
 class AuthBackend(Protocol):
@@ -48,3 +51,28 @@ class StaticTokenAuth:
             return None
         user_id, project_id, roles = identity
         return RequestContext(user_id=user_id, project_id=project_id, roles=roles)
+
+
+class KeystoneAuth:
+    """The static tokens of ``fallback``, then Fernet tokens from the identity API
+    (checked against expiry and revocations on every request). Only project-scoped
+    tokens pass: the compute, image and network APIs act in a project. The identity
+    routes accept unscoped tokens themselves."""
+
+    def __init__(self, tokens: TokenService, fallback: AuthBackend) -> None:
+        self.tokens = tokens  # the identity API issues and validates through it
+        self._fallback = fallback
+
+    async def authenticate(self, token: str) -> RequestContext | None:
+        """See :meth:`AuthBackend.authenticate`."""
+        ctx = await self._fallback.authenticate(token)
+        if ctx is not None:
+            return ctx
+        try:
+            info = await self.tokens.validate(token)
+        except AuthFailed:
+            return None
+        if info.project is None:
+            return None
+        return RequestContext(user_id=info.user.id, project_id=info.project.id,
+                              roles=tuple(role.name for role in info.roles))

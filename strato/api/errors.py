@@ -9,6 +9,17 @@ which is webob's JSON error body::
 
     {"code": "400 Bad Request", "title": "Bad Request", "message": "..."}
 
+and every error of the Network API (under ``/networking``) has Neutron's::
+
+    {"NeutronError": {"type": "NetworkNotFound", "message": "...", "detail": ""}}
+
+Neutron's ``type`` is its exception class name. The network domain raises subclasses of
+the one error tree named after Neutron's exceptions (``NetworkNotFound(NotFound)``,
+``SecurityGroupInUse(Conflict)``, see :data:`_NEUTRON_NAMED`), so :func:`neutron_type`
+shows such a class's name; any other error gets its class's generic type
+(``InvalidInput``, ``HTTPForbidden``, ``OverQuota``, ...). On the Network API
+``OverQuota`` is a 409, as Neutron answers it.
+
 The fault names are Nova's (``nova/api/openstack/wsgi.py`` ``Fault._fault_names``). A
 domain error's status is found by walking ``type(exc).__mro__`` through :data:`STATUS`,
 so a subclass (``InvalidReference``) inherits its parent's status (``Invalid`` -> 400)
@@ -38,9 +49,26 @@ from strato.domain.errors import (
     StratoError,
     Unavailable,
 )
+from strato.domain.networks import (
+    IpAddressAlreadyAllocated,
+    IpAddressGenerationFailure,
+    MacAddressInUse,
+    NetworkInUse,
+    NetworkNotFound,
+    PortNotFound,
+    SubnetInUse,
+    SubnetNotFound,
+)
+from strato.domain.security_groups import (
+    SecurityGroupCannotRemoveDefault,
+    SecurityGroupInUse,
+    SecurityGroupNotFound,
+    SecurityGroupRuleExists,
+    SecurityGroupRuleNotFound,
+)
 
 __all__ = ["STATUS", "ApiFault", "fault_for", "fault_response", "install_handlers",
-           "is_image_path",
+           "is_image_path", "is_network_path", "neutron_type",
            "unexpected_error_response"]
 
 logger = logging.getLogger(__name__)
@@ -88,13 +116,56 @@ def is_image_path(path: str) -> bool:
     return path == "/image" or path.startswith(("/image/", "/v2/")) or path == "/v2"
 
 
+def is_network_path(path: str) -> bool:
+    """Whether ``path`` belongs to the Network API (``/networking...``)."""
+    return path == "/networking" or path.startswith("/networking/")
+
+
+# Neutron's type for HTTP-level failures (webob's exception names).
+_NEUTRON_BY_STATUS: dict[int, str] = {
+    400: "HTTPBadRequest", 401: "HTTPUnauthorized", 403: "HTTPForbidden",
+    404: "HTTPNotFound", 405: "HTTPMethodNotAllowed", 409: "HTTPConflict",
+    413: "HTTPRequestEntityTooLarge", 415: "HTTPUnsupportedMediaType",
+    500: "HTTPInternalServerError", 503: "HTTPServiceUnavailable",
+}
+
+# Domain errors named after Neutron's exceptions: their class name is the type.
+_NEUTRON_NAMED: frozenset[type[StratoError]] = frozenset({
+    NetworkNotFound, SubnetNotFound, PortNotFound, SecurityGroupNotFound,
+    SecurityGroupRuleNotFound, SecurityGroupRuleExists, SecurityGroupInUse,
+    SecurityGroupCannotRemoveDefault, IpAddressGenerationFailure,
+    IpAddressAlreadyAllocated, MacAddressInUse, NetworkInUse, SubnetInUse,
+})
+# The type of any other domain error, by class; first match wins.
+_NEUTRON_GENERIC: tuple[tuple[type[StratoError], str], ...] = (
+    (OverQuota, "OverQuota"),
+    (Invalid, "InvalidInput"),
+    (Forbidden, "HTTPForbidden"),
+    (NotFound, "HTTPNotFound"),
+    (Conflict, "HTTPConflict"),
+    (Unavailable, "HTTPServiceUnavailable"),
+)
+
+
+def neutron_type(exc: StratoError) -> str:
+    """The NeutronError ``type`` of a domain error (see the module docstring)."""
+    if type(exc) in _NEUTRON_NAMED:
+        return type(exc).__name__
+    return next((name for cls, name in _NEUTRON_GENERIC if isinstance(exc, cls)),
+                "HTTPInternalServerError")
+
+
 def fault_response(status: int, message: str, *, name: str | None = None, path: str = "",
                    headers: dict[str, str] | None = None) -> JSONResponse:
     """The error response for ``path``: Glance's body on the Image API, else Nova's
     (``name`` defaults to Nova's fault name for ``status``)."""
-    if is_image_path(path):
+    if is_network_path(path):
+        body: dict[str, object] = {"NeutronError": {
+            "type": _NEUTRON_BY_STATUS.get(status, "HTTPError"), "message": message,
+            "detail": ""}}
+    elif is_image_path(path):
         title = HTTPStatus(status).phrase if status in _HTTP_STATUSES else "Error"
-        body: dict[str, object] = {"code": f"{status} {title}", "title": title,
+        body = {"code": f"{status} {title}", "title": title,
                                    "message": message}
     else:
         body = {name or _NAMES_BY_STATUS.get(status, "computeFault"):
@@ -114,6 +185,11 @@ def unexpected_error_response(path: str = "") -> JSONResponse:
 async def _on_strato_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StratoError)
     status, name = fault_for(exc)
+    if is_network_path(request.url.path):
+        status = 409 if isinstance(exc, OverQuota) else status
+        body = {"NeutronError": {"type": neutron_type(exc), "message": exc.message,
+                                 "detail": ""}}
+        return JSONResponse(body, status_code=status)
     if status >= 500:
         # A dependency failed (503) or a service raised a bare StratoError (500): the
         # client sees the message; the log keeps which request hit it.

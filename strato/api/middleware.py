@@ -33,7 +33,12 @@ _REQUEST_ID_RE = re.compile(
     r"^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 # The version documents answer without a token, as in Nova (clients discover first).
 # Version documents: clients read them before they have a token.
-_PUBLIC_PATHS = frozenset({"/", "/v2.1", "/v2.1/", "/image", "/image/", "/image/versions"})
+# The identity routes are public too: issuing a token needs none, and the others answer
+# a missing token in Keystone's format themselves.
+_PUBLIC_PATHS = frozenset({"/", "/v2.1", "/v2.1/", "/image", "/image/", "/image/versions",
+                           "/networking", "/networking/", "/identity", "/identity/",
+                           "/identity/v3", "/identity/v3/", "/identity/v3/auth/tokens",
+                           "/identity/v3/auth/catalog", "/identity/v3/auth/projects"})
 
 
 def is_compute_path(path: str) -> bool:

@@ -9,7 +9,7 @@ from starlette.datastructures import QueryParams
 
 from strato.domain.errors import Invalid
 
-__all__ = ["MAX_LIMIT", "Page", "next_links", "parse_page"]
+__all__ = ["MAX_LIMIT", "Page", "next_links", "parse_page", "query_count"]
 
 # Nova's osapi_max_limit: a page never holds more, whatever the client asks.
 MAX_LIMIT = 1000
@@ -23,16 +23,23 @@ class Page:
     marker: str | None = None
 
 
+def query_count(params: QueryParams, name: str, *, cap: int) -> int | None:
+    """The query parameter ``name`` as a non-negative integer, at most ``cap`` (None when
+    absent); ``Invalid`` with Nova's message for anything else."""
+    raw = params.get(name)
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit():
+        raise Invalid(f"Invalid input for query parameters {name}. Value: {raw}. "
+                      f"'{name}' must be a non-negative integer")
+    return min(int(raw), cap)
+
+
 def parse_page(params: QueryParams, *, max_limit: int = MAX_LIMIT) -> Page:
     """The page in the query; ``Invalid`` for a limit that is not a non-negative integer."""
-    raw = params.get("limit")
-    limit = max_limit
-    if raw is not None:
-        if not raw.isascii() or not raw.isdigit():
-            raise Invalid(f"Invalid input for query parameters limit. Value: {raw}. "
-                          "'limit' must be a non-negative integer")
-        limit = min(int(raw), max_limit)
-    return Page(limit=limit, marker=params.get("marker") or None)
+    limit = query_count(params, "limit", cap=max_limit)
+    return Page(limit=max_limit if limit is None else limit,
+                marker=params.get("marker") or None)
 
 
 def next_links(*, url: str, params: QueryParams, page: Page,

@@ -14,8 +14,9 @@ errors put the instance in ERROR with a fault.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -27,9 +28,17 @@ from strato.compute.tracker import ResourceTracker
 from strato.conductor.messages import RescheduleInstance
 from strato.domain.actions import EventResult
 from strato.domain.context import RequestContext
-from strato.domain.errors import InvalidState, NotFound, RescheduleBuild, StratoError
+from strato.domain.errors import (
+    AbortBuild,
+    Conflict,
+    InvalidState,
+    NotFound,
+    RescheduleBuild,
+    StratoError,
+)
 from strato.domain.ids import HostName, InstanceId
 from strato.domain.instances import (
+    BUILD_TASKS,
     Fault,
     Instance,
     InstanceChanges,
@@ -37,10 +46,13 @@ from strato.domain.instances import (
     TaskState,
     VmState,
 )
+from strato.domain.networks import PortStatus, Vif
+from strato.domain.requests import Destination
 from strato.log import bind_instance
 
 if TYPE_CHECKING:
     from strato.conductor.client import ConductorClient
+    from strato.network.host import HostNetwork
     from strato.virt.driver import VirtDriver
 
 __all__ = ["BUILD_EVENT", "ComputeDeps", "TERMINATE_EVENT", "build_and_run_instance",
@@ -50,8 +62,6 @@ logger = logging.getLogger(__name__)
 
 BUILD_EVENT = "compute__do_build_and_run_instance"
 TERMINATE_EVENT = "compute_terminate_instance"
-_IN_BUILD = (TaskState.SCHEDULING, TaskState.NETWORKING, TaskState.BLOCK_DEVICE_MAPPING,
-             TaskState.SPAWNING)
 
 
 def _utcnow() -> datetime:
@@ -66,6 +76,7 @@ class ComputeDeps:
     tracker: ResourceTracker
     locks: KeyedLocks
     builds: asyncio.Semaphore
+    network: HostNetwork
     clock: Callable[[], datetime] = _utcnow
 
 
@@ -105,23 +116,73 @@ async def _build(ctx: RequestContext, msg: BuildAndRunInstance,
     req = msg.request
     need = req.flavor.resources + deps.driver.instance_overhead(req.flavor)
     with deps.tracker.claim(req.instance_id, msg.node, need):
-        await _move(ctx, deps, req.instance_id, TaskState.SCHEDULING, TaskState.NETWORKING)
-        # Ports are allocated here once networks exist (their own issue).
-        await _move(ctx, deps, req.instance_id, TaskState.NETWORKING,
-                    TaskState.BLOCK_DEVICE_MAPPING)
-        await _move(ctx, deps, req.instance_id, TaskState.BLOCK_DEVICE_MAPPING,
-                    TaskState.SPAWNING)
+        # The seeds' _validate_instance_group_policy: two requests can pass the scheduler
+        # for one anti-affinity group at once; the check and the move to networking are
+        # one transaction, so only the first of them goes on (the other is rescheduled).
+        violation = await deps.conductor.start_build(ctx, req.instance_id, deps.host)
+        if violation is not None:
+            raise RescheduleBuild(f"server group policy violated: {violation}")
+        vifs = await _networks_and_image(ctx, msg, deps)
+        dest = Destination(host=deps.host, node=msg.node)
         try:
-            await deps.driver.spawn(req, node=msg.node)
+            await _move(ctx, deps, req.instance_id, TaskState.NETWORKING,
+                        TaskState.BLOCK_DEVICE_MAPPING)
+            await _move(ctx, deps, req.instance_id, TaskState.BLOCK_DEVICE_MAPPING,
+                        TaskState.SPAWNING)
+            await _plug(ctx, deps, vifs)
+            await deps.driver.spawn(req, node=msg.node, vifs=vifs)
             info = await deps.driver.get_info(req.instance_id)
-            return await deps.conductor.update_instance(
+            built = await deps.conductor.update_instance(
                 ctx, req.instance_id,
                 {"vm_state": VmState.ACTIVE, "task_state": None,
                  "power_state": info.power_state, "launched_at": deps.clock()},
                 expected_task_state=(TaskState.SPAWNING,))
-        except BaseException:
+        except BaseException as exc:
             await deps.driver.destroy(req.instance_id)
+            await deps.network.unplug(ctx, vifs)
+            # The ports the build made go, the user's are unbound (and DOWN): the next
+            # host (or nobody, for a failed build) starts from the user's request again.
+            await deps.conductor.release_networks(ctx, req.instance_id)
+            if isinstance(exc, RescheduleBuild) or (isinstance(exc, Exception)
+                                                    and not isinstance(exc, StratoError)):
+                # This host failed a build another host may not (the build-failure
+                # weigher puts it last for a while); an AbortBuild is no host's fault.
+                await deps.conductor.record_build(ctx, dest, succeeded=False)
             raise
+        await deps.conductor.record_build(ctx, dest, succeeded=True)
+        return built
+
+
+async def _networks_and_image(ctx: RequestContext, msg: BuildAndRunInstance,
+                              deps: ComputeDeps) -> list[Vif]:
+    """Allocate the instance's ports while the image downloads (the seeds'
+    ``_build_networks_for_instance`` runs asynchronously beside the block devices). A
+    full network aborts the build (Nova's NoMoreFixedIps, no reschedule: every host would
+    meet it); whatever one half held is released when the other fails."""
+    req = msg.request
+    allocation = asyncio.create_task(deps.conductor.allocate_networks(
+        ctx, req, deps.host, req.hints.availability_zone))
+    try:
+        await deps.driver.prepare_image(req)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await allocation
+        await deps.conductor.release_networks(ctx, req.instance_id)
+        raise
+    try:
+        return await allocation
+    except (Conflict, NotFound) as exc:
+        # A full subnet (IpAddressGenerationFailure), a port taken meanwhile, a network
+        # deleted: the same on every host.
+        raise AbortBuild(f"Failed to allocate the network(s), not rescheduling: "
+                         f"{exc.message}") from exc
+
+
+async def _plug(ctx: RequestContext, deps: ComputeDeps, vifs: Sequence[Vif]) -> None:
+    """Plug the ports on this host; they are ACTIVE from then on (Neutron's status)."""
+    await deps.network.plug(ctx, vifs)
+    await deps.conductor.set_ports_status(ctx, tuple(v.port_id for v in vifs),
+                                          PortStatus.ACTIVE)
 
 
 async def _move(ctx: RequestContext, deps: ComputeDeps, iid: InstanceId,
@@ -139,8 +200,7 @@ async def _abandon(ctx: RequestContext, msg: BuildAndRunInstance, deps: ComputeD
     await deps.conductor.release_allocations(ctx, iid)
     await deps.conductor.finish_event(ctx, iid, BUILD_EVENT, EventResult.ERROR,
                                       f"instance deleted during build: {exc}")
-    fault = Fault(code=500, message=exc.message[:255], details=exc.message,
-                  created_at=deps.clock())
+    fault = Fault.internal(exc.message, deps.clock())
     current = await _current(ctx, deps, iid)
     if current is None:  # deleted: it is no longer anywhere
         await _notifier(deps).create_error(ctx, msg.request, msg.node, fault,
@@ -157,12 +217,12 @@ async def _reschedule(ctx: RequestContext, msg: BuildAndRunInstance, deps: Compu
     try:
         await deps.conductor.update_instance(
             ctx, iid, {"task_state": TaskState.SCHEDULING, "host": None, "node": None},
-            expected_task_state=_IN_BUILD)
+            expected_task_state=BUILD_TASKS)
     except (InvalidState, NotFound) as exc:
         await _abandon(ctx, msg, deps, exc)
         return
     await deps.conductor.finish_event(ctx, iid, BUILD_EVENT, EventResult.ERROR, error)
-    fault = Fault(code=500, message=error[:255], details=error, created_at=deps.clock())
+    fault = Fault.internal(error, deps.clock())
     await _notifier(deps).create_error(ctx, msg.request, msg.node, fault,
                                        vm_state=VmState.BUILDING,
                                        task_state=TaskState.SCHEDULING)
@@ -174,11 +234,11 @@ async def _abort(ctx: RequestContext, msg: BuildAndRunInstance, deps: ComputeDep
                  error: str) -> None:
     iid = msg.request.instance_id
     logger.warning("instance.build.failed, not rescheduling: %s", error)
-    fault = Fault(code=500, message=error[:255], details=error, created_at=deps.clock())
+    fault = Fault.internal(error, deps.clock())
     try:
         await deps.conductor.update_instance(
             ctx, iid, {"vm_state": VmState.ERROR, "task_state": None, "fault": fault},
-            expected_task_state=_IN_BUILD)
+            expected_task_state=BUILD_TASKS)
     except (InvalidState, NotFound):
         logger.info("instance deleted while its build failed")
     await deps.conductor.release_allocations(ctx, iid)
@@ -204,8 +264,11 @@ async def terminate_instance(ctx: RequestContext, msg: TerminateInstance, *,
             instance = await _current(ctx, deps, iid)
             if instance is not None:
                 await _notifier(deps).delete_start(ctx, instance)
+            vifs = await deps.conductor.instance_vifs(ctx, iid)
             await deps.driver.destroy(iid)
+            await deps.network.unplug(ctx, vifs)
             deps.tracker.release(iid)
+            # Marks it deleted, and deletes (or unbinds) its ports in that transaction.
             await deps.conductor.soft_delete(ctx, iid)
             logger.info("instance.delete.done")
             await deps.conductor.finish_event(ctx, iid, TERMINATE_EVENT, EventResult.SUCCESS)

@@ -42,23 +42,19 @@ from strato.domain.actions import EventResult
 from strato.domain.context import RequestContext, admin_context
 from strato.domain.errors import InvalidState, NotFound, StratoError, Unavailable
 from strato.domain.ids import InstanceId
-from strato.domain.instances import Fault, Instance, TaskState, VmState
+from strato.domain.instances import BUILD_TASKS, REBUILD_TASKS, Fault, Instance, TaskState, VmState
 from strato.log import bind_context, bind_instance
 
 if TYPE_CHECKING:
     from strato.compute.build import ComputeDeps
 
-__all__ = ["BUILD_STEPS", "HostIntervals", "HostReport", "init_host", "interrupted_message",
+__all__ = ["HostIntervals", "HostReport", "init_host", "interrupted_message",
            "reclaim_queued_deletes", "run_periodic_tasks"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-BUILD_STEPS = frozenset({TaskState.SCHEDULING, TaskState.NETWORKING,
-                         TaskState.BLOCK_DEVICE_MAPPING, TaskState.SPAWNING})
-# Named by value, so that this module does not depend on which actions exist.
-_REBUILD_STEPS = frozenset({"rebuilding", "rebuild_block_device_mapping", "rebuild_spawning"})
 # Seconds between two tries to reach the conductor at start-up.
 _RETRY = 2.0
 
@@ -113,6 +109,9 @@ async def init_host(deps: ComputeDeps, stop: asyncio.Event | None = None) -> Hos
             outcomes.setdefault(outcome, []).append(instance.id)
         unknown = unknown_guests(instances, guests)
         warn_unknown(unknown)
+        # Taps for every port bound here (gone after a host reboot), stale devices
+        # removed, the firewall rebuilt.
+        await deps.network.refresh(ctx, full=True)
         report = HostReport(
             failed_builds=tuple(outcomes.get("failed_builds", ())),
             finished_deletes=tuple(outcomes.get("finished_deletes", ())),
@@ -145,20 +144,20 @@ async def _patiently(call: Callable[[], Awaitable[T]], stop: asyncio.Event | Non
 async def _init_instance(ctx: RequestContext, deps: ComputeDeps, instance: Instance) -> str:
     """Reconcile one instance; the name of the :class:`HostReport` field it belongs to."""
     task = instance.task_state
-    if task in BUILD_STEPS:
+    if task in BUILD_TASKS:
         await _fail_build(ctx, deps, instance)
         return "failed_builds"
     if task == TaskState.DELETING:
         await _finish_delete(ctx, deps, instance)
         return "finished_deletes"
     outcome = "tracked"
-    if task is not None and task in _REBUILD_STEPS:
+    if task in REBUILD_TASKS:
         instance = await _fail_rebuild(ctx, deps, instance) or instance
         outcome = "failed_rebuilds"
     elif task is not None:
         instance = await _clear_task(ctx, deps, instance) or instance
         outcome = "cleared_tasks"
-    if instance.task_state in BUILD_STEPS or instance.task_state == TaskState.DELETING:
+    if instance.task_state in BUILD_TASKS or instance.task_state == TaskState.DELETING:
         return outcome  # a delete or build took it meanwhile: its message will come
     for iid, (node, need) in held_resources(deps, [instance]).items():
         deps.tracker.track(iid, node, need)
@@ -175,7 +174,10 @@ async def _fail_build(ctx: RequestContext, deps: ComputeDeps, instance: Instance
     message = interrupted_message("Build", step)
     await deps.driver.destroy(instance.id)  # whatever the cut-off spawn left behind
     deps.tracker.release(instance.id)
-    fault = Fault(code=500, message=message, details=message, created_at=deps.clock())
+    # Its ports go as after any failed build (init_host's full network pass then
+    # removes their taps).
+    await deps.conductor.release_networks(ctx, instance.id)
+    fault = Fault.internal(message, deps.clock())
     try:
         await deps.conductor.update_instance(
             ctx, instance.id, {"vm_state": VmState.ERROR, "task_state": None, "fault": fault},
@@ -201,7 +203,9 @@ async def _terminate_under_delete(ctx: RequestContext, deps: ComputeDeps,
         await terminate_instance(replace(ctx, request_id=delete.request_id),
                                  TerminateInstance(instance_id=instance.id), deps=deps)
     except NotFound:
+        vifs = await deps.conductor.instance_vifs(ctx, instance.id)
         await deps.driver.destroy(instance.id)
+        await deps.network.unplug(ctx, vifs)
         deps.tracker.release(instance.id)
         await deps.conductor.soft_delete(ctx, instance.id)
 
@@ -221,7 +225,7 @@ async def _fail_rebuild(ctx: RequestContext, deps: ComputeDeps,
     stay, a rebuild may be asked for again."""
     assert instance.task_state is not None
     message = interrupted_message("Rebuild", instance.task_state)
-    fault = Fault(code=500, message=message, details=message, created_at=deps.clock())
+    fault = Fault.internal(message, deps.clock())
     try:
         updated = await deps.conductor.update_instance(
             ctx, instance.id, {"vm_state": VmState.ERROR, "task_state": None, "fault": fault},

@@ -37,7 +37,14 @@ from strato.domain.actions import EventResult
 from strato.domain.context import RequestContext
 from strato.domain.errors import InvalidState, NotFound, StratoError
 from strato.domain.ids import InstanceId
-from strato.domain.instances import Fault, InstanceChanges, PowerState, TaskState, VmState
+from strato.domain.instances import (
+    REBUILD_TASKS,
+    Fault,
+    InstanceChanges,
+    PowerState,
+    TaskState,
+    VmState,
+)
 from strato.log import bind_instance
 
 if TYPE_CHECKING:
@@ -59,8 +66,6 @@ EVENTS = {
     "resume": "compute_resume_instance", "rebuild": "compute_rebuild_instance",
     "soft_delete": "compute_soft_delete_instance", "restore": "compute_restore_instance",
 }
-_REBUILD_TASKS = (TaskState.REBUILDING, TaskState.REBUILD_BLOCK_DEVICE_MAPPING,
-                  TaskState.REBUILD_SPAWNING)
 
 
 class _Superseded(Exception):
@@ -132,7 +137,7 @@ async def rebuild_instance(ctx: RequestContext, msg: RebuildInstance, *,
     claim is kept: the flavor did not change), and ACTIVE again (STOPPED again, powered
     off, when it was stopped before). It counts as a build for the host's build limit."""
     iid = msg.request.instance_id
-    step = _Step(name="rebuild", tasks=_REBUILD_TASKS,
+    step = _Step(name="rebuild", tasks=REBUILD_TASKS,
                  done=VmState.STOPPED if msg.stopped else VmState.ACTIVE,
                  failed=VmState.ERROR)
 
@@ -142,7 +147,10 @@ async def rebuild_instance(ctx: RequestContext, msg: RebuildInstance, *,
                    (TaskState.REBUILDING,))
         await _cas(ctx, deps, iid, {"task_state": TaskState.REBUILD_SPAWNING},
                    (TaskState.REBUILD_BLOCK_DEVICE_MAPPING,))
-        await deps.driver.spawn(msg.request, node=msg.node)
+        # The instance keeps its ports: the same NICs, re-plugged (a no-op when present).
+        vifs = await deps.conductor.instance_vifs(ctx, iid)
+        await deps.network.plug(ctx, vifs)
+        await deps.driver.spawn(msg.request, node=msg.node, vifs=vifs)
         if msg.stopped:
             await deps.driver.power_off(iid, timeout=0)
     await _run(ctx, deps, iid, step, call, spawns=True)
@@ -198,7 +206,7 @@ async def _fail(ctx: RequestContext, deps: ComputeDeps, iid: InstanceId, step: _
         logger.exception("instance.%s.failed", step.name)
     changes: InstanceChanges = {
         "task_state": None,
-        "fault": Fault(code=500, message=error[:255], details=error, created_at=deps.clock())}
+        "fault": Fault.internal(error, deps.clock())}
     if step.failed is not None:
         changes["vm_state"] = step.failed
     changes["power_state"] = await _power_state(deps, iid)

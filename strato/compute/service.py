@@ -18,11 +18,13 @@ from strato.compute.messages import (
 )
 from strato.domain.context import RequestContext, admin_context
 from strato.domain.errors import StratoError
+from strato.network.messages import NetworksChanged
 
 if TYPE_CHECKING:
     from strato.rpc.bus import HandlerTable
 
-__all__ = ["get_console_output", "handlers", "report_capacity", "report_periodically"]
+__all__ = ["get_console_output", "handlers", "network_handlers", "report_capacity",
+           "report_periodically"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,19 @@ def handlers(deps: ComputeDeps) -> HandlerTable:
         **{kind: partial(lifecycle.power_action, deps=deps)
            for kind in lifecycle.POWER_ACTIONS},
     }
+
+
+def network_handlers(deps: ComputeDeps) -> HandlerTable:
+    """What the compute does on the network fanout: bring its firewall in line."""
+
+    async def changed(ctx: RequestContext, msg: NetworksChanged) -> None:
+        del msg
+        try:
+            await deps.network.refresh(ctx)
+        except StratoError as exc:  # the next resync pass tries again
+            logger.warning("firewall refresh failed: %s", exc)
+
+    return {NetworksChanged: changed}
 
 
 async def get_console_output(_ctx: RequestContext, msg: GetConsoleOutput, *,

@@ -18,7 +18,7 @@ from strato.conductor.messages import BuildInstances, RescheduleInstance
 from strato.domain.actions import EventResult
 from strato.domain.context import RequestContext
 from strato.domain.errors import InvalidState, NotFound, NoValidHost, StratoError
-from strato.domain.instances import Fault, TaskState, VmState
+from strato.domain.instances import Fault, InstanceChanges, TaskState, VmState
 from strato.domain.requests import BootRequest, Destination, RetryInfo, Selection
 from strato.log import bind_instance
 
@@ -48,7 +48,8 @@ async def build_instances(ctx: RequestContext, msg: BuildInstances, *, deps: Boo
     for req in msg.requests:
         await _start(deps, ctx, req)
     try:
-        selections = await deps.scheduler.select_destinations(ctx, msg.requests)
+        placements = await deps.scheduler.select_destinations(ctx, msg.requests,
+                                                              min_count=msg.min_count)
     except StratoError as exc:
         # NoValidHost, or the scheduler being unreachable: either way these instances
         # cannot be built now, and must not stay in BUILD forever.
@@ -56,8 +57,14 @@ async def build_instances(ctx: RequestContext, msg: BuildInstances, *, deps: Boo
         for req in msg.requests:
             await _fail(deps, ctx, req, exc)
         return
-    for req, selection in zip(msg.requests, selections, strict=True):
-        await _hand_over(deps, ctx, req, selection.chosen, selection.alternates)
+    by_id = {req.instance_id: req for req in msg.requests}
+    for refusal in placements.refusals:
+        # A multi-create placed at least min_count; these did not fit.
+        await _fail(deps, ctx, by_id[refusal.instance_id],
+                    NoValidHost(refusal.message, details=refusal.details))
+    for selection in placements.selections:
+        await _hand_over(deps, ctx, by_id[selection.instance_id], selection.chosen,
+                         selection.alternates)
 
 
 async def reschedule_instance(ctx: RequestContext, msg: RescheduleInstance, *,
@@ -78,9 +85,12 @@ async def reschedule_instance(ctx: RequestContext, msg: RescheduleInstance, *,
     if selection is None:
         try:
             selection = (await deps.scheduler.select_destinations(
-                ctx, (req,), exclude_hosts=retry.hosts))[0]
+                ctx, (req,), exclude_hosts=retry.hosts)).selections[0]
         except StratoError as exc:
-            await _fail(deps, ctx, req, NoValidHost(f"{exc} Last build error: {msg.error}"))
+            # As Nova, the user learns the last build error too (errors name no host).
+            tail = f" Last build error: {msg.error}"
+            await _fail(deps, ctx, req, NoValidHost(
+                f"{exc.message}{tail}", details=f"{exc.details or exc.message}\n{tail.strip()}"))
             return
     await _hand_over(deps, ctx, req, selection.chosen, selection.alternates)
 
@@ -103,9 +113,12 @@ async def _hand_over(deps: BootDeps, ctx: RequestContext, req: BootRequest,
     """Record the chosen host (unless the instance was deleted meanwhile) and cast."""
     with bind_instance(req.instance_id):
         try:
-            await deps.db.instances.update(
-                req.instance_id, {"host": dest.host, "node": dest.node},
-                expected_task_state=(TaskState.SCHEDULING,))
+            changes: InstanceChanges = {"host": dest.host, "node": dest.node}
+            if dest.availability_zone:
+                # As Nova: an instance booted without a zone takes its host's.
+                changes["availability_zone"] = dest.availability_zone
+            await deps.db.instances.update(req.instance_id, changes,
+                                           expected_task_state=(TaskState.SCHEDULING,))
         except (InvalidState, NotFound):
             logger.info("instance deleted while scheduling; releasing its claim")
             await deps.db.nodes.release(req.instance_id)
@@ -122,8 +135,9 @@ async def _fail(deps: BootDeps, ctx: RequestContext, req: BootRequest,
     """Put the instance in ERROR with a fault, and free anything it holds."""
     with bind_instance(req.instance_id):
         await deps.db.nodes.release(req.instance_id)
-        fault = Fault(code=500, message=exc.message[:255], details=exc.message,
-                      created_at=datetime.now(UTC))
+        # The message (counts, no host names) is for everyone; the details (host by
+        # host, for a NoValidHost) only for admins, as Nova shows a 500 fault's details.
+        fault = Fault.internal(exc.message, datetime.now(UTC), details=exc.details)
         try:
             await deps.db.instances.update(
                 req.instance_id,

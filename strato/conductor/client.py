@@ -7,16 +7,23 @@ from dataclasses import dataclass
 
 from strato.conductor.messages import (
     TOPIC,
+    AllocateNetworks,
     BuildInstances,
     FinishEvent,
     GetInstance,
     HealAllocations,
+    HostNetworkState,
     InstancesOnHost,
+    InstanceVifs,
     ListInstanceActions,
+    RecordBuild,
     ReleaseAllocations,
+    ReleaseNetworks,
     ReportNodes,
     RescheduleInstance,
+    SetPortsStatus,
     SoftDeleteInstance,
+    StartBuild,
     StartEvent,
     UpdateInstance,
 )
@@ -25,7 +32,8 @@ from strato.domain.actions import EventResult, InstanceAction
 from strato.domain.context import RequestContext
 from strato.domain.ids import HostName, InstanceId
 from strato.domain.instances import Instance, InstanceChanges, TaskState
-from strato.domain.requests import BootRequest
+from strato.domain.networks import HostPorts, PortStatus, Vif
+from strato.domain.requests import BootRequest, Destination
 from strato.domain.resources import NodeCapacity
 from strato.rpc.bus import Bus, Target
 
@@ -109,3 +117,54 @@ class ConductorClient:
             _TARGET, ListInstanceActions(instance_id=instance_id), ctx=ctx,
             returns=list[InstanceAction], timeout=self.timeout)
         return result
+
+    async def start_build(self, ctx: RequestContext, instance_id: InstanceId,
+                          host: HostName) -> str | None:
+        """Admit the build here against the instance's group policies and move it to
+        networking; the violated rule, or None. ``InvalidState``/``NotFound`` when the
+        instance stopped scheduling (deleted meanwhile)."""
+        result: str | None = await self.bus.call(
+            _TARGET, StartBuild(instance_id=instance_id, host=host), ctx=ctx,
+            returns=str | None, timeout=self.timeout)
+        return result
+
+    async def record_build(self, ctx: RequestContext, dest: Destination, *,
+                           succeeded: bool) -> None:
+        """Count the build's outcome on the node (cast: nothing waits for it)."""
+        await self.bus.cast(_TARGET, RecordBuild(dest=dest, succeeded=succeeded), ctx=ctx)
+
+    # networks
+
+    async def allocate_networks(self, ctx: RequestContext, req: BootRequest, host: HostName,
+                                availability_zone: str | None = None) -> list[Vif]:
+        """The instance's ports, made or bound on ``host`` (see ``AllocateNetworks``)."""
+        msg = AllocateNetworks(instance_id=req.instance_id, project_id=req.project_id,
+                               host=host, networks=req.networks,
+                               security_groups=req.security_groups,
+                               availability_zone=availability_zone)
+        result: list[Vif] = await self.bus.call(_TARGET, msg, ctx=ctx, returns=list[Vif],
+                                                timeout=self.timeout)
+        return result
+
+    async def release_networks(self, ctx: RequestContext, instance_id: InstanceId) -> None:
+        await self.bus.call(_TARGET, ReleaseNetworks(instance_id=instance_id), ctx=ctx,
+                            timeout=self.timeout)
+
+    async def instance_vifs(self, ctx: RequestContext, instance_id: InstanceId) -> list[Vif]:
+        result: list[Vif] = await self.bus.call(
+            _TARGET, InstanceVifs(instance_id=instance_id), ctx=ctx, returns=list[Vif],
+            timeout=self.timeout)
+        return result
+
+    async def host_network_state(self, ctx: RequestContext, host: HostName) -> HostPorts:
+        result: HostPorts = await self.bus.call(
+            _TARGET, HostNetworkState(host=host), ctx=ctx, returns=HostPorts,
+            timeout=self.timeout)
+        return result
+
+    async def set_ports_status(self, ctx: RequestContext, port_ids: tuple[str, ...],
+                               status: PortStatus) -> None:
+        if port_ids:
+            await self.bus.call(_TARGET, SetPortsStatus(port_ids=port_ids, status=status),
+                                ctx=ctx, timeout=self.timeout)
+

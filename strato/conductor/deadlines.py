@@ -28,7 +28,7 @@ from strato.db.uow import InstanceQuery
 from strato.domain.actions import EventResult
 from strato.domain.errors import InvalidState, NotFound, StratoError
 from strato.domain.ids import InstanceId
-from strato.domain.instances import Fault, Instance, TaskState, VmState
+from strato.domain.instances import BUILD_TASKS, Fault, Instance, VmState
 from strato.log import bind_instance
 
 if TYPE_CHECKING:
@@ -40,9 +40,6 @@ __all__ = ["DEADLINE_EVENT", "DeadlineDeps", "check_interval", "expire_builds",
 logger = logging.getLogger(__name__)
 
 DEADLINE_EVENT = "conductor_build_deadline"
-# The task states of a build in progress; a delete (``deleting``) owns its instance.
-_IN_BUILD = (TaskState.SCHEDULING, TaskState.NETWORKING, TaskState.BLOCK_DEVICE_MAPPING,
-             TaskState.SPAWNING)
 
 
 def _utcnow() -> datetime:
@@ -92,7 +89,8 @@ async def expire_builds(deps: DeadlineDeps) -> list[InstanceId]:
     building = await deps.db.instances.list(InstanceQuery(vm_states=(VmState.BUILDING,)))
     expired: list[InstanceId] = []
     for instance in building:
-        if instance.task_state not in _IN_BUILD:
+        # A delete (task ``deleting``) owns its instance.
+        if instance.task_state not in BUILD_TASKS:
             continue
         if instance.created_at is None or instance.created_at > cutoff:
             continue
@@ -105,7 +103,7 @@ async def _expire(deps: DeadlineDeps, instance: Instance) -> bool:
     """ERROR with a fault, if the build is still where the check saw it; then free its
     allocations and record the failure on its create action."""
     message = timeout_message(deps.timeout, instance)
-    fault = Fault(code=500, message=message[:255], details=message, created_at=deps.clock())
+    fault = Fault.internal(message, deps.clock())
     with bind_instance(instance.id):
         try:
             await deps.db.instances.update(

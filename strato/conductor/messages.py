@@ -9,14 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from strato.domain.actions import EventResult
-from strato.domain.ids import HostName, InstanceId, RequestId
+from strato.domain.ids import HostName, InstanceId, ProjectId, RequestId
 from strato.domain.instances import InstanceChanges, TaskState
-from strato.domain.requests import BootRequest, Destination
+from strato.domain.networks import PortStatus
+from strato.domain.requests import BootRequest, Destination, RequestedNetwork
 from strato.domain.resources import NodeCapacity
 
-__all__ = ["BuildInstances", "FinishEvent", "GetInstance", "HealAllocations",
-           "InstancesOnHost", "ListInstanceActions", "ReleaseAllocations", "ReportNodes",
-           "RescheduleInstance", "SoftDeleteInstance", "StartEvent", "UpdateInstance", "TOPIC"]
+__all__ = ["AllocateNetworks", "BuildInstances", "FinishEvent", "GetInstance",
+           "HealAllocations", "HostNetworkState", "InstanceVifs", "InstancesOnHost",
+           "ListInstanceActions", "RecordBuild", "ReleaseAllocations", "ReleaseNetworks",
+           "ReportNodes", "RescheduleInstance", "SetPortsStatus", "SoftDeleteInstance",
+           "StartBuild", "StartEvent", "TOPIC", "UpdateInstance"]
 
 TOPIC = "conductor"
 
@@ -26,6 +29,8 @@ class BuildInstances:
     """Schedule and build these instances (cast by the API after writing their rows)."""
 
     requests: tuple[BootRequest, ...]
+    # A multi-create's min_count: build as many as fit, at least this many (None: all).
+    min_count: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,3 +115,66 @@ class ListInstanceActions:
     previous run left unfinished."""
 
     instance_id: InstanceId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartBuild:
+    """Admit a build on ``host`` against the instance's server-group policies and move
+    it from scheduling to networking (returns the violated rule, or None)."""
+
+    instance_id: InstanceId
+    host: HostName
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordBuild:
+    """A build on the node succeeded or failed (the build-failure weigher's count)."""
+
+    dest: Destination
+    succeeded: bool
+
+
+# --- networks: the build's ports, and what a host plugs and filters
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocateNetworks:
+    """Make (or bind) the instance's ports on ``host``, in order (answers
+    ``list[Vif]``); allocating again first releases what an earlier try held."""
+
+    instance_id: InstanceId
+    project_id: ProjectId
+    host: HostName
+    networks: tuple[RequestedNetwork, ...]
+    security_groups: tuple[str, ...] = ()
+    availability_zone: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReleaseNetworks:
+    """Delete the ports the build made for the instance and unbind the user's."""
+
+    instance_id: InstanceId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceVifs:
+    """The instance's ports as VIFs (answers ``list[Vif]``)."""
+
+    instance_id: InstanceId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostNetworkState:
+    """What ``host`` must plug and filter (answers ``HostPorts``)."""
+
+    host: HostName
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetPortsStatus:
+    """Ports plugged (``ACTIVE``) or unplugged (``DOWN``) on their host."""
+
+    port_ids: tuple[str, ...]
+    status: PortStatus
+

@@ -11,6 +11,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from strato.conductor import boot
+from strato.conductor import network as network_handlers
 from strato.conductor.messages import (
     BuildInstances,
     FinishEvent,
@@ -18,10 +19,12 @@ from strato.conductor.messages import (
     HealAllocations,
     InstancesOnHost,
     ListInstanceActions,
+    RecordBuild,
     ReleaseAllocations,
     ReportNodes,
     RescheduleInstance,
     SoftDeleteInstance,
+    StartBuild,
     StartEvent,
     UpdateInstance,
 )
@@ -32,7 +35,7 @@ from strato.domain.instances import Instance
 
 if TYPE_CHECKING:
     from strato.db.uow import Database
-    from strato.rpc.bus import HandlerTable
+    from strato.rpc.bus import Bus, HandlerTable
 
 __all__ = ["COMPUTE_BINARY", "ConductorDeps", "handlers"]
 
@@ -43,6 +46,7 @@ COMPUTE_BINARY = "strato-compute"
 class ConductorDeps:
     db: Database
     boot: boot.BootDeps
+    bus: Bus
 
 
 def handlers(deps: ConductorDeps) -> HandlerTable:
@@ -60,7 +64,20 @@ def handlers(deps: ConductorDeps) -> HandlerTable:
         InstancesOnHost: partial(instances_on_host, db=deps.db),
         HealAllocations: partial(heal_allocations, db=deps.db),
         ListInstanceActions: partial(list_instance_actions, db=deps.db),
+        StartBuild: partial(start_build, db=deps.db),
+        RecordBuild: partial(record_build, db=deps.db),
+        **network_handlers.handlers(network_handlers.NetworkDeps(db=deps.db, bus=deps.bus)),
     }
+
+
+async def start_build(ctx: RequestContext, msg: StartBuild, *, db: Database) -> str | None:
+    del ctx
+    return await db.placement.start_build(msg.instance_id, msg.host)
+
+
+async def record_build(ctx: RequestContext, msg: RecordBuild, *, db: Database) -> None:
+    del ctx
+    await db.nodes.record_build(msg.dest, succeeded=msg.succeeded)
 
 
 async def update_instance(ctx: RequestContext, msg: UpdateInstance, *,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -29,8 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from strato.db._sqlite import INLINE_BUSY_TIMEOUT, connect_inline
 from strato.domain.errors import Conflict, Invalid, Unavailable
 
-__all__ = ["Clock", "Store", "create_engine", "is_sqlite", "translate_errors", "upsert",
-           "utc_now"]
+__all__ = ["Clock", "SqliteWriter", "Store", "create_engine", "is_sqlite", "translate_errors",
+           "upsert", "utc_now"]
 
 Clock = Callable[[], datetime]
 
@@ -124,13 +124,8 @@ class Store:
     engine: AsyncEngine
     clock: Clock
     service_down_time: float
-    # SQLite allows one writer at a time. Writers of this process queue here, in FIFO
-    # order, instead of in SQLite's busy handler, which sleeps in steps of up to 100 ms
-    # and turned a burst of 50 creates into seconds of waiting; and they write through
-    # their own one-connection engine, so a writer never waits for a pooled connection
-    # that readers hold. BEGIN IMMEDIATE (above) still serialises other processes.
-    write_lock: asyncio.Lock | None = None
-    writer: AsyncEngine | None = None
+    # SQLite only: the one connection every write of this process goes through.
+    writer: SqliteWriter | None = None
 
     def now(self) -> datetime:
         """The injected clock's time, normalised to UTC."""
@@ -151,35 +146,83 @@ class Store:
     async def write(self, *, conflict: str | None = None) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed on normal exit, rolled back on any exception.
         ``conflict`` is the ``Conflict`` message should a constraint fail."""
-        if self.write_lock is None:
+        if self.writer is None:
             async with self._transaction(write=True, conflict=conflict) as conn:
                 yield conn
             return
-        async with self.write_lock, self._transaction(write=True, conflict=conflict) as conn:
-            yield conn
+        with translate_errors(conflict):
+            async with self.writer.transaction() as conn:
+                yield conn
 
     @asynccontextmanager
     async def _transaction(self, *, write: bool,
                            conflict: str | None) -> AsyncIterator[AsyncConnection]:
         # The error translation wraps the commit too: PostgreSQL can report a deferred
         # constraint only there.
-        engine = self.writer if write and self.writer is not None else self.engine
         with translate_errors(conflict):
-            async with engine.connect() as conn:
+            async with self.engine.connect() as conn:
                 if write:
                     await conn.execution_options(**{_WRITE: True})
                 async with conn.begin():
                     yield conn
 
 
+class SqliteWriter:
+    """The one connection through which this process writes a SQLite database.
+
+    SQLite allows one writer at a time. Writers of this process queue on an asyncio lock,
+    in FIFO order, instead of in SQLite's busy handler (which sleeps in steps of up to
+    100 ms and turned a burst of 50 creates into seconds of waiting). The connection stays
+    open between transactions: checking one out of a pool and closing it again each time
+    costs SQLAlchemy a task and three turns of the event loop, all inside the lock, so
+    under load every other writer waited for the loop to serve everything else three
+    times per write. BEGIN IMMEDIATE (above) still serialises other processes.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._lock = asyncio.Lock()
+        self._conn: AsyncConnection | None = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction: committed on normal exit, rolled back on an exception."""
+        async with self._lock:
+            conn = self._conn
+            if conn is None or conn.closed or conn.invalidated:
+                conn = self._conn = await self.engine.connect()
+                await conn.execution_options(**{_WRITE: True})
+            try:
+                async with conn.begin():
+                    yield conn
+            except (sa_exc.OperationalError, sa_exc.InterfaceError, OSError):
+                # The connection may be broken: the next writer opens a fresh one.
+                self._conn = None
+                with suppress(sa_exc.SQLAlchemyError, OSError):
+                    await conn.invalidate()
+                raise
+
+    async def close(self) -> None:
+        """Close the connection (after the writer in flight, if any) and the engine."""
+        async with self._lock:
+            if self._conn is not None:
+                with suppress(sa_exc.SQLAlchemyError, OSError):
+                    await self._conn.close()
+                self._conn = None
+        await self.engine.dispose()
+
+
 def upsert(dialect: str, table: sa.Table, rows: list[dict[str, Any]], *,
-           keys: tuple[str, ...], update: tuple[str, ...]) -> sa.Executable:
-    """``INSERT ... ON CONFLICT (keys) DO UPDATE SET update-columns`` for ``rows``.
+           keys: tuple[str, ...], update: tuple[str, ...],
+           extra: dict[str, Any] | None = None) -> sa.Executable:
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE SET update-columns`` for ``rows``
+    (plus the ``extra`` column expressions, e.g. a counter's increment).
 
     Both backends spell it the same way, but through their own dialect's ``insert``.
     One statement, so two first-time writers cannot both insert.
     """
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     stmt = insert.values(rows)
-    return stmt.on_conflict_do_update(index_elements=list(keys),
-                                      set_={col: stmt.excluded[col] for col in update})
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={**{col: stmt.excluded[col] for col in update}, **(extra or {})})

@@ -14,14 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from strato.db import tables as t
 from strato.db._engine import Store
+from strato.db._networks import release_instance_ports
 from strato.db._nodes import release_allocations
 from strato.db._quotas import count_usage, effective_limits, lock_project
 from strato.db._rows import change_values, instance_from_row, instance_values
 from strato.db.uow import InstanceQuery
-from strato.domain.errors import Invalid, InvalidState, NotFound
-from strato.domain.ids import InstanceId, ProjectId, RequestId
+from strato.domain.errors import Invalid, InvalidState, NotFound, OverQuota
+from strato.domain.ids import GroupId, InstanceId, ProjectId, RequestId
 from strato.domain.instances import Instance, InstanceChanges, TaskState, VmState
-from strato.domain.quotas import allowed_count
+from strato.domain.quotas import allowed_count, exceeds
 from strato.domain.resources import Flavor
 
 __all__ = ["SqlInstanceRepo"]
@@ -47,11 +48,13 @@ class SqlInstanceRepo:
     async def create_within_quota(self, build: Callable[[int], Sequence[Instance]], *,
                                   project_id: ProjectId, flavor: Flavor, min_count: int,
                                   max_count: int, defaults: Mapping[str, int],
-                                  request_id: RequestId) -> builtins.list[Instance]:
+                                  request_id: RequestId,
+                                  group: GroupId | None = None) -> builtins.list[Instance]:
         """Count the project's usage, choose how many instances fit (``OverQuota`` when
-        fewer than ``min_count``), insert ``build(count)`` with their "create" actions:
-        one write transaction under the project's quota lock, so parallel creates
-        cannot both take the last free place."""
+        fewer than ``min_count``), insert ``build(count)`` with their "create" actions
+        (and as members of ``group``, within its ``server_group_members`` quota): one
+        write transaction under the project's quota lock, so parallel creates cannot
+        both take the last free place."""
         now = self._store.now()
         async with self._store.write(conflict="an instance with this id exists") as conn:
             await lock_project(conn, project_id)
@@ -66,6 +69,8 @@ class SqlInstanceRepo:
                 raise Invalid(f"build({count}) must make {count} instances of project "
                               f"{project_id}")
             await _insert(conn, instances, request_id, now)
+            if group is not None:
+                await _join_group(conn, group, instances, limits["server_group_members"], now)
         return instances
 
     async def get(self, instance_id: InstanceId, *, project_id: ProjectId | None = None,
@@ -109,7 +114,7 @@ class SqlInstanceRepo:
             row = (await conn.execute(stmt)).first()
             if row is None:
                 # Read in the same transaction, so the reason given is the one that held.
-                await _explain_miss(conn, instance_id, expected_task_state)
+                await explain_miss(conn, instance_id, expected_task_state)
         return instance_from_row(row)
 
     async def soft_delete(self, instance_id: InstanceId) -> Instance:
@@ -122,12 +127,34 @@ class SqlInstanceRepo:
                         deleted_at=now, terminated_at=now, updated_at=now))
         async with self._store.write() as conn:
             await conn.execute(mark)
-            await release_allocations(conn, InstanceId(instance_id))
+            await release_allocations(conn, InstanceId(instance_id), self._store.now())
+            # Its ports go with it (the build's are deleted, a user's are unbound).
+            await release_instance_ports(conn, instance_id, now)
             row = (await conn.execute(
                 sa.select(t.instances).where(_I.uuid == instance_id))).first()
         if row is None:
             raise NotFound(f"instance {instance_id} not found")
         return instance_from_row(row)
+
+
+async def _join_group(conn: AsyncConnection, group: GroupId, instances: Sequence[Instance],
+                      limit: int, now: datetime) -> None:
+    """Make the new instances members of the group (``NotFound`` if it is gone,
+    ``OverQuota`` past ``server_group_members``; the caller's transaction rolls back)."""
+    group_id = (await conn.execute(sa.select(t.server_groups.c.id).where(
+        t.server_groups.c.uuid == group).with_for_update())).scalar()
+    if group_id is None:
+        raise NotFound(f"Instance group {group} could not be found.")
+    members = t.server_group_members.c
+    live = (await conn.execute(
+        sa.select(sa.func.count()).select_from(t.server_group_members)
+        .join(t.instances, _I.uuid == members.instance_uuid)
+        .where(members.group_id == group_id, _I.deleted == sa.false()))).scalar_one()
+    if exceeds(limit, live, len(instances)):
+        raise OverQuota(f"Quota exceeded, too many servers in group (at most {limit} "
+                        f"members; {live} already)")
+    await conn.execute(t.server_group_members.insert(), [
+        {"group_id": group_id, "instance_uuid": i.id, "created_at": now} for i in instances])
 
 
 async def _insert(conn: AsyncConnection, instances: Sequence[Instance], request_id: RequestId,
@@ -150,7 +177,7 @@ def _task_state_in(expected: tuple[TaskState | None, ...]) -> sa.ColumnElement[b
     return sa.or_(*terms) if terms else sa.false()
 
 
-async def _explain_miss(conn: AsyncConnection, instance_id: InstanceId,
+async def explain_miss(conn: AsyncConnection, instance_id: InstanceId,
                         expected: tuple[TaskState | None, ...] | None) -> NoReturn:
     row = (await conn.execute(sa.select(_I.task_state, _I.deleted)
                               .where(_I.uuid == instance_id))).first()

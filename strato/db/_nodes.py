@@ -24,9 +24,18 @@ from strato.db._rows import (
     capacity_values,
     instance_from_row,
     is_up,
+    node_record,
     used_from_row,
 )
-from strato.db.uow import AllocationHealing, HealedAllocation, holds_resources
+from strato.db.uow import (
+    AllocationHealing,
+    ComputeServiceState,
+    HealedAllocation,
+    NodeChanges,
+    NodeRecord,
+    holds_resources,
+)
+from strato.domain.aggregates import AZ_KEY
 from strato.domain.errors import NotFound
 from strato.domain.ids import HostName, InstanceId, NodeName
 from strato.domain.instances import Instance
@@ -71,7 +80,8 @@ class SqlNodeRepo:
                 for cap in capacities]
         columns = tuple(k for k in rows[0] if k not in ("host", "node", "created_at"))
         stmt = upsert(self._store.dialect, t.compute_nodes, rows,
-                      keys=("host", "node"), update=columns)
+                      keys=("host", "node"), update=columns,
+                      extra={"generation": _N.generation + 1})
         async with self._store.write() as conn:
             await conn.execute(stmt)
 
@@ -93,27 +103,88 @@ class SqlNodeRepo:
                           disabled_reason=row.disabled_reason)
                 for row in rows]
 
+    async def exists(self, *, host: HostName | None = None, node: NodeName | None = None,
+                     unzoned: bool = False) -> bool:
+        """Whether a compute node is on ``host``, is called ``node``, and (``unzoned``)
+        is on a host that no aggregate puts in an availability zone."""
+        query = sa.select(_N.id).limit(1)
+        if host is not None:
+            query = query.where(_N.host == host)
+        if node is not None:
+            query = query.where(_N.node == node)
+        if unzoned:
+            zoned = (sa.select(t.aggregate_hosts.c.host)
+                     .join(t.aggregate_metadata, t.aggregate_metadata.c.aggregate_id
+                           == t.aggregate_hosts.c.aggregate_id)
+                     .where(t.aggregate_metadata.c.key == AZ_KEY))
+            query = query.where(_N.host.not_in(zoned))
+        async with self._store.read() as conn:
+            return (await conn.execute(query)).first() is not None
+
     async def claim(self, instance_id: InstanceId, dest: Destination, need: Resources) -> bool:
         """Allocate ``need`` on ``dest`` for the instance, first releasing whatever it
         holds, all in one transaction. False, with nothing changed, when it does not
         fit; ``NotFound`` for an unknown node."""
+        return await self.claim_node(instance_id, dest, need) is not None
+
+    async def claim_node(self, instance_id: InstanceId, dest: Destination,
+                         need: Resources) -> NodeRecord | None:
+        """:meth:`claim`, answering the node's row as the claim left it (None when it
+        did not fit)."""
+        now = self._store.now()
         try:
             async with self._store.write() as conn:
                 target = await _node_id(conn, dest)
                 held = await _delete_allocations(conn, instance_id)
-                await _move(conn, held, target, need)
+                await _move(conn, held, target, need, now)
                 await conn.execute(t.allocations.insert().values(
                     instance_uuid=instance_id, compute_node_id=target, vcpus=need.vcpus,
-                    memory_mb=need.memory_mb, disk_gb=need.disk_gb,
-                    created_at=self._store.now()))
+                    memory_mb=need.memory_mb, disk_gb=need.disk_gb, created_at=now))
+                row = (await conn.execute(
+                    sa.select(t.compute_nodes).where(_N.id == target))).one()
         except _NoRoom:
-            return False  # the transaction rolled back, the old allocation included
-        return True
+            return None  # the transaction rolled back, the old allocation included
+        return node_record(row)
+
+    async def changes(self, since: datetime | None) -> NodeChanges:
+        """The nodes and compute services whose rows changed at or after ``since``
+        (every one when ``None``), read in one snapshot; ``read_at`` is the clock
+        before the read, the ``since`` of the next call (less a safety margin for
+        transactions that were still committing)."""
+        nodes = sa.select(t.compute_nodes)
+        services = (sa.select(_S.host, _S.last_seen, _S.disabled, _S.disabled_reason)
+                    .where(_S.binary == COMPUTE_BINARY))
+        if since is not None:
+            nodes = nodes.where(_N.updated_at >= since)
+            services = services.where(_S.updated_at >= since)
+        read_at = self._store.now()
+        async with self._store.read() as conn:
+            node_rows = (await conn.execute(nodes)).all()
+            service_rows = (await conn.execute(services)).all()
+        return NodeChanges(
+            nodes=tuple(node_record(row) for row in node_rows),
+            services=tuple(ComputeServiceState(host=HostName(row.host), last_seen=row.last_seen,
+                                               disabled=bool(row.disabled),
+                                               disabled_reason=row.disabled_reason)
+                           for row in service_rows),
+            read_at=read_at)
+
+    async def record_build(self, dest: Destination, *, succeeded: bool) -> None:
+        """Count a failed build on the node, or reset the count after one that
+        succeeded (the build-failure weigher's input). Unknown nodes are ignored."""
+        values: dict[str, Any] = {"failed_builds": 0} if succeeded else \
+            {"failed_builds": _N.failed_builds + 1}
+        where = [_N.host == dest.host, _N.node == dest.node]
+        if succeeded:
+            where.append(_N.failed_builds != 0)  # nothing to write in the common case
+        async with self._store.write() as conn:
+            await conn.execute(sa.update(t.compute_nodes).where(*where).values(
+                **values, generation=_N.generation + 1, updated_at=self._store.now()))
 
     async def release(self, instance_id: InstanceId) -> None:
         """Free every allocation of the instance; releasing nothing is fine."""
         async with self._store.write() as conn:
-            await release_allocations(conn, instance_id)
+            await release_allocations(conn, instance_id, self._store.now())
 
     async def allocations(self, instance_id: InstanceId) -> list[Allocation]:
         """The instance's allocations, with the node each is on."""
@@ -159,7 +230,7 @@ class SqlNodeRepo:
                 await heal.check(conn, row, instances.get(InstanceId(row.instance_uuid)))
             for instance in instances.values():
                 await heal.ensure(conn, instance, self._store.now())
-            await heal.apply(conn)
+            await heal.apply(conn, self._store.now())
         return heal.result()
 
 
@@ -234,7 +305,7 @@ class _Healing:
             return next(iter(self.nodes))
         return None
 
-    async def apply(self, conn: AsyncConnection) -> None:
+    async def apply(self, conn: AsyncConnection, now: datetime) -> None:
         """Change the nodes' usage, in node id order (as claims do)."""
         for node_id in sorted(self.delta):
             amount, vms = self.delta[node_id]
@@ -242,7 +313,8 @@ class _Healing:
                 vcpus_used=_N.vcpus_used + amount.vcpus,
                 memory_mb_used=_N.memory_mb_used + amount.memory_mb,
                 local_gb_used=_N.local_gb_used + amount.disk_gb,
-                running_vms=_N.running_vms + vms))
+                running_vms=_N.running_vms + vms,
+                generation=_N.generation + 1, updated_at=now))
 
     def result(self) -> AllocationHealing:
         return AllocationHealing(removed=tuple(self.removed), created=tuple(self.created),
@@ -263,12 +335,13 @@ def _removal_reason(instance: Instance, host: HostName) -> str | None:
     return None
 
 
-async def release_allocations(conn: AsyncConnection, instance_id: InstanceId) -> None:
+async def release_allocations(conn: AsyncConnection, instance_id: InstanceId,
+                              now: datetime) -> None:
     """Delete the instance's allocations and give their resources back to the nodes,
     inside the caller's transaction."""
     held = await _delete_allocations(conn, instance_id)
     for node_id in sorted({h.node_id for h in held}):
-        await _give_back(conn, node_id, [h for h in held if h.node_id == node_id])
+        await _give_back(conn, node_id, [h for h in held if h.node_id == node_id], now)
 
 
 async def _node_id(conn: AsyncConnection, dest: Destination) -> int:
@@ -292,16 +365,17 @@ async def _delete_allocations(conn: AsyncConnection, instance_id: InstanceId) ->
 
 
 async def _move(conn: AsyncConnection, held: list[_Held], target: int,
-                need: Resources) -> None:
+                need: Resources, now: datetime) -> None:
     # Touch node rows in id order: two claims moving instances between the same two
     # nodes in opposite directions would otherwise deadlock on PostgreSQL.
     for node_id in sorted({h.node_id for h in held} | {target}):
-        await _give_back(conn, node_id, [h for h in held if h.node_id == node_id])
-        if node_id == target and not await _take(conn, target, need):
+        await _give_back(conn, node_id, [h for h in held if h.node_id == node_id], now)
+        if node_id == target and not await _take(conn, target, need, now):
             raise _NoRoom
 
 
-async def _give_back(conn: AsyncConnection, node_id: int, held: list[_Held]) -> None:
+async def _give_back(conn: AsyncConnection, node_id: int, held: list[_Held],
+                     now: datetime) -> None:
     if not held:
         return
     total = sum((h.resources for h in held), Resources())
@@ -309,17 +383,19 @@ async def _give_back(conn: AsyncConnection, node_id: int, held: list[_Held]) -> 
         vcpus_used=_N.vcpus_used - total.vcpus,
         memory_mb_used=_N.memory_mb_used - total.memory_mb,
         local_gb_used=_N.local_gb_used - total.disk_gb,
-        running_vms=_N.running_vms - len(held)))
+        running_vms=_N.running_vms - len(held),
+        generation=_N.generation + 1, updated_at=now))
 
 
-async def _take(conn: AsyncConnection, node_id: int, need: Resources) -> bool:
+async def _take(conn: AsyncConnection, node_id: int, need: Resources, now: datetime) -> bool:
     """Add ``need`` to the node's usage if it stays within every limit; whether it did."""
     stmt = (sa.update(t.compute_nodes)
             .where(_N.id == node_id, *_fits(need))
             .values(vcpus_used=_N.vcpus_used + need.vcpus,
                     memory_mb_used=_N.memory_mb_used + need.memory_mb,
                     local_gb_used=_N.local_gb_used + need.disk_gb,
-                    running_vms=_N.running_vms + 1))
+                    running_vms=_N.running_vms + 1,
+                    generation=_N.generation + 1, updated_at=now))
     return (await conn.execute(stmt)).rowcount == 1
 
 

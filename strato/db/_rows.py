@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from strato.db.uow import ServiceRecord
+from strato.db.uow import NodeRecord, ServiceRecord
 from strato.domain.actions import ActionEvent, EventResult, InstanceAction
 from strato.domain.ids import (
     FlavorId,
@@ -165,7 +165,8 @@ def capacity_values(cap: NodeCapacity) -> Values:
             "reserved_memory_mb": cap.reserved.memory_mb,
             "reserved_disk_gb": cap.reserved.disk_gb,
             "hypervisor_type": cap.hypervisor_type,
-            "hypervisor_version": cap.hypervisor_version, "cpu_info": cap.cpu_info}
+            "hypervisor_version": cap.hypervisor_version, "cpu_info": cap.cpu_info,
+            "supported_instances": [list(t) for t in cap.supported_instances]}
 
 
 def capacity_from_row(row: Any) -> NodeCapacity:
@@ -179,7 +180,9 @@ def capacity_from_row(row: Any) -> NodeCapacity:
         reserved=Resources(vcpus=row.reserved_vcpus, memory_mb=row.reserved_memory_mb,
                            disk_gb=row.reserved_disk_gb),
         hypervisor_type=row.hypervisor_type, hypervisor_version=row.hypervisor_version,
-        cpu_info=row.cpu_info or "")
+        cpu_info=row.cpu_info or "",
+        supported_instances=tuple((str(a), str(h), str(m))
+                                  for a, h, m in (row.supported_instances or ())))
 
 
 def used_from_row(row: Any) -> Resources:
@@ -219,3 +222,10 @@ def action_from_row(row: Any, events: Sequence[ActionEvent]) -> InstanceAction:
                           request_id=RequestId(row.request_id), user_id=UserId(row.user_id),
                           project_id=ProjectId(row.project_id), start_time=row.start_time,
                           message=row.message, events=tuple(events))
+
+
+def node_record(row: Any) -> NodeRecord:
+    """A ``compute_nodes`` row as the scheduler's host-state cache keeps it."""
+    return NodeRecord(capacity=capacity_from_row(row), used=used_from_row(row),
+                      instances=row.running_vms, generation=row.generation,
+                      failed_builds=row.failed_builds)

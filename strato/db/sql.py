@@ -9,27 +9,47 @@ and driver errors leave it only as domain errors (``Conflict``, ``NotFound``,
 
 from __future__ import annotations
 
-import asyncio
+from datetime import datetime
 
 import sqlalchemy as sa
 
 from strato.db._actions import SqlActionRepo
+from strato.db._aggregates import SqlAggregateRepo
 from strato.db._catalog import SqlFlavorRepo
-from strato.db._engine import Clock, Store, create_engine, is_sqlite, translate_errors, utc_now
+from strato.db._engine import (
+    Clock,
+    SqliteWriter,
+    Store,
+    create_engine,
+    is_sqlite,
+    translate_errors,
+    utc_now,
+)
 from strato.db._identity import SqlIdentityRepo
 from strato.db._images import SqlImageRepo
 from strato.db._instances import SqlInstanceRepo
+from strato.db._keypairs import SqlKeyPairRepo
+from strato.db._networks import SqlNetworkRepo
 from strato.db._nodes import COMPUTE_BINARY, SqlNodeRepo
+from strato.db._placement import SqlPlacementRepo
 from strato.db._quotas import SqlQuotaRepo
+from strato.db._security_groups import SqlSecurityGroupRepo
+from strato.db._server_groups import SqlServerGroupRepo
 from strato.db._services import SqlServiceRepo
 from strato.db.uow import (
     ActionRepo,
+    AggregateRepo,
     FlavorRepo,
     IdentityRepo,
     ImageRepo,
     InstanceRepo,
+    KeyPairRepo,
+    NetworkRepo,
     NodeRepo,
+    PlacementRepo,
     QuotaRepo,
+    SecurityGroupRepo,
+    ServerGroupRepo,
     ServiceRepo,
 )
 
@@ -51,6 +71,12 @@ class SqlDatabase:
         self.services: ServiceRepo = SqlServiceRepo(store)
         self.actions: ActionRepo = SqlActionRepo(store)
         self.quotas: QuotaRepo = SqlQuotaRepo(store)
+        self.aggregates: AggregateRepo = SqlAggregateRepo(store)
+        self.placement: PlacementRepo = SqlPlacementRepo(store)
+        self.networks: NetworkRepo = SqlNetworkRepo(store)
+        self.security_groups: SecurityGroupRepo = SqlSecurityGroupRepo(store)
+        self.groups: ServerGroupRepo = SqlServerGroupRepo(store)
+        self.key_pairs: KeyPairRepo = SqlKeyPairRepo(store)
 
     @classmethod
     async def open(cls, url: str, *, clock: Clock | None = None,
@@ -73,11 +99,15 @@ class SqlDatabase:
         sqlite = is_sqlite(url)
         return cls(Store(engine=engine, clock=clock or utc_now,
                          service_down_time=service_down_time,
-                         write_lock=asyncio.Lock() if sqlite else None,
-                         writer=create_engine(url, pool_size=1) if sqlite else None))
+                         writer=SqliteWriter(create_engine(url, pool_size=1))
+                         if sqlite else None))
+
+    def now(self) -> datetime:
+        """The database's clock (the injected one in tests)."""
+        return self._store.now()
 
     async def close(self) -> None:
         """Close every pooled connection; the object is unusable afterwards."""
         await self._store.engine.dispose()
         if self._store.writer is not None:
-            await self._store.writer.dispose()
+            await self._store.writer.close()

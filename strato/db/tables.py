@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-__all__ = ["UtcDateTime", "allocations", "compute_nodes", "flavor_extra_specs", "flavors",
-           "image_members", "image_tags", "images", "instance_actions",
-           "instance_actions_events", "instances", "metadata", "projects", "quota_classes",
-           "quotas", "services", "users"]
+__all__ = ["UtcDateTime", "aggregate_hosts", "aggregate_metadata", "aggregates", "allocations",
+           "compute_nodes", "flavor_extra_specs", "flavors", "image_members", "image_tags",
+           "images", "instance_actions", "instance_actions_events", "instances",
+           "ip_allocations", "metadata", "networks", "port_security_groups", "ports",
+           "projects", "quota_classes", "quotas", "security_group_rules", "security_groups",
+           "server_group_members", "server_groups", "services", "subnets", "users"]
 
 # Named constraints, so a later migration can drop or alter them by name on both backends
 # (SQLite batch mode needs names to recreate a table).
@@ -197,8 +199,16 @@ compute_nodes = sa.Table(
     sa.Column("hypervisor_type", sa.String(64), nullable=False, server_default="fake"),
     sa.Column("hypervisor_version", sa.Integer, nullable=False, server_default="0"),
     sa.Column("cpu_info", sa.Text),
+    # Bumped by every change to the row (claim, release, report): the scheduler's host
+    # state cache keeps, per node, the newest generation it has seen.
+    sa.Column("generation", sa.Integer, nullable=False, server_default="0"),
+    # The guest types the node runs: [[arch, hypervisor type, vm mode], ...].
+    sa.Column("supported_instances", sa.JSON),
+    # Builds that failed here since the last one that succeeded (the build-failure weigher).
+    sa.Column("failed_builds", sa.Integer, nullable=False, server_default="0"),
     *_timestamps(),
     sa.UniqueConstraint("host", "node"),
+    sa.Index(None, "updated_at"),
 )
 
 services = sa.Table(
@@ -212,6 +222,7 @@ services = sa.Table(
     sa.Column("disabled_reason", _name()),
     *_timestamps(),
     sa.UniqueConstraint("binary", "host"),
+    sa.Index(None, "updated_at"),
 )
 
 instance_actions = sa.Table(
@@ -268,6 +279,7 @@ projects = sa.Table(
     sa.Column("description", sa.Text, nullable=False),
     sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     *_timestamps(),
+    sa.Column("domain_id", sa.String(64), nullable=False, server_default="default"),
 )
 
 users = sa.Table(
@@ -277,6 +289,8 @@ users = sa.Table(
     sa.Column("default_project_id", sa.String(64), sa.ForeignKey("projects.id")),
     sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
     *_timestamps(),
+    sa.Column("domain_id", sa.String(64), nullable=False, server_default="default"),
+    sa.Column("password_hash", sa.String(255)),  # Argon2id, see strato.identity.passwords
 )
 
 # Per-project quota limits (os-quota-sets): only the values set for the project; the
@@ -302,4 +316,223 @@ quota_classes = sa.Table(
     sa.Column("hard_limit", sa.Integer, nullable=False),
     *_timestamps(),
     sa.UniqueConstraint("class_name", "resource"),
+)
+
+# Host aggregates (os-aggregates): named sets of hosts with metadata; the metadata key
+# ``availability_zone`` puts the aggregate's hosts in that zone.
+aggregates = sa.Table(
+    "aggregates", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("name", _name(), nullable=False, unique=True),
+    *_timestamps(),
+)
+
+aggregate_hosts = sa.Table(
+    "aggregate_hosts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("aggregate_id", sa.Integer,
+              sa.ForeignKey("aggregates.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("host", _name(), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("aggregate_id", "host"),
+    sa.Index(None, "host"),
+)
+
+aggregate_metadata = sa.Table(
+    "aggregate_metadata", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("aggregate_id", sa.Integer,
+              sa.ForeignKey("aggregates.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("key", _name(), nullable=False),
+    sa.Column("value", _name(), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("aggregate_id", "key"),
+)
+
+# Server groups (os-server-groups): a placement policy over their member instances.
+server_groups = sa.Table(
+    "server_groups", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("uuid", sa.String(36), nullable=False, unique=True),
+    sa.Column("name", _name(), nullable=False),
+    sa.Column("project_id", _name(), nullable=False),
+    sa.Column("user_id", _name(), nullable=False),
+    sa.Column("policy", sa.String(32), nullable=False),
+    sa.Column("rules", sa.JSON, nullable=False),
+    *_timestamps(),
+    sa.Index(None, "project_id"),
+)
+
+server_group_members = sa.Table(
+    "server_group_members", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("group_id", sa.Integer,
+              sa.ForeignKey("server_groups.id", ondelete="CASCADE"), nullable=False),
+    # No foreign key to instances: members are added in the instances' own transaction,
+    # and a deleted instance's membership goes with its soft delete.
+    sa.Column("instance_uuid", sa.String(36), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("group_id", "instance_uuid"),
+    sa.Index(None, "instance_uuid"),
+)
+
+# --- the Network API (a Neutron v2 subset) -------------------------------------------
+
+networks = sa.Table(
+    "networks", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", _name(), nullable=False),
+    sa.Column("project_id", _name(), nullable=False),
+    sa.Column("shared", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("admin_state_up", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("mtu", sa.Integer, nullable=False, server_default="1500"),
+    sa.Column("status", sa.String(16), nullable=False, server_default="ACTIVE"),
+    sa.Column("description", _name(), nullable=False),
+    *_timestamps(),
+    sa.Index(None, "project_id"),
+)
+
+subnets = sa.Table(
+    "subnets", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("network_id", sa.String(36), sa.ForeignKey("networks.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("project_id", _name(), nullable=False),
+    sa.Column("name", _name(), nullable=False),
+    sa.Column("ip_version", sa.Integer, nullable=False),
+    sa.Column("cidr", sa.String(64), nullable=False),
+    sa.Column("gateway_ip", sa.String(64)),
+    # [{"start": ..., "end": ...}], [ip, ...], [{"destination": ..., "nexthop": ...}]
+    sa.Column("allocation_pools", sa.JSON, nullable=False),
+    sa.Column("dns_nameservers", sa.JSON, nullable=False),
+    sa.Column("host_routes", sa.JSON, nullable=False),
+    sa.Column("enable_dhcp", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("description", _name(), nullable=False),
+    *_timestamps(),
+    sa.Index(None, "network_id"),
+)
+
+ports = sa.Table(
+    "ports", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("network_id", sa.String(36), sa.ForeignKey("networks.id"), nullable=False),
+    sa.Column("project_id", _name(), nullable=False),
+    sa.Column("name", _name(), nullable=False),
+    # Unique per network, as in Neutron.
+    sa.Column("mac_address", sa.String(32), nullable=False),
+    sa.Column("admin_state_up", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("status", sa.String(16), nullable=False, server_default="DOWN"),
+    sa.Column("device_id", _name(), nullable=False),
+    sa.Column("device_owner", _name(), nullable=False),
+    sa.Column("binding_host_id", _name(), nullable=False),
+    sa.Column("binding_vif_type", sa.String(64), nullable=False, server_default="unbound"),
+    sa.Column("binding_vif_details", sa.JSON, nullable=False),
+    sa.Column("description", _name(), nullable=False),
+    # Made by a build for its instance, so deleted with it (a user's port is unbound).
+    sa.Column("auto_delete", sa.Boolean, nullable=False, server_default=sa.false()),
+    *_timestamps(),
+    sa.UniqueConstraint("network_id", "mac_address"),
+    sa.Index(None, "device_id"),
+    sa.Index(None, "project_id"),
+    sa.Index(None, "binding_host_id"),
+)
+
+# One row per fixed IP of a port. The unique constraint is IPAM's guarantee: two
+# concurrent allocations of one address cannot both commit.
+ip_allocations = sa.Table(
+    "ip_allocations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("port_id", sa.String(36), sa.ForeignKey("ports.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("subnet_id", sa.String(36), sa.ForeignKey("subnets.id"), nullable=False),
+    sa.Column("ip_address", sa.String(64), nullable=False),
+    sa.UniqueConstraint("subnet_id", "ip_address"),
+    sa.Index(None, "port_id"),
+)
+
+security_groups = sa.Table(
+    "security_groups", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("project_id", _name(), nullable=False),
+    sa.Column("name", _name(), nullable=False),
+    sa.Column("description", _name(), nullable=False),
+    *_timestamps(),
+    sa.Index(None, "project_id"),
+)
+
+security_group_rules = sa.Table(
+    "security_group_rules", metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("security_group_id", sa.String(36),
+              sa.ForeignKey("security_groups.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("project_id", _name(), nullable=False),
+    sa.Column("direction", sa.String(16), nullable=False),
+    sa.Column("ethertype", sa.String(8), nullable=False),
+    sa.Column("protocol", sa.String(40)),
+    sa.Column("port_range_min", sa.Integer),
+    sa.Column("port_range_max", sa.Integer),
+    sa.Column("remote_ip_prefix", sa.String(64)),
+    sa.Column("remote_group_id", sa.String(36),
+              sa.ForeignKey("security_groups.id", ondelete="CASCADE")),
+    sa.Column("description", _name(), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Index(None, "security_group_id"),
+)
+
+port_security_groups = sa.Table(
+    "port_security_groups", metadata,
+    sa.Column("port_id", sa.String(36), sa.ForeignKey("ports.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("security_group_id", sa.String(36), sa.ForeignKey("security_groups.id"),
+              primary_key=True),
+    sa.Index(None, "security_group_id"),
+)
+
+# A user's named SSH public keys (Nova's os-keypairs); names are unique per user.
+key_pairs = sa.Table(
+    "key_pairs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("user_id", _name(), nullable=False),
+    sa.Column("name", _name(), nullable=False),
+    sa.Column("fingerprint", _name(), nullable=False),
+    sa.Column("public_key", sa.Text, nullable=False),
+    sa.Column("type", sa.String(16), nullable=False, server_default="ssh"),
+    *_timestamps(),
+    sa.UniqueConstraint("user_id", "name"),
+)
+
+# Identity (Keystone v3 subset): domains, roles, role assignments on projects, and the
+# audit ids of revoked tokens (kept until the token would have expired anyway).
+domains = sa.Table(
+    "domains", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", _name(), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+roles = sa.Table(
+    "roles", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", _name(), nullable=False, unique=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+role_assignments = sa.Table(
+    "role_assignments", metadata,
+    sa.Column("user_id", sa.String(64), sa.ForeignKey("users.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("project_id", sa.String(64), sa.ForeignKey("projects.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("role_id", sa.String(64), sa.ForeignKey("roles.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Index(None, "project_id"),
+)
+
+revoked_tokens = sa.Table(
+    "revoked_tokens", metadata,
+    sa.Column("audit_id", sa.String(64), primary_key=True),
+    sa.Column("expires_at", UtcDateTime, nullable=False),
 )

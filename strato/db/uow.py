@@ -15,18 +15,43 @@ from datetime import datetime
 from typing import Protocol
 
 from strato.domain.actions import EventResult, InstanceAction
-from strato.domain.identity import Project, User
-from strato.domain.ids import FlavorId, HostName, ImageId, InstanceId, ProjectId, RequestId, UserId
+from strato.domain.aggregates import Aggregate
+from strato.domain.groups import ServerGroup
+from strato.domain.identity import Domain, DomainId, Project, Role, RoleId, User
+from strato.domain.ids import (
+    FlavorId,
+    GroupId,
+    HostName,
+    ImageId,
+    InstanceId,
+    NodeName,
+    ProjectId,
+    RequestId,
+    UserId,
+)
 from strato.domain.images import Image, ImageData, ImageMember, ImageStatus, MemberStatus
 from strato.domain.instances import Instance, InstanceChanges, TaskState, VmState
+from strato.domain.keypairs import KeyPair
+from strato.domain.networks import (
+    FixedIp,
+    Network,
+    Port,
+    PortStatus,
+    SecurityGroup,
+    SecurityGroupRule,
+    Subnet,
+    Vif,
+)
 from strato.domain.quotas import Usage
-from strato.domain.requests import Destination
+from strato.domain.requests import Destination, RequestedNetwork
 from strato.domain.resources import Allocation, Flavor, NodeCapacity, NodeUsage, Resources
 
-__all__ = ["ActionRepo", "Database", "FlavorRepo", "IdentityRepo", "IMAGE_SORT_KEYS",
+__all__ = ["ActionRepo", "AggregateRepo", "ComputeServiceState", "Database", "GroupMembers",
+           "NetworkRepo", "NodeChanges", "PlacementRepo", "SecurityGroupRepo",
+           "NodeRecord", "ServerGroupRepo", "FlavorRepo", "IdentityRepo", "IMAGE_SORT_KEYS",
            "ImageQuery", "ImageRepo", "ImageSort", "InstanceQuery", "InstanceRepo", "NodeRepo",
            "QuotaRepo", "ServiceRecord", "ServiceRepo", "ANY_TASK_STATE", "AllocationHealing",
-           "HealedAllocation", "holds_resources"]
+           "HealedAllocation", "holds_resources", "KeyPairRepo"]
 
 # Pass as ``expected_task_state`` to skip the compare-and-swap check.
 ANY_TASK_STATE: tuple[TaskState | None, ...] | None = None
@@ -111,14 +136,17 @@ class InstanceRepo(Protocol):
     async def create_within_quota(self, build: Callable[[int], Sequence[Instance]], *,
                                   project_id: ProjectId, flavor: Flavor, min_count: int,
                                   max_count: int, defaults: Mapping[str, int],
-                                  request_id: RequestId) -> builtins.list[Instance]:
+                                  request_id: RequestId,
+                                  group: GroupId | None = None) -> builtins.list[Instance]:
         """Create as many instances of ``flavor`` as the project's quota allows, from
         ``max_count`` down to ``min_count``: count the project's usage, pick the count,
         insert ``build(count)`` (instances of ``project_id``) with their "create"
         actions, all in one transaction that no other quota-checked write of the project
         interleaves with. ``OverQuota`` (nothing written) when not even ``min_count``
         fit. ``defaults``: the limits that apply where neither the project nor the
-        default quota class sets one."""
+        default quota class sets one. With ``group``, the instances join that server
+        group in the same transaction (``NotFound`` if it is gone, ``OverQuota`` past
+        its ``server_group_members`` limit)."""
         ...
 
     async def get(self, instance_id: InstanceId, *, project_id: ProjectId | None = None,
@@ -249,6 +277,36 @@ class AllocationHealing:
     skipped: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeRecord:
+    """One ``compute_nodes`` row: capacity, usage, and the generation every change bumps."""
+
+    capacity: NodeCapacity
+    used: Resources
+    instances: int
+    generation: int
+    failed_builds: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComputeServiceState:
+    """The compute service of one host, as placement needs it."""
+
+    host: HostName
+    last_seen: datetime | None
+    disabled: bool = False
+    disabled_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeChanges:
+    """What :meth:`NodeRepo.changes` read, and when."""
+
+    nodes: tuple[NodeRecord, ...]
+    services: tuple[ComputeServiceState, ...]
+    read_at: datetime
+
+
 class NodeRepo(Protocol):
     async def report(self, capacities: Sequence[NodeCapacity]) -> None:
         """Insert or update the nodes' totals and ratios (usage is left alone)."""
@@ -258,9 +316,28 @@ class NodeRepo(Protocol):
         """Every node with its usage and its compute service's state (up, disabled)."""
         ...
 
+    async def exists(self, *, host: HostName | None = None, node: NodeName | None = None,
+                     unzoned: bool = False) -> bool:
+        """Whether a compute node matches (on ``host``, called ``node``, on a host in no
+        availability zone), without reading every node."""
+        ...
+
     async def claim(self, instance_id: InstanceId, dest: Destination, need: Resources) -> bool:
         """Atomically allocate ``need`` on ``dest`` for the instance, moving any allocation
         the instance already holds. False (and no change) when it no longer fits."""
+        ...
+
+    async def claim_node(self, instance_id: InstanceId, dest: Destination,
+                         need: Resources) -> NodeRecord | None:
+        """:meth:`claim`, answering the claimed node's row after the claim (or None)."""
+        ...
+
+    async def changes(self, since: datetime | None) -> NodeChanges:
+        """Nodes and compute services changed at or after ``since`` (all when None)."""
+        ...
+
+    async def record_build(self, dest: Destination, *, succeeded: bool) -> None:
+        """Count a failed build on the node, or reset its count after a success."""
         ...
 
     async def release(self, instance_id: InstanceId) -> None:
@@ -347,9 +424,24 @@ class QuotaRepo(Protocol):
 
 
 class IdentityRepo(Protocol):
-    async def project_by_name(self, name: str) -> Project: ...
+    """Domains, projects, users, password hashes, roles and their assignments on
+    projects, and revoked tokens. Lookups raise ``NotFound``; ``ensure_*`` and
+    ``assign_role`` are idempotent and safe to race."""
 
-    async def user_by_name(self, name: str) -> User: ...
+    async def project(self, project_id: ProjectId) -> Project: ...
+
+    async def project_by_name(self, name: str,
+                              domain_id: DomainId | None = None) -> Project: ...
+
+    async def user(self, user_id: UserId) -> User: ...
+
+    async def user_by_name(self, name: str, domain_id: DomainId | None = None) -> User: ...
+
+    async def domain(self, domain_id: DomainId) -> Domain: ...
+
+    async def domain_by_name(self, name: str) -> Domain: ...
+
+    async def ensure_domain(self, domain_id: DomainId, name: str) -> Domain: ...
 
     async def ensure_project(self, name: str, description: str = "") -> Project:
         """The project called ``name``, created when missing (safe to race)."""
@@ -357,6 +449,349 @@ class IdentityRepo(Protocol):
 
     async def ensure_user(self, name: str, default_project_id: ProjectId | None) -> User:
         """The user called ``name``, created when missing (safe to race)."""
+        ...
+
+    async def ensure_role(self, name: str) -> Role: ...
+
+    async def assign_role(self, user_id: UserId, project_id: ProjectId,
+                          role_id: RoleId) -> None: ...
+
+    async def password_hash(self, user_id: UserId) -> str | None:
+        """The user's encoded password hash (``None``: no password login)."""
+        ...
+
+    async def set_password_hash(self, user_id: UserId, password_hash: str | None) -> None: ...
+
+    async def roles_on(self, user_id: UserId, project_id: ProjectId) -> builtins.list[Role]:
+        """The user's roles on the project, by name."""
+        ...
+
+    async def projects_of(self, user_id: UserId) -> builtins.list[Project]:
+        """The projects the user holds any role on, by name."""
+        ...
+
+    async def revoke_token(self, audit_id: str, expires_at: datetime) -> None:
+        """Refuse tokens carrying ``audit_id`` until ``expires_at`` (then forgotten)."""
+        ...
+
+    async def any_revoked(self, audit_ids: Sequence[str]) -> bool: ...
+
+
+class AggregateRepo(Protocol):
+    """Host aggregates (os-aggregates). Every change, hosts and metadata included, sets
+    the aggregate's ``updated_at``: the scheduler notices changes by it."""
+
+    async def create(self, name: str, availability_zone: str | None = None) -> Aggregate:
+        """``Conflict`` when the name is taken."""
+        ...
+
+    async def get(self, aggregate_id: int) -> Aggregate:
+        """``NotFound`` for an unknown id."""
+        ...
+
+    async def list(self) -> builtins.list[Aggregate]:
+        """Every aggregate, by id."""
+        ...
+
+    async def update(self, aggregate_id: int, *, name: str | None = None,
+                     availability_zone: str | None = None) -> Aggregate:
+        """Rename and/or move to a zone (``None`` leaves a field alone). ``Conflict`` when
+        the name is taken or a host would end up in two zones."""
+        ...
+
+    async def delete(self, aggregate_id: int) -> None:
+        """``InvalidState`` while it still has hosts (Nova refuses too)."""
+        ...
+
+    async def add_host(self, aggregate_id: int, host: HostName) -> Aggregate:
+        """``NotFound`` for an unknown aggregate or a host no compute service runs on,
+        ``Conflict`` when the host is a member already or would be in two zones."""
+        ...
+
+    async def remove_host(self, aggregate_id: int, host: HostName) -> Aggregate:
+        """``NotFound`` when the host is not a member."""
+        ...
+
+    async def set_metadata(self, aggregate_id: int,
+                           changes: Mapping[str, str | None]) -> Aggregate:
+        """Set keys; a ``None`` value deletes the key. ``Conflict`` when a zone change
+        would put one of its hosts in two zones."""
+        ...
+
+    async def stamp(self) -> str:
+        """Changes whenever any aggregate changes (the scheduler's cue to re-read)."""
+        ...
+
+    async def host_zones(self) -> dict[HostName, str]:
+        """The zone of every host that is in an aggregate with a zone."""
+        ...
+
+
+class ServerGroupRepo(Protocol):
+    """Server groups (os-server-groups). Members are added with the instances they hold
+    (:meth:`InstanceRepo.create_within_quota`); a deleted instance is no member."""
+
+    async def count(self, project_id: ProjectId) -> int:
+        """How many groups the project has."""
+        ...
+
+    async def create(self, group: ServerGroup, *, limit: int) -> ServerGroup:
+        """Store ``group`` unless its project already has ``limit`` groups (``OverQuota``);
+        a negative limit is no limit. One transaction under the project's quota lock."""
+        ...
+
+    async def get(self, group_id: GroupId, *, project_id: ProjectId | None = None) -> ServerGroup:
+        """The group with its live members; ``NotFound`` for an unknown id, or one of
+        another project when ``project_id`` is given."""
+        ...
+
+    async def list(self, *, project_id: ProjectId | None = None, limit: int | None = None,
+                   offset: int = 0) -> builtins.list[ServerGroup]:
+        """Groups of one project (every project when ``None``), oldest first."""
+        ...
+
+    async def delete(self, group_id: GroupId, *, project_id: ProjectId | None = None) -> None:
+        """Delete the group (its members stay, no longer grouped); ``NotFound`` as get."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupMembers:
+    """A server group with its live members, and where each placed member is."""
+
+    group: ServerGroup
+    hosts: dict[InstanceId, HostName]
+
+
+class PlacementRepo(Protocol):
+    """What placement reads and checks about server groups beyond node rows."""
+
+    async def group_members(self, group_id: GroupId) -> GroupMembers:
+        """``NotFound`` for an unknown group."""
+        ...
+
+    async def start_build(self, instance_id: InstanceId, host: HostName) -> str | None:
+        """Admit the instance's build on ``host`` against its groups' hard policies and
+        move it from scheduling to networking, atomically; the violated rule, or None."""
+        ...
+
+
+class NetworkRepo(Protocol):
+    """Networks, subnets and ports with their fixed IPs (IPAM), for the Network API.
+
+    ``viewer`` is the caller's project (``None``: an admin, who sees everything); a
+    network is visible to its project and, when shared, to every project; a subnet as
+    its network; a port to its project. ``owner`` must own the resource:
+    ``NetworkNotFound``/``SubnetNotFound``/``PortNotFound`` when it cannot see it,
+    ``Forbidden`` when it sees it (a shared network) without owning it. Creates count
+    against the project's ``network``/``subnet``/``port`` quota in their transaction
+    (``OverQuota``). The errors are those of :mod:`strato.domain.networks`, named and
+    worded as Neutron's.
+    """
+
+    async def create_network(self, network: Network) -> Network:
+        """Insert ``network`` (``subnets`` ignored); stamps the timestamps."""
+        ...
+
+    async def get_network(self, network_id: str, *, viewer: ProjectId | None) -> Network:
+        """The network with its subnet ids; ``NetworkNotFound`` unless visible."""
+        ...
+
+    async def list_networks(self, *, viewer: ProjectId | None) -> builtins.list[Network]:
+        """Every visible network, by id."""
+        ...
+
+    async def update_network(self, network_id: str, changes: Mapping[str, object], *,
+                             owner: ProjectId | None) -> Network:
+        """Set ``name``, ``description``, ``admin_state_up``, ``shared`` or ``mtu``."""
+        ...
+
+    async def delete_network(self, network_id: str, *, owner: ProjectId | None) -> None:
+        """Delete the network, its subnets and its DHCP ports; ``Conflict`` (NetworkInUse)
+        while any other port is on it."""
+        ...
+
+    async def create_subnet(self, subnet: Subnet, *, owner: ProjectId | None) -> Subnet:
+        """Add a (validated) subnet to a network ``owner`` owns; it takes the network's
+        project. ``Invalid`` if its CIDR overlaps another subnet of the network."""
+        ...
+
+    async def get_subnet(self, subnet_id: str, *, viewer: ProjectId | None) -> Subnet:
+        ...
+
+    async def list_subnets(self, *, viewer: ProjectId | None) -> builtins.list[Subnet]:
+        ...
+
+    async def update_subnet(self, subnet_id: str, changes: Mapping[str, object], *,
+                            owner: ProjectId | None) -> Subnet:
+        """Set ``name``, ``description``, ``dns_nameservers`` (strings), ``host_routes``
+        (``HostRoute``s) or ``enable_dhcp``."""
+        ...
+
+    async def delete_subnet(self, subnet_id: str, *, owner: ProjectId | None) -> None:
+        """Delete the subnet; ``Conflict`` (SubnetInUse) while a non-DHCP port holds one
+        of its addresses."""
+        ...
+
+    async def create_port(self, port: Port, *, fixed_ips: Sequence[FixedIp] | None,
+                          viewer: ProjectId | None) -> Port:
+        """Create the port (status DOWN) on a network ``viewer`` sees, with a random
+        ``fa:16:3e`` MAC when ``port.mac_address`` is empty (``MacAddressInUse`` when a
+        given one is in use on the network), its security groups (of its project, else
+        ``SecurityGroupNotFound``) and fixed IPs: ``None`` allocates one address of the
+        first subnet with a free one per IP version; otherwise each ``FixedIp`` asks for
+        a subnet and/or an address (an empty field is "any"). ``IpAddressAlreadyAllocated``
+        when an address is taken, ``IpAddressGenerationFailure`` when a subnet is full,
+        ``Invalid`` for an address outside the subnets. All
+        in one transaction: nothing is left half-created."""
+        ...
+
+    async def get_port(self, port_id: str, *, viewer: ProjectId | None) -> Port:
+        ...
+
+    async def list_ports(self, *, viewer: ProjectId | None) -> builtins.list[Port]:
+        ...
+
+    async def update_port(self, port_id: str, changes: Mapping[str, object], *,
+                          fixed_ips: Sequence[FixedIp] | None = None,
+                          security_groups: Sequence[str] | None = None,
+                          owner: ProjectId | None) -> Port:
+        """Set ``name``, ``description``, ``admin_state_up``, ``device_id``,
+        ``device_owner`` or ``binding_host_id``; replace the security groups and/or
+        re-allocate the fixed IPs (as :meth:`create_port`), in one transaction."""
+        ...
+
+    async def delete_port(self, port_id: str, *, owner: ProjectId | None) -> None:
+        """Delete the port; its addresses are free again."""
+        ...
+
+    # An instance's ports (device_id = the instance), for the compute through the
+    # conductor and for the API's server views.
+
+    async def allocate_for_instance(self, instance_id: str, project_id: ProjectId, host: str,
+                                    requested: Sequence[RequestedNetwork],
+                                    security_groups: Sequence[str], *,
+                                    device_owner: str) -> list[Vif]:
+        """The instance's NICs, in request order, bound to ``host``: a new port (made by
+        the build: ``auto_delete``) per network entry, or the user's own port bound to
+        the instance. One transaction: first whatever the instance held before (an
+        earlier attempt) is released, so allocating again is safe. Raises
+        ``IpAddressGenerationFailure`` when a network is full, ``PortInUse`` when a
+        port belongs to another device."""
+        ...
+
+    async def release_instance(self, instance_id: str) -> list[str]:
+        """Delete the instance's ``auto_delete`` ports, unbind its other ports (device,
+        host and status cleared); the ids of the networks that changed."""
+        ...
+
+    async def vifs_for_instances(self, instance_ids: Sequence[str]) -> dict[str, list[Vif]]:
+        """Each instance's ports as VIFs, in creation order (every asked id is a key)."""
+        ...
+
+    async def ports_on_host(self, host: str) -> list[Port]:
+        """The ports bound to ``host`` (``binding:host_id``), DHCP ports excepted."""
+        ...
+
+    async def set_ports_status(self, port_ids: Sequence[str], status: PortStatus) -> None:
+        """Set the ports' status (``ACTIVE`` once plugged); unknown ids are skipped."""
+        ...
+
+
+class SecurityGroupRepo(Protocol):
+    """Security groups and their rules, for the Network API (Neutron's behaviour). The
+    errors are the domain errors of :mod:`strato.domain.security_groups`. A rule
+    belongs to its group's project; ``project_id`` arguments scope reads and writes to
+    one project (``None``: every project, for an admin)."""
+
+    async def ensure_default(self, project_id: ProjectId) -> SecurityGroup:
+        """The project's ``default`` group, created when missing with Neutron's rules
+        (egress IPv4 and IPv6 anywhere, ingress IPv4 and IPv6 from the group itself);
+        two concurrent first calls make one group. No quota check; it counts."""
+        ...
+
+    async def create(self, *, project_id: ProjectId, name: str, description: str,
+                     group_limit: int, rule_limit: int) -> SecurityGroup:
+        """A new group with Neutron's two egress rules (IPv4, IPv6), counted against
+        both limits (negative: none) in its transaction; nothing is written past
+        either (``SecurityGroupQuotaExceeded``). A ``default`` name is refused."""
+        ...
+
+    async def get(self, group_id: str, *,
+                  project_id: ProjectId | None = None) -> SecurityGroup:
+        """The group with its rules; ``SecurityGroupNotFound`` if unknown or not
+        visible."""
+        ...
+
+    async def list(self, *, project_id: ProjectId | None = None) -> builtins.list[SecurityGroup]:
+        """Groups oldest first, with their rules."""
+        ...
+
+    async def update(self, group_id: str, *, project_id: ProjectId | None = None,
+                     name: str | None = None,
+                     description: str | None = None) -> SecurityGroup:
+        """Change name and/or description (``None``: unchanged); the default group
+        keeps its name and no other group may be called ``default``."""
+        ...
+
+    async def delete(self, group_id: str, *, project_id: ProjectId | None = None,
+                     allow_default: bool = False) -> None:
+        """Delete the group with its rules and the rules naming it as remote group;
+        ``SecurityGroupCannotRemoveDefault`` for the default group (unless
+        ``allow_default``), ``SecurityGroupInUse`` while a port has it."""
+        ...
+
+    async def add_rule(self, rule: SecurityGroupRule, *, project_id: ProjectId | None = None,
+                       limit: int) -> SecurityGroupRule:
+        """Store a validated rule (:func:`strato.domain.security_groups.validate_rule`)
+        in its group. ``SecurityGroupNotFound`` if the group or the remote group is not
+        visible, ``SecurityGroupRuleExists`` for a duplicate, quota exceeded past
+        ``limit`` rules of the group's project."""
+        ...
+
+    async def get_rule(self, rule_id: str, *,
+                       project_id: ProjectId | None = None) -> SecurityGroupRule: ...
+
+    async def list_rules(self, *, project_id: ProjectId | None = None
+                         ) -> builtins.list[SecurityGroupRule]:
+        """Rules oldest first."""
+        ...
+
+    async def delete_rule(self, rule_id: str, *,
+                          project_id: ProjectId | None = None) -> None: ...
+
+    async def rules_for_ports(
+            self, port_ids: Sequence[str]) -> dict[str, builtins.list[SecurityGroupRule]]:
+        """For the data plane: the rules of all groups each port belongs to (every
+        asked port is a key)."""
+        ...
+
+    async def members(self, group_id: str) -> builtins.list[tuple[str, str]]:
+        """For the data plane: ``(port_id, ip_address)`` of every fixed IP of the
+        group's ports."""
+        ...
+
+
+class KeyPairRepo(Protocol):
+    """A user's key pairs (Nova's os-keypairs), named uniquely per user; the errors are
+    those of :mod:`strato.domain.keypairs`."""
+
+    async def create(self, key_pair: KeyPair, *, limit: int) -> KeyPair:
+        """Insert ``key_pair`` unless its user already has ``limit`` key pairs
+        (``OverQuota``; negative: no limit), in one transaction; ``Conflict`` for a name
+        the user already has. Returns it with its ``id`` and ``created_at``."""
+        ...
+
+    async def get(self, user_id: UserId, name: str) -> KeyPair:
+        """``NotFound`` if the user has no key pair ``name``."""
+        ...
+
+    async def list(self, user_id: UserId) -> builtins.list[KeyPair]:
+        """The user's key pairs, oldest first."""
+        ...
+
+    async def delete(self, user_id: UserId, name: str) -> None:
+        """``NotFound`` as :meth:`get`."""
         ...
 
 
@@ -369,5 +804,15 @@ class Database(Protocol):
     services: ServiceRepo
     actions: ActionRepo
     quotas: QuotaRepo
+    aggregates: AggregateRepo
+    groups: ServerGroupRepo
+    placement: PlacementRepo
+    networks: NetworkRepo
+    security_groups: SecurityGroupRepo
+    key_pairs: KeyPairRepo
+
+    def now(self) -> datetime:
+        """The clock every repository stamps rows with."""
+        ...
 
     async def close(self) -> None: ...

@@ -30,9 +30,11 @@ __all__ = [
 class StratoError(Exception):
     """Base of every error strato raises on purpose."""
 
-    def __init__(self, message: str = "") -> None:
+    def __init__(self, message: str = "", *, details: str | None = None) -> None:
         super().__init__(message)
         self.message = message or self.__class__.__name__
+        # More than the message, for operators only (a NoValidHost's per-host reasons).
+        self.details = details
 
     def __str__(self) -> str:
         return self.message
@@ -99,11 +101,14 @@ def error_to_wire(exc: StratoError) -> dict[str, str]:
     elsewhere (an adapter's ``InspectError(Invalid)``) travels as its nearest ancestor in
     this tree, so the receiver still sees an ``Invalid``."""
     known = next(c for c in type(exc).__mro__ if c in _BY_NAME.values())
-    return {"type": known.__name__, "message": exc.message}
+    wire = {"type": known.__name__, "message": exc.message}
+    if exc.details is not None:
+        wire["details"] = exc.details
+    return wire
 
 
 def error_from_wire(data: dict[str, str]) -> StratoError:
     """Rebuild a domain error from :func:`error_to_wire` output; unknown types degrade to
     :class:`StratoError` so a newer peer never crashes an older one."""
     cls = _BY_NAME.get(data.get("type", ""), StratoError)
-    return cls(data.get("message", ""))
+    return cls(data.get("message", ""), details=data.get("details"))

@@ -1,12 +1,37 @@
-"""Projects and users: the owners of everything else (the identity service widens this)."""
+"""Domains, projects, users and roles: the owners of everything else, and who may act
+for them (Keystone's model, reduced to what tokens need)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NewType
 
+from strato.domain.errors import StratoError
 from strato.domain.ids import ProjectId, UserId
 
-__all__ = ["Project", "User"]
+__all__ = ["DEFAULT_DOMAIN_ID", "DEFAULT_ROLES", "AuthFailed", "Domain", "DomainId",
+           "Project", "Role", "RoleId", "User"]
+
+DomainId = NewType("DomainId", str)
+RoleId = NewType("RoleId", str)
+
+# Keystone's default domain: every project and user lives in it until domains are managed.
+DEFAULT_DOMAIN_ID = DomainId("default")
+# The bootstrap admin holds all three on the admin project (Keystone's bootstrap roles).
+DEFAULT_ROLES = ("admin", "member", "reader")
+
+
+class AuthFailed(StratoError):
+    """The caller could not be authenticated (wrong password, unknown user, a refused
+    token, no role on the requested scope). The message never says which."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Domain:
+    id: DomainId
+    name: str
+    description: str = ""
+    enabled: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -15,6 +40,7 @@ class Project:
     name: str
     description: str = ""
     enabled: bool = True
+    domain_id: DomainId = DEFAULT_DOMAIN_ID
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -23,3 +49,10 @@ class User:
     name: str
     default_project_id: ProjectId | None = None
     enabled: bool = True
+    domain_id: DomainId = DEFAULT_DOMAIN_ID
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Role:
+    id: RoleId
+    name: str

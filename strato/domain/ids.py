@@ -12,8 +12,9 @@ FlavorId = NewType("FlavorId", str)
 HostName = NewType("HostName", str)
 NodeName = NewType("NodeName", str)
 ReservationId = NewType("ReservationId", str)
+GroupId = NewType("GroupId", str)
 
-__all__ = ["FlavorId", "HostName", "ImageId", "InstanceId", "NodeName", "ProjectId",
+__all__ = ["FlavorId", "GroupId", "HostName", "ImageId", "InstanceId", "NodeName", "ProjectId",
            "RequestId", "ReservationId", "UserId", "new_request_id", "new_uuid"]
 
 

@@ -19,8 +19,8 @@ from strato.domain.errors import InvalidState
 from strato.domain.ids import HostName, ImageId, InstanceId, NodeName, ProjectId, UserId
 from strato.domain.resources import Flavor
 
-__all__ = ["Fault", "Instance", "PowerState", "TaskState", "VmState", "api_status",
-           "check_task_transition"]
+__all__ = ["BUILD_TASKS", "Fault", "Instance", "PowerState", "REBUILD_TASKS", "TaskState",
+           "VmState", "api_status", "check_task_transition"]
 
 
 class VmState(enum.StrEnum):
@@ -56,6 +56,14 @@ class TaskState(enum.StrEnum):
     REBUILD_SPAWNING = "rebuild_spawning"
     SOFT_DELETING = "soft-deleting"
     RESTORING = "restoring"
+
+
+# The task states of a build in progress, and of a rebuild (each in the order it passes
+# them); the compare-and-swap writes of those steps expect one of them.
+BUILD_TASKS = (TaskState.SCHEDULING, TaskState.NETWORKING, TaskState.BLOCK_DEVICE_MAPPING,
+               TaskState.SPAWNING)
+REBUILD_TASKS = (TaskState.REBUILDING, TaskState.REBUILD_BLOCK_DEVICE_MAPPING,
+                 TaskState.REBUILD_SPAWNING)
 
 
 class PowerState(enum.IntEnum):
@@ -109,7 +117,7 @@ def api_status(vm_state: VmState, task_state: TaskState | None) -> str:
     BUILD, as in Nova); a reboot shows REBOOT or HARD_REBOOT on an active server, and a
     rebuild shows REBUILD (``nova/api/openstack/common.py``, ``_STATE_MAP``).
     """
-    if task_state in _REBUILD_TASKS and vm_state in _REBUILD_SHOWN:
+    if task_state in REBUILD_TASKS and vm_state in _REBUILD_SHOWN:
         return "REBUILD"
     if vm_state == VmState.ACTIVE and task_state == TaskState.REBOOTING:
         return "REBOOT"
@@ -118,8 +126,6 @@ def api_status(vm_state: VmState, task_state: TaskState | None) -> str:
     return _STATUS[vm_state]
 
 
-_REBUILD_TASKS = frozenset({TaskState.REBUILDING, TaskState.REBUILD_BLOCK_DEVICE_MAPPING,
-                            TaskState.REBUILD_SPAWNING})
 _REBUILD_SHOWN = frozenset({VmState.ACTIVE, VmState.STOPPED, VmState.ERROR})
 
 
@@ -143,6 +149,14 @@ class Fault:
     message: str
     details: str = ""
     created_at: datetime | None = None
+
+    @classmethod
+    def internal(cls, error: str, created_at: datetime | None, *,
+                 details: str | None = None) -> Fault:
+        """A 500 for ``error``: cut to the 255 characters of Nova's ``message`` column,
+        whole in ``details`` (unless other details are given: admins see them)."""
+        return cls(code=500, message=error[:255], details=details or error,
+                   created_at=created_at)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,6 +207,7 @@ class InstanceChanges(TypedDict, total=False):
     power_state: PowerState
     host: HostName | None
     node: NodeName | None
+    availability_zone: str | None
     launched_at: datetime | None
     terminated_at: datetime | None
     fault: Fault | None

@@ -4,20 +4,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from strato.domain.ids import HostName, InstanceId, NodeName, ProjectId, ReservationId, UserId
+from strato.domain.ids import (
+    GroupId,
+    HostName,
+    InstanceId,
+    NodeName,
+    ProjectId,
+    ReservationId,
+    UserId,
+)
 from strato.domain.images import Image
 from strato.domain.resources import Flavor
 
-__all__ = ["BootRequest", "Destination", "InjectedFile", "RetryInfo", "SchedulerHints",
-           "Selection"]
+__all__ = ["BootRequest", "Destination", "InjectedFile", "RequestedNetwork", "RetryInfo",
+           "SchedulerHints", "Selection"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SchedulerHints:
-    """What the user asked of placement (the scheduler issue widens this)."""
+    """What the user asked of placement: a zone (``az``, ``az:host``, ``az:host:node``;
+    forcing a host or node is admin-only and skips the policy filters, as in Nova) and
+    a server group (``scheduler_hints: {group: <uuid>}``)."""
 
     availability_zone: str | None = None
     force_host: HostName | None = None
+    force_node: NodeName | None = None
+    group: GroupId | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,6 +38,8 @@ class Destination:
 
     host: HostName
     node: NodeName
+    # The host's availability zone when it was chosen (the instance's zone from then on).
+    availability_zone: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +71,17 @@ class InjectedFile:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RequestedNetwork:
+    """One NIC of a create request (``networks: [{uuid}|{port}|{fixed_ip}]``): a new port
+    on ``network_id`` (at ``fixed_ip`` when given), or the user's existing ``port_id``.
+    The API has checked that they exist and are the user's to use."""
+
+    network_id: str | None = None
+    port_id: str | None = None
+    fixed_ip: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BootRequest:
     """Everything a host needs to build one instance."""
 
@@ -71,7 +96,13 @@ class BootRequest:
     metadata: dict[str, str] = field(default_factory=dict)
     user_data: str | None = None
     key_name: str | None = None
+    # The public key of ``key_name``, read when the request was made (the guest gets it).
+    key_data: str | None = None
     config_drive: bool = False
     files: tuple[InjectedFile, ...] = ()
     hints: SchedulerHints = SchedulerHints()
     retry: RetryInfo = RetryInfo()
+    # One port per entry, in order (eth0 first); empty: no NIC ("networks": "none").
+    networks: tuple[RequestedNetwork, ...] = ()
+    # Security group ids the new ports join (the project's ``default`` when empty).
+    security_groups: tuple[str, ...] = ()

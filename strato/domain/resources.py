@@ -74,6 +74,9 @@ class NodeCapacity:
     hypervisor_type: str = "fake"
     hypervisor_version: int = 1000
     cpu_info: str = ""
+    # The guest types the node runs, as (architecture, hypervisor type, vm mode) triples
+    # (Nova's ``supported_instances``), for the scheduler's ImagePropertiesFilter.
+    supported_instances: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def limit(self) -> Resources:

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from strato.domain.context import RequestContext
 from strato.domain.ids import HostName
-from strato.domain.requests import BootRequest, Selection
+from strato.domain.requests import BootRequest
 from strato.rpc.bus import Bus, Target
-from strato.scheduler.messages import TOPIC, SelectDestinations
+from strato.scheduler.messages import TOPIC, Placements, SelectDestinations
 
 __all__ = ["SchedulerClient"]
 
@@ -19,10 +19,12 @@ class SchedulerClient:
     timeout: float = 60.0
 
     async def select_destinations(self, ctx: RequestContext, requests: tuple[BootRequest, ...],
-                                  *, exclude_hosts: tuple[HostName, ...] = ()
-                                  ) -> list[Selection]:
-        """A claimed destination (plus alternates) per request; NoValidHost otherwise."""
-        msg = SelectDestinations(requests=requests, exclude_hosts=exclude_hosts)
-        result: list[Selection] = await self.bus.call(
-            Target(TOPIC), msg, ctx=ctx, returns=list[Selection], timeout=self.timeout)
+                                  *, exclude_hosts: tuple[HostName, ...] = (),
+                                  min_count: int | None = None) -> Placements:
+        """A claimed destination (plus alternates) per placed request; ``NoValidHost``
+        when fewer than ``min_count`` (default: all) fit."""
+        msg = SelectDestinations(requests=requests, exclude_hosts=exclude_hosts,
+                                 min_count=min_count)
+        result: Placements = await self.bus.call(
+            Target(TOPIC), msg, ctx=ctx, returns=Placements, timeout=self.timeout)
         return result

@@ -14,12 +14,18 @@ Layout, for every version directory in :data:`VERSIONS`::
 :func:`metadata_tree` builds the files (pure, easy to test); :func:`write_config_drive`
 packs them into the image. Guests mount the drive through Rock Ridge (Linux) or Joliet
 (Windows), which carry the real names; the plain ISO 9660 names are generated placeholders.
+
+network_data.json is Nova's (``nova/virt/netutils.py`` ``get_network_metadata``) built
+from the instance's VIFs: a link per VIF, a static network per fixed IP, and the DNS
+servers. It is written one key per line, keys in a fixed order, because the tiny guest's
+init reads it with awk, not a JSON parser.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import ipaddress
 import json
 import os
 import posixpath
@@ -34,9 +40,11 @@ import pycdlib
 
 from strato.domain.errors import Invalid
 from strato.domain.hostnames import HOSTNAME_PATTERN
+from strato.domain.networks import Vif, VifSubnet
 
 __all__ = ["MAX_FILE_BYTES", "MAX_FILE_PATH_BYTES", "MAX_FILES", "VERSIONS", "VOLUME_LABEL",
-           "InjectedFile", "InstanceMetadata", "metadata_tree", "write_config_drive"]
+           "InjectedFile", "InstanceMetadata", "metadata_tree", "network_data",
+           "write_config_drive"]
 
 VERSIONS = ("2018-08-27", "latest")
 """The dated metadata version we speak, plus ``latest``, which always holds the newest."""
@@ -79,8 +87,8 @@ class InstanceMetadata:
     files: tuple[InjectedFile, ...] = ()
     user_data: bytes | None = None
     """Already base64-decoded; written byte for byte."""
-    network_data: Mapping[str, Any] = field(
-        default_factory=lambda: {"links": [], "networks": [], "services": []})
+    vifs: tuple[Vif, ...] = ()
+    """The instance's ports in NIC order (the first is the guest's eth0)."""
     vendor_data: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -142,6 +150,12 @@ def _to_json(data: Mapping[str, Any]) -> bytes:
                       default=_json_default).encode("ascii")
 
 
+def _network_json(data: Mapping[str, Any]) -> bytes:
+    """network_data.json: ASCII, indented one key per line, keys in insertion order, so
+    the guest's awk sees every scalar on its own line."""
+    return (json.dumps(dict(data), ensure_ascii=True, indent=1) + "\n").encode("ascii")
+
+
 def _content_path(index: int) -> str:
     """Where injected file ``index`` lives, as meta_data.json names it."""
     return f"/content/{index:04d}"
@@ -167,16 +181,89 @@ def _meta_data(md: InstanceMetadata) -> dict[str, Any]:
     }
 
 
+def _link_id(vif: Vif) -> str:
+    """The tap device's name, which Nova uses as the link id (its VIF ``devname``)."""
+    return f"tap{vif.port_id[:11]}"
+
+
+def _address(text: str, what: str) -> str:
+    """``text`` as a normalised IP address; :class:`Invalid` if it is not one."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise Invalid(f"{what} {text!r} is not an IP address") from None
+
+
+def _cidr(text: str, what: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise Invalid(f"{what} {text!r} is not a CIDR") from None
+
+
+def _routes(subnet: VifSubnet) -> list[dict[str, str]]:
+    """The default route through the gateway (if any), then the subnet's host routes."""
+    routes = []
+    if subnet.gateway_ip:
+        anywhere = "0.0.0.0" if subnet.ip_version == 4 else "::"
+        routes.append({"network": anywhere, "netmask": anywhere,
+                       "gateway": _address(subnet.gateway_ip, "gateway")})
+    for route in subnet.host_routes:
+        dest = _cidr(route.destination, "host route destination")
+        routes.append({"network": str(dest.network_address), "netmask": str(dest.netmask),
+                       "gateway": _address(route.nexthop, "host route nexthop")})
+    return routes
+
+
+def _dns(subnet: VifSubnet) -> list[dict[str, str]]:
+    return [{"type": "dns", "address": _address(server, "DNS server")}
+            for server in subnet.dns_nameservers]
+
+
+def network_data(vifs: Iterable[Vif]) -> dict[str, Any]:
+    """Nova's network_data.json for ``vifs``: one link per VIF, one static ``ipv4`` or
+    ``ipv6`` network per fixed IP (``network0``, ``network1``, ...), and every DNS server
+    once. Keys are in the order the guest's init expects (a network's ``type``,
+    ``link``, ``ip_address`` and ``netmask`` before its ``routes``)."""
+    links: list[dict[str, Any]] = []
+    networks: list[dict[str, Any]] = []
+    services: list[dict[str, str]] = []
+    for vif in vifs:
+        link = _link_id(vif)
+        links.append({"id": link, "vif_id": vif.port_id, "type": "bridge", "mtu": vif.mtu,
+                      "ethernet_mac_address": vif.mac_address})
+        for subnet in vif.subnets:
+            if subnet.ip_version not in (4, 6):
+                raise Invalid(f"subnet {subnet.id} has IP version {subnet.ip_version}")
+            netmask = str(_cidr(subnet.cidr, "subnet CIDR").netmask)
+            dns = _dns(subnet)
+            for ip in subnet.ips:
+                networks.append({
+                    "id": f"network{len(networks)}",
+                    "type": f"ipv{subnet.ip_version}",
+                    "link": link,
+                    "ip_address": _address(ip, "fixed IP"),
+                    "netmask": netmask,
+                    "routes": _routes(subnet),
+                    "network_id": vif.network_id,
+                    "services": dns,
+                })
+            if subnet.ips:
+                services += [server for server in dns if server not in services]
+    return {"links": links, "networks": networks, "services": services}
+
+
 def metadata_tree(md: InstanceMetadata) -> dict[str, bytes]:
     """Every file of the config drive, path (relative, '/'-separated) -> contents.
 
-    Raises :class:`Invalid` for injected files that break the rules, and for a uuid or
-    hostname the guest's init could not read back."""
+    Raises :class:`Invalid` for injected files that break the rules, for a uuid or
+    hostname the guest's init could not read back, and for a VIF address that is not
+    one."""
     _check_identity(md)
     _check_files(md.files)
     per_version = {
         "meta_data.json": _to_json(_meta_data(md)),
-        "network_data.json": _to_json(md.network_data),
+        "network_data.json": _network_json(network_data(md.vifs)),
         "vendor_data.json": _to_json(md.vendor_data),
         "vendor_data2.json": _to_json({}),
     }

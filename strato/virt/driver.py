@@ -15,6 +15,7 @@ from typing import Protocol
 from strato.domain.ids import ImageId, InstanceId, NodeName
 from strato.domain.images import Image
 from strato.domain.instances import PowerState
+from strato.domain.networks import Vif
 from strato.domain.requests import BootRequest
 from strato.domain.resources import Flavor, NodeCapacity, Resources
 
@@ -57,8 +58,16 @@ class VirtDriver(Protocol):
         emulator's own memory, say); the compute's claims add it."""
         ...
 
-    async def spawn(self, req: BootRequest, *, node: NodeName) -> None:
-        """Create and start the guest; return once it runs."""
+    async def prepare_image(self, req: BootRequest) -> None:
+        """Fetch what the guest's disks are made from into this host's cache. ``spawn``
+        does it too when needed; the compute calls this first so the download overlaps
+        the allocation of the guest's ports."""
+        ...
+
+    async def spawn(self, req: BootRequest, *, node: NodeName,
+                    vifs: Sequence[Vif] = ()) -> None:
+        """Create and start the guest with a NIC per VIF (their taps are already
+        plugged); return once it runs."""
         ...
 
     async def destroy(self, instance_id: InstanceId) -> None:

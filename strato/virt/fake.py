@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from strato.domain.errors import AbortBuild, InvalidState, NotFound, RescheduleBuild
 from strato.domain.ids import HostName, InstanceId, NodeName
 from strato.domain.instances import PowerState
+from strato.domain.networks import Vif
 from strato.domain.requests import BootRequest
 from strato.domain.resources import Flavor, NodeCapacity, Resources
 from strato.virt.driver import GuestInfo
@@ -46,6 +47,7 @@ class _Guest:
     node: NodeName
     power_state: PowerState = PowerState.RUNNING
     console: list[str] = field(default_factory=list)
+    macs: tuple[str, ...] = ()
 
 
 @dataclass
@@ -67,13 +69,19 @@ class FakeDriver:
         return [NodeName(f"{self.config.host}-n{i}") for i in range(self.config.nodes)]
 
     async def node_capacities(self) -> Sequence[NodeCapacity]:
-        return [NodeCapacity(host=self.config.host, node=node, total=self.config.capacity)
+        return [NodeCapacity(host=self.config.host, node=node, total=self.config.capacity,
+                             cpu_info='{"arch": "x86_64"}',
+                             supported_instances=(("x86_64", "fake", "hvm"),))
                 for node in self.node_names()]
 
     def instance_overhead(self, flavor: Flavor) -> Resources:
         return self.config.overhead
 
-    async def spawn(self, req: BootRequest, *, node: NodeName) -> None:
+    async def prepare_image(self, req: BootRequest) -> None:
+        del req  # nothing to fetch: fake guests have no disks
+
+    async def spawn(self, req: BootRequest, *, node: NodeName,
+                    vifs: Sequence[Vif] = ()) -> None:
         if not self._started:
             raise InvalidState("driver not started")
         if node not in self.node_names():
@@ -83,7 +91,8 @@ class FakeDriver:
             await asyncio.sleep(self.config.spawn_delay)
         self._maybe_fail(req)
         self._guests[req.instance_id] = _Guest(
-            node=node, console=[f"fake-guest: uuid={req.instance_id} booted on {node}"])
+            node=node, console=[f"fake-guest: uuid={req.instance_id} booted on {node}"],
+            macs=tuple(v.mac_address for v in vifs))
 
     def _maybe_fail(self, req: BootRequest) -> None:
         every = self.config.fail_every
@@ -155,3 +164,11 @@ class FakeDriver:
     def statistics(self) -> FakeDriverStatistics:
         return FakeDriverStatistics(spawned=self._spawn_count, failed=self._failed,
                                     running=len(self._guests))
+
+    def nics(self, instance_id: InstanceId) -> tuple[str, ...]:
+        """The MACs of the guest's NICs, in order (``NotFound`` for an unknown guest)."""
+        guest = self._guests.get(instance_id)
+        if guest is None:
+            raise NotFound(f"no guest {instance_id} on {self.config.host}")
+        return guest.macs
+

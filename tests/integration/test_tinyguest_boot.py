@@ -2,8 +2,10 @@
 module, then boot it under qemu TCG, from its disk with the config drive as an IDE cdrom,
 and by direct kernel boot with the config drive as a read-only virtio disk.
 
-The guests have no network device (``-nic none``). Every qemu started here is killed in
-a ``finally``, by its own process object.
+The guests have no network device (``-nic none``), except one whose NIC is plugged into
+nothing (so no DHCP lease comes) and which takes its address from the config drive's
+network_data.json instead. Every qemu started here is killed in a ``finally``, by its own
+process object.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from pathlib import Path
 import pycdlib
 import pytest
 
+from strato.domain.networks import Vif, VifSubnet
 from strato.tinyguest import TinyGuest, build_tiny_guest
+from strato.virt.configdrive import InstanceMetadata, write_config_drive
 
 pytestmark = pytest.mark.slow
 
@@ -160,3 +164,29 @@ def test_acpi_power_button_powers_off(guest: TinyGuest, tmp_path: Path) -> None:
         assert running.proc.wait(timeout=20) == 0
         print(f"system_powerdown: qemu exited after {time.monotonic() - pressed:.1f}s")
         assert "strato-guest: powering off" in running.lines()
+
+
+def test_static_network_from_network_data_before_user_data(guest: TinyGuest,
+                                                          tmp_path: Path) -> None:
+    """No DHCP server answers (the NIC has no peer), so init applies the static IPv4
+    network strato's config drive gives the NIC's MAC, and only then runs user data,
+    which sees the default route."""
+    mac = "fa:16:3e:5a:7c:01"
+    vif = Vif(port_id="6d0f4f0e-2b7a-4c55-9a1e-3c2b1a0f9e8d", network_id="net-1",
+              network_name="private", mac_address=mac, subnets=(
+                  VifSubnet(id="sub-1", cidr="10.20.30.0/24", ip_version=4,
+                            gateway_ip="10.20.30.1", ips=("10.20.30.40",)),))
+    iso = tmp_path / "config.iso"
+    write_config_drive(InstanceMetadata(
+        uuid=UUID, name="tiny-static", hostname="tiny-static", project_id="p", vifs=(vif,),
+        user_data=b"#!/bin/sh\nip -4 route | sed 's/^/route: /'\n"), iso)
+    with qemu(tmp_path, *direct_boot_args(guest),
+              "-drive", f"file={iso},if=virtio,format=raw,readonly=on",
+              "-device", f"virtio-net-pci,mac={mac}") as running:
+        seconds = running.wait_for("strato-guest: ready")
+        print(f"static network: ready after {seconds:.1f}s")
+        lines = running.lines()
+    static = lines.index("strato-guest: eth0 address=10.20.30.40/24 (static)")
+    assert lines.index("strato-guest: eth0 no lease") < static
+    route = lines.index("route: default via 10.20.30.1 dev eth0")
+    assert static < route < lines.index("strato-guest: user-data exit=0")

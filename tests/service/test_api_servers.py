@@ -14,6 +14,7 @@ from strato.domain.actions import EventResult
 from strato.domain.errors import Unavailable
 from strato.domain.ids import HostName, InstanceId, NodeName, RequestId
 from strato.domain.instances import PowerState, TaskState, VmState
+from strato.domain.resources import NodeCapacity, Resources
 from tests.api_fixtures import (
     ADMIN,
     ALICE,
@@ -45,6 +46,8 @@ async def place(api: Api, server_id: str, host: str = "h1") -> None:
 
 async def test_create_answers_202_and_casts_one_build(api: Api) -> None:
     user_data = base64.b64encode(b"#!/bin/sh\necho hi\n").decode()
+    keypair = await api.request("POST", "/v2.1/os-keypairs", json={"keypair": {"name": "mykey"}})
+    assert keypair.status_code == 200, keypair.text
     response = await api.create_server(metadata={"role": "web"}, user_data=user_data,
                                        key_name="mykey", config_drive=True)
     assert response.status_code == 202
@@ -139,22 +142,37 @@ async def test_flavor_and_image_by_url_and_accepted_extras(api: Api) -> None:
     disk_config: dict[str, Any] = {"OS-DCF:diskConfig": "AUTO"}
     response = await api.create_server(
         flavorRef="http://strato.test/v2.1/flavors/1",
-        imageRef=f"http://strato.test/image/v2/images/{IMAGE_ID}", networks="auto",
+        imageRef=f"http://strato.test/image/v2/images/{IMAGE_ID}", networks="none",
         security_groups=[{"name": "default"}], adminPass="s3cret",
         **disk_config)
     assert response.status_code == 202, response.text
     assert response.json()["server"]["adminPass"] == "s3cret"
     scheduler_hints = {"server": {"name": "x", "imageRef": IMAGE_ID, "flavorRef": 1},
-                       "os:scheduler_hints": {"group": "g"}}
+                       "os:scheduler_hints": {"target_cell": "cell1"}}
     assert (await api.request("POST", "/v2.1/servers",
                               json=scheduler_hints)).status_code == 202
 
 
-async def test_admin_may_force_a_host(api: Api) -> None:
+async def test_admin_may_force_a_host_or_node_that_exists(api: Api) -> None:
+    await api.db.nodes.report([NodeCapacity(host=HostName("h7"), node=NodeName("n7"),
+                                            total=Resources(vcpus=4, memory_mb=4096,
+                                                            disk_gb=40))])
     assert (await api.create_server(ADMIN, availability_zone="nova:h7")).status_code == 202
-    [cast] = api.bus.casts
-    hints = cast.message.requests[0].hints  # type: ignore[attr-defined]
-    assert (hints.availability_zone, hints.force_host) == ("nova", "h7")
+    assert (await api.create_server(ADMIN, availability_zone="nova:h7:n7")).status_code == 202
+    assert (await api.create_server(ADMIN, availability_zone="::n7")).status_code == 202
+    hints = [c.message.requests[0].hints  # type: ignore[attr-defined]
+             for c in api.bus.casts]
+    assert [(h.availability_zone, h.force_host, h.force_node) for h in hints] == [
+        ("nova", "h7", None), ("nova", "h7", "n7"), (None, None, "n7")]
+    before = len(await api.instances())
+    for where, message in (("nova:h8", "Compute host h8 could not be found."),
+                           ("nova:h7:n8", "Compute host node h7/n8 could not be found."),
+                           ("mars", "The requested availability zone is not available"),
+                           ("mars:h7", "The requested availability zone is not available")):
+        response = await api.create_server(ADMIN, availability_zone=where)
+        assert response.status_code == 400, where
+        assert response.json()["badRequest"]["message"] == message
+    assert len(await api.instances()) == before  # nothing half-created
 
 
 async def test_conductor_unreachable_puts_servers_in_error(api: Api) -> None:

@@ -65,9 +65,12 @@ async def test_full_cloud_puts_the_server_in_error_with_the_reason(tmp_path: Pat
         server = await h.client.wait_for_status(server_id, {"ACTIVE", "ERROR"})
         assert server.status == "ERROR" and server.task_state is None
         assert server.fault is not None and server.fault["code"] == 500
-        message = server.fault["message"]
-        assert message.startswith("No valid host was found")
-        assert "h1 removed by ResourceFilter: RAM: needs 2048 MB" in message
+        # The admin client sees the host-by-host details too.
+        assert server.fault["message"] == (
+            "No valid host was found. 2 hosts: 2 removed by RamFilter "
+            "(free RAM 1536 MB < 2048 MB requested).")
+        assert "h1 (node h1): RamFilter: free RAM 1536 MB < 2048 MB requested" in \
+            server.fault["details"]
         assert all(u.used == Resources() for u in await h.cloud.db.nodes.usages())
 
 

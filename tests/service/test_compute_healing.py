@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +27,10 @@ from strato.db.sql import SqlDatabase
 from strato.domain.actions import EventResult
 from strato.domain.ids import HostName, InstanceId, NodeName, RequestId, new_uuid
 from strato.domain.instances import PowerState, TaskState, VmState
+from strato.domain.networks import Vif
 from strato.domain.requests import BootRequest, Destination
 from strato.domain.resources import Resources
+from strato.network.host import FakeHostNetwork
 from strato.virt.fake import FakeDriver, FakeDriverConfig
 from tests.cloud_fixtures import Harness, compute_run, fake_hosts, running_cloud, wait_until
 from tests.db_fixtures import (  # noqa: F401
@@ -62,8 +64,9 @@ class CrashableDriver(FakeDriver):
     destroy_gate: asyncio.Event | None = None
     destroying: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def spawn(self, req: BootRequest, *, node: NodeName) -> None:
-        await super().spawn(req, node=node)
+    async def spawn(self, req: BootRequest, *, node: NodeName,
+                    vifs: Sequence[Vif] = ()) -> None:
+        await super().spawn(req, node=node, vifs=vifs)
         if self.hang_spawn:
             await asyncio.Event().wait()
 
@@ -108,7 +111,8 @@ async def _events(h: Harness, server_id: str, action: str) -> list[tuple[str, st
 def _deps(h: Harness, driver: FakeDriver, host: str = "h1") -> ComputeDeps:
     return ComputeDeps(host=HostName(host), driver=driver,
                        conductor=ConductorClient(h.cloud.bus, 10.0), tracker=ResourceTracker(),
-                       locks=KeyedLocks(), builds=asyncio.Semaphore(1))
+                       locks=KeyedLocks(), builds=asyncio.Semaphore(1),
+                       network=FakeHostNetwork())
 
 
 # ---- restart reconciliation ----------------------------------------------------------

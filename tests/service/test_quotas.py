@@ -215,6 +215,11 @@ async def test_limits_show_the_callers_limits_and_usage(api: Api) -> None:
         "maxPersonalitySize": 10240, "maxTotalKeypairs": 100, "maxServerGroups": 10,
         "maxServerGroupMembers": 10, "totalInstancesUsed": 3, "totalCoresUsed": 3,
         "totalRAMUsed": 1536, "totalServerGroupsUsed": 0}
+    created = await api.request("POST", "/v2.1/os-server-groups", json={
+        "server_group": {"name": "g", "policies": ["anti-affinity"]}})
+    assert created.status_code == 200, created.text
+    absolute = (await api.request("GET", "/v2.1/limits")).json()["limits"]["absolute"]
+    assert absolute["totalServerGroupsUsed"] == 1
 
     bob = (await api.request("GET", "/v2.1/limits", token=BOB)).json()["limits"]["absolute"]
     assert (bob["maxTotalInstances"], bob["totalInstancesUsed"]) == (10, 0)

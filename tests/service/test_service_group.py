@@ -85,8 +85,10 @@ async def test_only_compute_disabled_puts_the_build_in_error_naming_it(
         server = await _boot(h, "nowhere")
         assert server.status == "ERROR" and server.fault is not None
         assert server.fault["message"] == (
-            "No valid host was found. 1 host(s) considered: h1 removed by ComputeFilter: "
-            "compute service disabled (no reason given).")
+            "No valid host was found. 1 host: 1 removed by ComputeFilter "
+            "(compute service disabled (no reason given)).")
+        assert "h1 (node h1): ComputeFilter: compute service disabled (no reason given)" \
+            in server.fault["details"]
         await _put(h, "enable", host="h1", binary="nova-compute")
         assert (await _boot(h, "somewhere")).status == "ACTIVE"
 
@@ -117,9 +119,12 @@ async def test_compute_that_stops_reporting_goes_down_and_is_not_chosen(
         server = await _boot(h, "stranded")
         assert server.status == "ERROR" and server.fault is not None
         assert server.fault["message"] == (
-            "No valid host was found. 2 host(s) considered: h1 removed by ComputeFilter: "
-            "compute service disabled (maintenance); h2 removed by ComputeFilter: compute "
-            "service is down (no recent heartbeat).")
+            "No valid host was found. 2 hosts: 2 removed by ComputeFilter (compute service "
+            "disabled (maintenance); compute service down (no recent heartbeat)).")
+        details = server.fault["details"].splitlines()
+        assert details[1:] == [
+            "h1 (node h1): ComputeFilter: compute service disabled (maintenance)",
+            "h2 (node h2): ComputeFilter: compute service down (no recent heartbeat)"]
 
         # h2 reports again: it is up and chosen.
         bus.heal()

@@ -19,6 +19,7 @@ import pycdlib
 import pytest
 
 from strato.domain.errors import Invalid
+from strato.domain.networks import HostRoute, Vif, VifSubnet
 from strato.virt.configdrive import (
     MAX_FILE_BYTES,
     MAX_FILES,
@@ -26,6 +27,7 @@ from strato.virt.configdrive import (
     InjectedFile,
     InstanceMetadata,
     metadata_tree,
+    network_data,
     write_config_drive,
 )
 
@@ -33,6 +35,39 @@ UUID = "0b9e5c3a-6a43-4a8c-9f7e-2c1d3e4f5a6b"
 PER_VERSION = {"meta_data.json", "network_data.json", "vendor_data.json", "vendor_data2.json"}
 BINARY_USER_DATA = b"#!/bin/sh\n" + bytes(range(256)) + b"\xff\xfe\x80 not utf-8 \xc3\x28"
 TRICKY = 'quote " back\\slash <tag> & amp\nnew line\ttab Ünïcode 日本 🚀'
+
+
+PORT_A, PORT_B = "3f1e2d4c-5b6a-4978-8e9f-0a1b2c3d4e5f", "9a8b7c6d-5e4f-4321-8765-43210fedcba9"
+VIF_A = Vif(port_id=PORT_A, network_id="net-a", network_name="private",
+            mac_address="fa:16:3e:11:22:33", mtu=1450, subnets=(
+                VifSubnet(id="sub-a4", cidr="10.0.0.0/24", ip_version=4,
+                          gateway_ip="10.0.0.1", ips=("10.0.0.5",),
+                          dns_nameservers=("10.0.0.2", "8.8.8.8"),
+                          host_routes=(HostRoute(destination="192.168.10.0/24",
+                                                 nexthop="10.0.0.254"),)),
+                VifSubnet(id="sub-a6", cidr="fd00:1::/64", ip_version=6,
+                          gateway_ip="fd00:1::1", ips=("fd00:1::5",))))
+VIF_B = Vif(port_id=PORT_B, network_id="net-b", network_name="storage",
+            mac_address="fa:16:3e:44:55:66", subnets=(
+                VifSubnet(id="sub-b4", cidr="172.16.0.0/20", ip_version=4, gateway_ip=None,
+                          ips=("172.16.3.9",), dns_nameservers=("8.8.8.8",),
+                          enable_dhcp=False),))
+LINK_A = {"id": "tap3f1e2d4c-5b", "vif_id": PORT_A, "type": "bridge", "mtu": 1450,
+          "ethernet_mac_address": "fa:16:3e:11:22:33"}
+NETWORKS_A = [
+    {"id": "network0", "type": "ipv4", "link": "tap3f1e2d4c-5b", "ip_address": "10.0.0.5",
+     "netmask": "255.255.255.0",
+     "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.0.0.1"},
+                {"network": "192.168.10.0", "netmask": "255.255.255.0",
+                 "gateway": "10.0.0.254"}],
+     "network_id": "net-a",
+     "services": [{"type": "dns", "address": "10.0.0.2"},
+                  {"type": "dns", "address": "8.8.8.8"}]},
+    {"id": "network1", "type": "ipv6", "link": "tap3f1e2d4c-5b", "ip_address": "fd00:1::5",
+     "netmask": "ffff:ffff:ffff:ffff::",
+     "routes": [{"network": "::", "netmask": "::", "gateway": "fd00:1::1"}],
+     "network_id": "net-a", "services": []},
+]
 
 
 def make_md(**overrides: Any) -> InstanceMetadata:
@@ -49,8 +84,7 @@ def make_md(**overrides: Any) -> InstanceMetadata:
         "files": (InjectedFile(path="/etc/motd", contents=b"hello\n"),
                   InjectedFile(path="/root/bin.dat", contents=b"\x00\x01\xff")),
         "user_data": b"#cloud-config\n",
-        "network_data": {"links": [{"id": "tap0", "type": "phy"}], "networks": [],
-                         "services": [{"type": "dns", "address": "10.0.0.2"}]},
+        "vifs": (VIF_A,),
         "vendor_data": {"vendor": {"x": 1}},
     }
     fields.update(overrides)
@@ -170,7 +204,8 @@ def test_other_json_files(build: Any) -> None:
     iso = build(md)
     for version in VERSIONS:
         base = f"/openstack/{version}"
-        assert json.loads(read_both(iso, f"{base}/network_data.json")) == md.network_data
+        assert (json.loads(read_both(iso, f"{base}/network_data.json"))
+                == network_data(md.vifs))
         assert json.loads(read_both(iso, f"{base}/vendor_data.json")) == md.vendor_data
         assert json.loads(read_both(iso, f"{base}/vendor_data2.json")) == {}
 
@@ -342,3 +377,83 @@ def test_independent_reader_sees_the_same_drive(tmp_path: Path) -> None:
     out_dir.mkdir()
     for path, data in tree.items():
         assert _read_with_tool(image, f"/{path}", out_dir) == data, path
+
+
+# ------------------------------------------------------------------ network_data.json
+def read_network_data(iso: pycdlib.PyCdlib) -> Any:
+    """network_data.json, checking every version directory holds the same bytes."""
+    first, *rest = (read_both(iso, f"/openstack/{v}/network_data.json") for v in VERSIONS)
+    assert all(data == first for data in rest)
+    return json.loads(first)
+
+
+def test_network_data_for_one_vif_with_ipv4_and_ipv6(build: Any) -> None:
+    iso = build(make_md(vifs=(VIF_A,)))
+    assert read_network_data(iso) == {
+        "links": [LINK_A],
+        "networks": NETWORKS_A,
+        "services": [{"type": "dns", "address": "10.0.0.2"},
+                     {"type": "dns", "address": "8.8.8.8"}],
+    }
+
+
+def test_network_data_for_two_vifs(build: Any) -> None:
+    iso = build(make_md(vifs=(VIF_A, VIF_B)))
+    assert read_network_data(iso) == {
+        "links": [LINK_A,
+                  {"id": "tap9a8b7c6d-5e", "vif_id": PORT_B, "type": "bridge", "mtu": 1500,
+                   "ethernet_mac_address": "fa:16:3e:44:55:66"}],
+        "networks": [*NETWORKS_A,
+                     {"id": "network2", "type": "ipv4", "link": "tap9a8b7c6d-5e",
+                      "ip_address": "172.16.3.9", "netmask": "255.255.240.0", "routes": [],
+                      "network_id": "net-b",
+                      "services": [{"type": "dns", "address": "8.8.8.8"}]}],
+        "services": [{"type": "dns", "address": "10.0.0.2"},
+                     {"type": "dns", "address": "8.8.8.8"}],
+    }
+
+
+def test_network_data_has_one_network_per_fixed_ip_and_links_without_subnets() -> None:
+    two_ips = VifSubnet(id="s", cidr="10.0.0.0/24", ip_version=4, gateway_ip=None,
+                        ips=("10.0.0.5", "10.0.0.6"))
+    data = network_data((Vif(port_id="p1", network_id="n1", network_name="a",
+                             mac_address="fa:16:3e:00:00:01"),
+                         Vif(port_id="p2", network_id="n2", network_name="b",
+                             mac_address="fa:16:3e:00:00:02", subnets=(two_ips,))))
+    assert [link["id"] for link in data["links"]] == ["tapp1", "tapp2"]
+    assert [(n["id"], n["link"], n["ip_address"]) for n in data["networks"]] == [
+        ("network0", "tapp2", "10.0.0.5"), ("network1", "tapp2", "10.0.0.6")]
+    assert data["services"] == []
+
+
+def test_network_data_without_vifs(build: Any) -> None:
+    iso = build(make_md(vifs=()))
+    assert read_network_data(iso) == {"links": [], "networks": [], "services": []}
+
+
+def test_network_data_is_one_key_per_line_in_nova_order() -> None:
+    """The tiny guest's init reads it line by line: every scalar on its own line, and a
+    network's address and netmask before its routes' netmasks."""
+    raw = metadata_tree(make_md(vifs=(VIF_A,)))["openstack/latest/network_data.json"]
+    raw.decode("ascii")
+    lines = [line.strip() for line in raw.decode().splitlines()]
+    assert '"ip_address": "10.0.0.5",' in lines
+    assert all(line.count('": ') <= 1 for line in lines)
+    network = lines[lines.index('"id": "network0",'):]
+    assert [line.split('"')[1] for line in network[:6]] == [
+        "id", "type", "link", "ip_address", "netmask", "routes"]
+
+
+@pytest.mark.parametrize("bad", [
+    {"ips": ("10.0.0.300",)}, {"gateway_ip": "gw"}, {"cidr": "10.0.0.0/33"},
+    {"dns_nameservers": ('10.0.0.2", "x',)}, {"ip_version": 5},
+    {"host_routes": (HostRoute(destination="10.1.0.0/16", nexthop="nowhere"),)},
+])
+def test_network_data_refuses_what_is_not_an_address(bad: dict[str, Any]) -> None:
+    fields: dict[str, Any] = {"id": "s", "cidr": "10.0.0.0/24", "ip_version": 4,
+                              "gateway_ip": "10.0.0.1", "ips": ("10.0.0.5",)}
+    subnet = VifSubnet(**(fields | bad))
+    with pytest.raises(Invalid):
+        metadata_tree(make_md(vifs=(Vif(port_id="p", network_id="n", network_name="n",
+                                        mac_address="fa:16:3e:00:00:01",
+                                        subnets=(subnet,)),)))

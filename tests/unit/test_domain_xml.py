@@ -66,7 +66,7 @@ CASES = {
         request(vcpus=4, memory_mb=4096), KVM,
         [root(), DiskSpec(path=DIR / "disk.eph0", format="qcow2", target="vdb"),
          DiskSpec(path=DIR / "disk.swap", format="qcow2", target="vdc")],
-        vifs=(Vif(mac="fa:16:3e:00:00:01", bridge="brq-net1", tap="tap-port1", mtu=1450),)),
+        vifs=(Vif(mac="fa:16:3e:00:00:01", tap="tap-port1", mtu=1450),)),
     "tcg_kernel_boot_raw": lambda: render(
         request(), TCG, [root("raw"), CONFIG_DRIVE.__class__(
             path=DIR / "disk.config", format="raw", target="vdb", readonly=True)],

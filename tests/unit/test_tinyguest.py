@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import lzma
 import os
+import re
 import shutil
 import stat
 import struct
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from strato.domain.errors import Unavailable
+from strato.domain.networks import HostRoute, Vif, VifSubnet
 from strato.tinyguest import build
 from strato.tinyguest.build import (
     CMDLINE,
@@ -33,6 +35,7 @@ from strato.tinyguest.build import (
     newc_archive,
     syslinux_config,
 )
+from strato.virt.configdrive import InstanceMetadata, metadata_tree
 
 PACKAGE = Path(build.__file__).parent
 needs_cpio = pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio is not installed")
@@ -308,3 +311,125 @@ def test_udhcpc_script_applies_the_lease_and_reports_it(tmp_path: Path) -> None:
         "-4 addr flush dev eth0", "-4 addr add 10.0.0.5/24 dev eth0",
         "-4 route add default via 10.0.0.1 dev eth0"]
     assert resolv.read_text() == "nameserver 10.0.0.2\nnameserver 10.0.0.3\n"
+
+
+# ------------------------------------------------------------- static network (init.sh)
+BUSYBOX = shutil.which("busybox")
+SHELLS = ["host", pytest.param("busybox", marks=pytest.mark.skipif(
+    BUSYBOX is None, reason="busybox is not installed"))]
+MAC_A, MAC_B = "fa:16:3e:00:00:0a", "fa:16:3e:00:00:0b"
+
+
+def init_functions(*wanted: str) -> str:
+    """The named shell functions of init.sh, verbatim (each ends at a '}' in column 0)."""
+    text = (PACKAGE / "init.sh").read_text()
+    found = []
+    for name in wanted:
+        match = re.search(rf"^{name}\(\) {{\n.*?^}}\n", text, re.MULTILINE | re.DOTALL)
+        assert match is not None, name
+        found.append(match.group(0))
+    return "".join(found)
+
+
+def vif(port_id: str, mac: str, *subnets: VifSubnet) -> Vif:
+    return Vif(port_id=port_id, network_id=f"net-{port_id}", network_name="n",
+               mac_address=mac, mtu=1450, subnets=subnets)
+
+
+def v4(cidr: str, ip: str, gateway: str | None, *dns: str) -> VifSubnet:
+    return VifSubnet(id=f"s-{ip}", cidr=cidr, ip_version=4, gateway_ip=gateway, ips=(ip,),
+                     dns_nameservers=dns,
+                     host_routes=(HostRoute(destination="192.168.0.0/16", nexthop=ip),))
+
+
+V6 = VifSubnet(id="s6", cidr="2001:db8::/64", ip_version=6, gateway_ip="2001:db8::1",
+               ips=("2001:db8::5",), dns_nameservers=("2001:db8::53",))
+
+
+class GuestShell:
+    """Runs init.sh's functions on the build host, with a PATH holding only awk (the
+    host's or busybox's) and a fake ``ip`` that logs, so nothing touches the host's
+    network."""
+
+    def __init__(self, tmp: Path, shell: str) -> None:
+        self.tmp, self.bin = tmp, tmp / "bin"
+        self.bin.mkdir()
+        self.ip_log, self.resolv = tmp / "ip.log", tmp / "resolv.conf"
+        awk = BUSYBOX if shell == "busybox" else shutil.which("awk")
+        assert awk is not None
+        (self.bin / "awk").symlink_to(awk)
+        fake_ip = self.bin / "ip"
+        fake_ip.write_text(f'#!/bin/sh\necho "$*" >>{self.ip_log}\n')
+        fake_ip.chmod(0o755)
+        self.argv = [BUSYBOX, "sh"] if shell == "busybox" else ["/bin/sh"]
+
+    def run(self, vifs: tuple[Vif, ...], call: str) -> subprocess.CompletedProcess[str]:
+        data = self.tmp / "network_data.json"
+        data.write_bytes(metadata_tree(InstanceMetadata(
+            uuid="u", name="n", hostname="n", project_id="p",
+            vifs=vifs))["openstack/latest/network_data.json"])
+        script = init_functions("say", "network_data_ipv4", "configure_static") + call
+        env = {"PATH": str(self.bin), "TINYGUEST_RESOLV_CONF": str(self.resolv),
+               "DATA": str(data)}
+        return subprocess.run([*self.argv, "-c", script], env=env, capture_output=True,
+                              text=True, check=False, timeout=30)
+
+    def ip_calls(self) -> list[str]:
+        return self.ip_log.read_text().splitlines() if self.ip_log.exists() else []
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize(("mac", "expected"), [
+    (MAC_B, "10.0.1.7 20 10.0.0.1 10.0.0.53 10.0.0.54"),  # the NIC whose MAC matches
+    (MAC_B.upper(), "10.0.1.7 20 10.0.0.1 10.0.0.53 10.0.0.54"),
+    ("fa:16:3e:99:99:99", "172.16.5.9 30 -"),  # no match: the first link
+])
+def test_network_data_ipv4_reads_the_drive_strato_writes(
+        shell: str, mac: str, expected: str, tmp_path: Path) -> None:
+    vifs = (vif("aaaaaaaa-1111", MAC_A, V6, v4("172.16.5.8/30", "172.16.5.9", None)),
+            vif("bbbbbbbb-2222", MAC_B, V6, v4("10.0.0.0/20", "10.0.1.7", "10.0.0.1",
+                                              "10.0.0.53", "10.0.0.54")))
+    result = GuestShell(tmp_path, shell).run(vifs, f'network_data_ipv4 "$DATA" "{mac}"')
+    assert (result.returncode, result.stdout, result.stderr) == (0, expected + "\n", "")
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+@pytest.mark.parametrize("vifs", [(), (vif("cccccccc-3333", MAC_A, V6),),
+                                  (vif("dddddddd-4444", MAC_A),)],
+                         ids=["no-vifs", "ipv6-only", "no-subnets"])
+def test_no_static_ipv4_means_nothing_is_configured(
+        shell: str, vifs: tuple[Vif, ...], tmp_path: Path) -> None:
+    guest = GuestShell(tmp_path, shell)
+    result = guest.run(vifs, f'network_data_ipv4 "$DATA" {MAC_A}; '
+                             f'configure_static "$DATA" {MAC_A} || echo failed')
+    assert (result.stdout, result.stderr) == ("failed\n", "")
+    assert guest.ip_calls() == []
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_configure_static_applies_address_route_and_dns(shell: str, tmp_path: Path) -> None:
+    guest = GuestShell(tmp_path, shell)
+    vifs = (vif("eeeeeeee-5555", MAC_A, v4("10.1.2.0/24", "10.1.2.30", "10.1.2.1",
+                                          "10.1.2.2")),)
+    result = guest.run(vifs, f'configure_static "$DATA" {MAC_A}')
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == "strato-guest: eth0 address=10.1.2.30/24 (static)\n"
+    assert guest.ip_calls() == ["-4 addr flush dev eth0", "-4 addr add 10.1.2.30/24 dev eth0",
+                                "-4 route add default via 10.1.2.1 dev eth0"]
+    assert guest.resolv.read_text() == "nameserver 10.1.2.2\n"
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_configure_static_without_gateway_or_dns(shell: str, tmp_path: Path) -> None:
+    guest = GuestShell(tmp_path, shell)
+    vifs = (vif("ffffffff-6666", MAC_A, v4("10.9.0.0/16", "10.9.8.7", None)),)
+    result = guest.run(vifs, f'configure_static "$DATA" {MAC_A}')
+    assert result.stdout == "strato-guest: eth0 address=10.9.8.7/16 (static)\n"
+    assert guest.ip_calls() == ["-4 addr flush dev eth0", "-4 addr add 10.9.8.7/16 dev eth0"]
+    assert not guest.resolv.exists()
+
+
+def test_init_configures_the_network_before_user_data() -> None:
+    main = (PACKAGE / "init.sh").read_text().rpartition("\nload_modules\n")[2]
+    with_drive = main.partition("else")[0]
+    assert with_drive.index("configure_network") < with_drive.index("run_user_data")

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from strato.api.bodies import parse_model, read_json
 from strato.api.deps import Context, Deps
 from strato.api.hosts import views
+from strato.api.placement import hosts_changed
 from strato.domain.context import RequestContext
 from strato.domain.errors import Forbidden, Invalid, NotFound
 from strato.domain.resources import NodeUsage
@@ -57,7 +58,8 @@ async def list_services(deps: Deps, ctx: Context) -> JSONResponse:
     """Every service with its heartbeat state (admin)."""
     _require_admin(ctx, "os-services:list")
     services = await deps.db.services.list()
-    return JSONResponse({"services": [views.service_view(s) for s in services]})
+    zones = await deps.db.aggregates.host_zones()
+    return JSONResponse({"services": [views.service_view(s, zones) for s in services]})
 
 
 @router.get("/os-hypervisors")
@@ -103,6 +105,8 @@ async def update_service(action: str, request: Request, deps: Deps,
     disable = action != "enable"
     reason = body.disabled_reason if disable else None
     updated = await deps.db.services.set_disabled(matches[0].id, disable, reason)
+    await hosts_changed(deps, ctx, f"compute {updated.host} "
+                                   f"{'disabled' if disable else 'enabled'}")
     logger.info("service %s on %s %s%s", updated.binary, updated.host,
                 "disabled" if disable else "enabled", f": {reason}" if reason else "")
     service: dict[str, Any] = {"host": body.host, "binary": body.binary,

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from strato.api.formats import iso_micro
 from strato.db.uow import ServiceRecord
+from strato.domain.aggregates import DEFAULT_ZONE, INTERNAL_ZONE
+from strato.domain.ids import HostName
 from strato.domain.resources import NodeUsage
 
 __all__ = ["hypervisor_detail", "hypervisor_summary", "is_compute_service", "service_view"]
@@ -16,11 +19,13 @@ def is_compute_service(record: ServiceRecord) -> bool:
     return record.topic == "compute" or record.binary.endswith("compute")
 
 
-def service_view(record: ServiceRecord) -> dict[str, Any]:
-    """One service; computes live in zone "nova", the control services in "internal"
-    (Nova's default zones)."""
+def service_view(record: ServiceRecord, zones: Mapping[HostName, str]) -> dict[str, Any]:
+    """One service; a compute lives in its host's aggregate zone (``nova`` when it has
+    none), the control services in "internal" (Nova's default zones)."""
+    zone = zones.get(record.host, DEFAULT_ZONE) if is_compute_service(record) \
+        else INTERNAL_ZONE
     return {"id": record.id, "binary": record.binary, "host": record.host,
-            "zone": "nova" if is_compute_service(record) else "internal",
+            "zone": zone,
             "status": "disabled" if record.disabled else "enabled",
             "state": "up" if record.is_up else "down",
             "updated_at": iso_micro(record.last_seen),

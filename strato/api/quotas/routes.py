@@ -118,5 +118,6 @@ async def show_limits(request: Request, deps: Deps, ctx: Context) -> JSONRespons
         _require_admin(ctx, "limits:other_project")
     limits = await project_limits(deps, ProjectId(project_id))
     used = await deps.db.quotas.usage(ProjectId(project_id))
-    return JSONResponse({"limits": {"rate": [],
-                                    "absolute": views.absolute_limits(limits, used)}})
+    groups = await deps.db.groups.count(ProjectId(project_id))
+    return JSONResponse({"limits": {"rate": [], "absolute": views.absolute_limits(
+        limits, used, groups)}})

@@ -25,7 +25,8 @@ def quota_detail(limits: Mapping[str, int], used: Usage, set_id: str) -> dict[st
         for resource in RESOURCES}}
 
 
-def absolute_limits(limits: Mapping[str, int], used: Usage) -> dict[str, int]:
+def absolute_limits(limits: Mapping[str, int], used: Usage,
+                    server_groups: int) -> dict[str, int]:
     """The ``absolute`` part of ``GET /limits`` (Nova's names; no network quotas)."""
     return {
         "maxTotalInstances": limits["instances"],
@@ -41,6 +42,5 @@ def absolute_limits(limits: Mapping[str, int], used: Usage) -> dict[str, int]:
         "totalInstancesUsed": used.instances,
         "totalCoresUsed": used.cores,
         "totalRAMUsed": used.ram,
-        # strato has no server groups yet.
-        "totalServerGroupsUsed": 0,
+        "totalServerGroupsUsed": server_groups,
     }

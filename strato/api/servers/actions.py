@@ -34,7 +34,7 @@ from strato.api.servers.schemas import (
     _PersonalityBody,
     _resolve_image,
 )
-from strato.api.servers.service import get_server
+from strato.api.servers.service import delete_server, get_server
 from strato.api.servers.views import generate_password
 from strato.compute.messages import TOPIC as COMPUTE
 from strato.compute.messages import (
@@ -57,8 +57,7 @@ from strato.domain.instances import Instance, InstanceChanges, TaskState, VmStat
 from strato.domain.requests import BootRequest, InjectedFile
 from strato.rpc.bus import Target
 
-__all__ = ["ACTIONS", "RebuildResult", "check_delete_allowed", "lock", "perform", "rebuild",
-           "unlock"]
+__all__ = ["ACTIONS", "RebuildResult", "delete", "lock", "perform", "rebuild", "unlock"]
 
 logger = logging.getLogger(__name__)
 
@@ -313,7 +312,7 @@ async def rebuild(deps: ApiDeps, ctx: RequestContext, server_id: str,
         reservation_id=ReservationId(instance.reservation_id),
         launch_index=instance.launch_index, metadata=dict(instance.metadata),
         user_data=instance.user_data, key_name=instance.key_name,
-        config_drive=instance.config_drive,
+        key_data=await _key_data(deps, instance), config_drive=instance.config_drive,
         files=tuple(InjectedFile(path=f.path, contents=f.contents) for f in body.personality))
     await _cast(deps, ctx, instance, task, RebuildInstance(
         request=request, node=NodeName(instance.node or ""),
@@ -373,8 +372,28 @@ async def _lock_write(deps: ApiDeps, ctx: RequestContext, instance: Instance, na
     logger.info("instance.%s: %s", name, iid)
 
 
-async def check_delete_allowed(deps: ApiDeps, ctx: RequestContext, server_id: str) -> None:
-    """A locked server may be deleted by admins only (409 otherwise, as in Nova)."""
+async def delete(deps: ApiDeps, ctx: RequestContext, server_id: str, *,
+                 force: bool = False) -> None:
+    """``DELETE`` and ``forceDelete``: a locked server may be deleted by admins only (409
+    otherwise, as in Nova). With ``reclaim_instance_interval`` set (and not ``force``), a
+    server with a guest is soft-deleted instead: powered off and kept, restorable;
+    otherwise it is deleted for good (``service.delete_server``)."""
     instance = await get_server(deps, ctx, server_id)
     if instance.locked and not ctx.is_admin:
         raise InvalidState(f"Instance {instance.id} is locked")
+    if (not force and deps.settings.reclaim_instance_interval > 0
+            and await soft_delete(deps, ctx, instance)):
+        return
+    await delete_server(deps, ctx, instance)
+
+
+async def _key_data(deps: ApiDeps, instance: Instance) -> str | None:
+    """The public key of the instance's key pair, for the rebuilt config drive (None
+    when it had none, or its owner deleted it since, as Nova then rebuilds without)."""
+    if not instance.key_name:
+        return None
+    try:
+        return (await deps.db.key_pairs.get(instance.user_id, instance.key_name)).public_key
+    except NotFound:
+        return None
+

@@ -1,8 +1,9 @@
-"""``/v2.1/servers``: create, list, show, delete (microversion 2.1)."""
+"""``/v2.1/servers``: create, list, show, delete, and the server's addresses (``ips``)
+(microversion 2.1)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter
@@ -15,7 +16,7 @@ from strato.api.formats import base_url
 from strato.api.paging import next_links, parse_page
 from strato.api.servers import actions, schemas, service, views
 from strato.domain.context import RequestContext
-from strato.domain.errors import Invalid
+from strato.domain.errors import Invalid, NotFound
 from strato.domain.instances import Instance
 
 __all__ = ["router"]
@@ -32,18 +33,23 @@ async def create_server(request: Request, deps: Deps, ctx: Context) -> JSONRespo
         return JSONResponse({"reservation_id": result.reservation_id}, status_code=202)
     first = result.instances[0]
     base = base_url(request, deps.settings)
-    body = views.created_view(first, base, req.admin_pass or views.generate_password())
+    body = views.created_view(first, base, req.admin_pass or views.generate_password(),
+                              security_groups=req.security_groups)
     return JSONResponse(body, status_code=202,
                         headers={"Location": f"{base}/v2.1/servers/{first.id}"})
 
 
+# Renders one page of servers (all at once, so a page costs one read of its ports).
+_PageView = Callable[[list[Instance], str], Awaitable[list[dict[str, Any]]]]
+
+
 async def _listing(request: Request, deps: ApiDeps, ctx: RequestContext,
-                   view: Callable[[Instance, str], dict[str, Any]]) -> JSONResponse:
+                   view: _PageView) -> JSONResponse:
     page = parse_page(request.query_params)
     instances = await service.list_servers(
         deps, schemas.parse_list(request.query_params, page, ctx))
     base = base_url(request, deps.settings)
-    body: dict[str, Any] = {"servers": [view(i, base) for i in instances]}
+    body: dict[str, Any] = {"servers": await view(instances, base)}
     if more := next_links(url=base + request.url.path, params=request.query_params,
                           page=page, ids=[i.id for i in instances]):
         body["servers_links"] = more
@@ -53,15 +59,26 @@ async def _listing(request: Request, deps: ApiDeps, ctx: RequestContext,
 @router.get("")
 async def list_servers(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """``GET /v2.1/servers``: ids, names and links, newest first."""
-    return await _listing(request, deps, ctx, views.server_summary)
+    async def summaries(instances: list[Instance], base: str) -> list[dict[str, Any]]:
+        return [views.server_summary(i, base) for i in instances]
+    return await _listing(request, deps, ctx, summaries)
 
 
 @router.get("/detail")
 async def list_servers_detail(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """``GET /v2.1/servers/detail``: full server views, newest first."""
-    def detail(instance: Instance, base: str) -> dict[str, Any]:
-        return views.server_detail(instance, base, is_admin=ctx.is_admin)
-    return await _listing(request, deps, ctx, detail)
+    async def details(instances: list[Instance], base: str) -> list[dict[str, Any]]:
+        vifs = await service.server_vifs(deps, instances)
+        return [views.server_detail(i, base, is_admin=ctx.is_admin, vifs=vifs[i.id])
+                for i in instances]
+    return await _listing(request, deps, ctx, details)
+
+
+async def _detail(request: Request, deps: ApiDeps, ctx: RequestContext,
+                  instance: Instance) -> dict[str, Any]:
+    vifs = await service.server_vifs(deps, [instance])
+    return views.server_detail(instance, base_url(request, deps.settings),
+                               is_admin=ctx.is_admin, vifs=vifs[instance.id])
 
 
 @router.get("/{server_id}")
@@ -69,17 +86,35 @@ async def show_server(server_id: str, request: Request, deps: Deps,
                       ctx: Context) -> JSONResponse:
     """``GET /v2.1/servers/{id}``; 404 for a server of another project."""
     instance = await service.get_server(deps, ctx, server_id)
-    base = base_url(request, deps.settings)
-    return JSONResponse({"server": views.server_detail(instance, base,
-                                                       is_admin=ctx.is_admin)})
+    return JSONResponse({"server": await _detail(request, deps, ctx, instance)})
+
+
+@router.get("/{server_id}/ips")
+async def list_ips(server_id: str, deps: Deps, ctx: Context) -> JSONResponse:
+    """``GET /v2.1/servers/{id}/ips``: the server's addresses by network name."""
+    instance = await service.get_server(deps, ctx, server_id)
+    vifs = await service.server_vifs(deps, [instance])
+    return JSONResponse({"addresses": views.addresses(vifs[instance.id], extended=False)})
+
+
+@router.get("/{server_id}/ips/{network_label}")
+async def show_ips(server_id: str, network_label: str, deps: Deps,
+                   ctx: Context) -> JSONResponse:
+    """``GET /v2.1/servers/{id}/ips/{label}``: its addresses on one network; 404 when
+    the server has no port there."""
+    instance = await service.get_server(deps, ctx, server_id)
+    vifs = await service.server_vifs(deps, [instance])
+    found = views.addresses(vifs[instance.id], extended=False)
+    if network_label not in found:
+        raise NotFound(f"Network {network_label} could not be found.")
+    return JSONResponse({network_label: found[network_label]})
 
 
 @router.delete("/{server_id}")
 async def delete_server(server_id: str, deps: Deps, ctx: Context) -> Response:
     """``DELETE /v2.1/servers/{id}``: 204, in any state (also while building); 409 for
     a locked server unless the caller is an admin."""
-    await actions.check_delete_allowed(deps, ctx, server_id)
-    await service.delete_server(deps, ctx, server_id)
+    await actions.delete(deps, ctx, server_id)
     return Response(status_code=204)
 
 
@@ -97,14 +132,12 @@ async def server_action(server_id: str, request: Request, deps: Deps,
                                                                      length)})
     if name == "rebuild":
         result = await actions.rebuild(deps, ctx, server_id, args)
-        view = views.server_detail(result.instance, base_url(request, deps.settings),
-                                   is_admin=ctx.is_admin)
+        view = await _detail(request, deps, ctx, result.instance)
         return JSONResponse({"server": {**view, "adminPass": result.admin_pass}},
                             status_code=202)
     if name == "forceDelete":
         actions.no_arguments(name, args)
-        await actions.check_delete_allowed(deps, ctx, server_id)
-        await service.delete_server(deps, ctx, server_id, force=True)
+        await actions.delete(deps, ctx, server_id, force=True)
     elif name == "lock":
         await actions.lock(deps, ctx, server_id, args)
     elif name == "unlock":

@@ -28,18 +28,27 @@ from strato.api.flavors.service import get_flavor
 from strato.api.paging import Page
 from strato.api.quotas.service import project_limits
 from strato.db.uow import InstanceQuery
+from strato.domain.aggregates import DEFAULT_ZONE
 from strato.domain.context import RequestContext
 from strato.domain.errors import Forbidden, Invalid, InvalidReference, NotFound, OverQuota
-from strato.domain.ids import HostName, ImageId, InstanceId, ProjectId, ReservationId
+from strato.domain.ids import (
+    GroupId,
+    HostName,
+    ImageId,
+    InstanceId,
+    NodeName,
+    ProjectId,
+    ReservationId,
+)
 from strato.domain.images import Image, ImageStatus
 from strato.domain.instances import Instance, VmState
 from strato.domain.quotas import DEFAULT_LIMITS, exceeds
-from strato.domain.requests import BootRequest, InjectedFile, SchedulerHints
+from strato.domain.requests import BootRequest, InjectedFile, RequestedNetwork, SchedulerHints
 from strato.domain.resources import Flavor
 from strato.image.service import get_image
 
-__all__ = ["MAX_COUNT", "CreateServers", "ListServers", "parse_create", "parse_list",
-           "to_boot_request"]
+__all__ = ["MAX_COUNT", "CreateServers", "ListServers", "NetworkChoice", "Networking",
+           "parse_create", "parse_list", "to_boot_request"]
 
 # Most servers one request may create: a bigger batch is a mistake, not a workload.
 MAX_COUNT = 1000
@@ -79,12 +88,34 @@ def _check_ip(version: int) -> Any:
 _Strict = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
+def _check_uuid(value: str) -> str:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a 'uuid'") from None
+    return value
+
+
+_Uuid = Annotated[str, AfterValidator(_check_uuid)]
+
+
+def _check_any_ip(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid IP address") from None
+    return value
+
+
 class _NetworkBody(BaseModel):
+    """One entry of ``networks`` (Nova's schema: a network, or a port, and optionally a
+    fixed IP on the network); the rules between the keys are :func:`_requested_network`'s."""
+
     model_config = _Strict
 
     uuid: str | None = None
-    port: str | None = None
-    fixed_ip: str | None = None
+    port: _Uuid | None = None
+    fixed_ip: Annotated[str, AfterValidator(_check_any_ip)] | None = None
     tag: str | None = None
 
 
@@ -146,6 +177,25 @@ class _PersonalityBody(_PersonalityForm):
         return self
 
 
+class _BlockDeviceBody(BaseModel):
+    """One ``block_device_mapping_v2`` entry. strato has no volumes: the one mapping it
+    takes is the image as the local root disk (``source_type`` image, ``destination_type``
+    local, ``boot_index`` 0), which the openstack CLI sends for every ``--image`` boot."""
+
+    model_config = _Strict
+
+    uuid: _Uuid
+    source_type: Literal["image"]
+    destination_type: Literal["local"] = "local"
+    boot_index: Annotated[int, Field(ge=0, le=0)] | Annotated[str, Field(pattern="^0$")]
+    delete_on_termination: NovaBool = True
+    device_name: str | None = None
+    disk_bus: str | None = None
+    device_type: Literal["disk"] | None = None
+    volume_size: None = None
+    guest_format: None = None
+
+
 class _ServerBody(BaseModel):
     """The ``server`` object of ``POST /v2.1/servers``; unknown keys are a 400."""
 
@@ -163,8 +213,7 @@ class _ServerBody(BaseModel):
     return_reservation_id: NovaBool = False
     config_drive: NovaBool = False
     personality: list[_PersonalityForm] = []
-    # Accepted for compatibility; networking and security groups come with the network
-    # service, until then every server gets no ports.
+    # "auto" and "none" as microversion 2.37 takes them; a list as 2.1 does.
     networks: Literal["auto", "none"] | list[_NetworkBody] | None = None
     security_groups: list[_SecurityGroupBody] | None = None
     disk_config: Literal["AUTO", "MANUAL"] | None = Field(None, alias="OS-DCF:diskConfig")
@@ -173,6 +222,8 @@ class _ServerBody(BaseModel):
     access_ip_v6: Annotated[str, AfterValidator(_check_ip(6))] | None = Field(
         None, alias="accessIPv6")
     admin_pass: str | None = Field(None, alias="adminPass")
+    block_device_mapping_v2: Annotated[list[_BlockDeviceBody],
+                                       Field(min_length=1, max_length=1)] | None = None
 
     @model_validator(mode="after")
     def _counts(self) -> _ServerBody:
@@ -180,19 +231,58 @@ class _ServerBody(BaseModel):
             raise ValueError("min_count must be <= max_count")
         return self
 
+    @model_validator(mode="after")
+    def _root_from_mapping(self) -> _ServerBody:
+        if not self.block_device_mapping_v2:
+            return self
+        mapped = self.block_device_mapping_v2[0].uuid
+        if self.image_ref and self.image_ref.rstrip("/").rsplit("/", 1)[-1] != mapped:
+            raise ValueError("block_device_mapping_v2 boots another image than imageRef")
+        if not self.image_ref:
+            object.__setattr__(self, "image_ref", mapped)
+        return self
+
+
+class _HintsBody(BaseModel):
+    """``os:scheduler_hints``: the hints strato's scheduler reads are type-checked; others
+    (``query``, ``target_cell``, ``build_near_host_ip``, ...) are accepted and ignored,
+    as Nova's schema allows additional properties."""
+
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+    group: _Uuid | None = None
+    same_host: _Uuid | list[_Uuid] | None = None
+    different_host: _Uuid | list[_Uuid] | None = None
+
 
 class _CreateBody(BaseModel):
     model_config = _Strict
 
     server: _ServerBody
-    # Hints are accepted in both spellings; strato's scheduler does not read them yet.
-    hints: dict[str, Any] | None = Field(None, alias="os:scheduler_hints")
-    legacy_hints: dict[str, Any] | None = Field(None, alias="OS-SCH-HNT:scheduler_hints")
+    # Hints are accepted in both spellings (the second is the legacy extension's).
+    hints: _HintsBody | None = Field(None, alias="os:scheduler_hints")
+    legacy_hints: _HintsBody | None = Field(None, alias="OS-SCH-HNT:scheduler_hints")
+
+
+# The networks a create asked for: omitted (``None``), ``"auto"``, ``"none"``, or its
+# entries in NIC order, not yet checked against the Network API (a port entry has no
+# network id yet).
+NetworkChoice = Literal["auto", "none"] | tuple[RequestedNetwork, ...] | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Networking:
+    """A create's NICs and security groups, resolved against the Network API: every
+    network and port exists and is the project's to use; group names became ids."""
+
+    networks: tuple[RequestedNetwork, ...] = ()
+    security_groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CreateServers:
-    """A validated ``POST /servers``, with its flavor and image resolved."""
+    """A validated ``POST /servers``, with its flavor and image resolved (its networks
+    and security groups are resolved by the service, into a :class:`Networking`)."""
 
     name: str
     flavor: Flavor
@@ -202,32 +292,53 @@ class CreateServers:
     metadata: dict[str, str] = field(default_factory=dict)
     user_data: str | None = None
     key_name: str | None = None
+    key_data: str | None = None  # the public key of ``key_name``
     config_drive: bool = False
     files: tuple[InjectedFile, ...] = ()
     hints: SchedulerHints = SchedulerHints()
     return_reservation_id: bool = False
     admin_pass: str | None = None
+    networks: NetworkChoice = None
+    security_groups: tuple[str, ...] = ()  # names (or ids), as the body gave them
 
 
 async def parse_create(body: Any, deps: ApiDeps, ctx: RequestContext) -> CreateServers:
     """Validate a create body; ``Invalid`` (400) names the first bad field, an unusable
     flavor or image is ``InvalidReference`` (400, as Nova answers for a body's refs).
     Metadata and injected files are checked against the project's quotas here (403,
-    Nova's QuotaError); the instance quotas are checked when the rows are written."""
-    server = parse_model(_CreateBody, body).server
+    Nova's QuotaError); the instance quotas are checked when the rows are written. The
+    ``networks`` entries are checked in form only (see :func:`_requested_networks`)."""
+    parsed = parse_model(_CreateBody, body)
+    server = parsed.server
+    count = server.max_count or server.min_count or 1
+    networks = _requested_networks(server.networks, count)
     _check_quotas(server, await project_limits(deps, ctx.project_id))
     flavor = await _resolve_flavor(deps, ctx, _last_segment(str(server.flavor_ref)))
     image = await _resolve_image(deps, ctx, server.image_ref)
     _check_fit(flavor, image)
     return CreateServers(
-        name=server.name, flavor=flavor, image=image,
-        count=server.max_count or server.min_count or 1, min_count=server.min_count or 1,
+        name=server.name, flavor=flavor, image=image, networks=networks,
+        security_groups=tuple(dict.fromkeys(g.name for g in server.security_groups or ())),
+        count=count, min_count=server.min_count or 1,
         metadata=dict(server.metadata), user_data=server.user_data,
-        key_name=server.key_name, config_drive=server.config_drive,
+        key_name=server.key_name, key_data=await _key_data(deps, ctx, server.key_name),
+        config_drive=server.config_drive,
         files=tuple(InjectedFile(path=f.path, contents=f.contents)
                     for f in server.personality),
-        hints=_hints(server.availability_zone, ctx),
+        hints=await _hints(server.availability_zone, parsed.hints or parsed.legacy_hints,
+                           deps, ctx),
         return_reservation_id=server.return_reservation_id, admin_pass=server.admin_pass)
+
+
+async def _key_data(deps: ApiDeps, ctx: RequestContext, key_name: str | None) -> str | None:
+    """The public key of the caller's key pair ``key_name``; ``Invalid`` (400, Nova's
+    message) if the caller has none of that name."""
+    if key_name is None:
+        return None
+    try:
+        return (await deps.db.key_pairs.get(ctx.user_id, key_name)).public_key
+    except NotFound:
+        raise Invalid("Invalid key_name provided.") from None
 
 
 def _check_quotas(server: _ServerBody, limits: dict[str, int]) -> None:
@@ -245,6 +356,44 @@ def _check_quotas(server: _ServerBody, limits: dict[str, int]) -> None:
             raise OverQuota(f"Personality file path exceeds maximum {path_limit} bytes")
         if exceeds(size_limit, 0, file.size):
             raise OverQuota(f"Personality file content exceeds maximum {size_limit} bytes")
+
+
+def _requested_networks(body: Literal["auto", "none"] | list[_NetworkBody] | None,
+                        count: int) -> NetworkChoice:
+    """The body's ``networks`` in form: each entry a network (a UUID) or a port, a port
+    asked for once and never for a batch, a fixed IP only for one server (400s with
+    Nova's messages). An empty list means what an omitted one does, as in Nova 2.1."""
+    if body is None or isinstance(body, str):
+        return body
+    if not body:
+        return None
+    entries = tuple(_requested_network(entry) for entry in body)
+    ports = [entry.port_id for entry in entries if entry.port_id]
+    if count > 1 and ports:
+        raise Invalid("Unable to launch multiple instances with a single configured port "
+                      "ID. Please launch your instance one by one with different ports.")
+    if count > 1 and any(entry.fixed_ip for entry in entries):
+        raise Invalid("Failed to launch instances: max_count cannot be greater than 1 if "
+                      "an fixed_ip is specified.")
+    if twice := next((p for i, p in enumerate(ports) if p in ports[:i]), None):
+        raise Invalid(f"Port {twice} is requested more than once.")
+    return entries
+
+
+def _requested_network(entry: _NetworkBody) -> RequestedNetwork:
+    if entry.port:
+        if entry.fixed_ip is not None:
+            raise Invalid(f"Specified Fixed IP '{entry.fixed_ip}' cannot be used with port "
+                          f"'{entry.port}': the two cannot be specified together.")
+        return RequestedNetwork(port_id=entry.port)
+    if entry.uuid is None:
+        raise Invalid("Bad network format: missing 'uuid'")
+    try:
+        uuid.UUID(entry.uuid)
+    except ValueError:
+        raise Invalid(f"Bad networks format: network uuid is not in proper format "
+                      f"({entry.uuid})") from None
+    return RequestedNetwork(network_id=entry.uuid, fixed_ip=entry.fixed_ip)
 
 
 def _last_segment(ref: str) -> str:
@@ -302,25 +451,60 @@ def _check_fit(flavor: Flavor, image: Image) -> None:
             f"{flavor_bytes} bytes, image is {image_bytes} bytes.")
 
 
-def _hints(availability_zone: str | None, ctx: RequestContext) -> SchedulerHints:
-    """Nova's ``zone:host[:node]`` form forces a host, which only an admin may do."""
+async def _hints(availability_zone: str | None, hints: _HintsBody | None, deps: ApiDeps,
+                 ctx: RequestContext) -> SchedulerHints:
+    """Where the user asked the instances to go, checked against what exists.
+
+    ``availability_zone`` is ``zone``, ``zone:host`` or ``zone:host:node`` (either part
+    may be empty: ``:host``, ``zone::node``); forcing a host or node is admin-only (403),
+    and a zone, host or node that does not exist is a 400, as in Nova. The ``group``
+    hint must name a server group the caller can see (400 otherwise)."""
     zone, _, rest = (availability_zone or "").partition(":")
-    host = rest.partition(":")[0]
-    if host and not ctx.is_admin:
+    host, _, node = rest.partition(":")
+    if (host or node) and not ctx.is_admin:
         raise Forbidden("Policy doesn't allow os_compute_api:servers:create:forced_host "
                         "to be performed.")
+    if zone or host or node:
+        await _check_placement(deps, zone, host, node)
+    group = None
+    if hints is not None and hints.group is not None:
+        try:
+            found = await deps.db.groups.get(
+                GroupId(hints.group), project_id=None if ctx.is_admin else ctx.project_id)
+        except NotFound:
+            raise InvalidReference(f"Invalid server group: Instance group {hints.group} "
+                                   f"could not be found.") from None
+        group = found.id
     return SchedulerHints(availability_zone=zone or None,
-                          force_host=HostName(host) if host else None)
+                          force_host=HostName(host) if host else None,
+                          force_node=NodeName(node) if node else None, group=group)
 
 
-def to_boot_request(req: CreateServers, instance: Instance) -> BootRequest:
-    """The conductor's request for building one of the instances ``req`` created."""
+async def _check_placement(deps: ApiDeps, zone: str, host: str, node: str) -> None:
+    """The zone is one an aggregate names, or the default zone while a node is in no
+    zone; the host and node exist. Targeted reads: no full scan of the nodes."""
+    nodes = deps.db.nodes
+    if zone and zone not in set((await deps.db.aggregates.host_zones()).values()) and not (
+            zone == DEFAULT_ZONE and await nodes.exists(unzoned=True)):
+        raise Invalid("The requested availability zone is not available")
+    if host and not await nodes.exists(host=HostName(host)):
+        raise Invalid(f"Compute host {host} could not be found.")
+    if node and not await nodes.exists(host=HostName(host) if host else None,
+                                       node=NodeName(node)):
+        raise Invalid(f"Compute host node {host or '*'}/{node} could not be found.")
+
+
+def to_boot_request(req: CreateServers, instance: Instance,
+                    networking: Networking) -> BootRequest:
+    """The conductor's request for building one of the instances ``req`` created, with
+    the NICs and security groups ``req`` resolved to."""
     return BootRequest(
+        networks=networking.networks, security_groups=networking.security_groups,
         instance_id=instance.id, project_id=instance.project_id, user_id=instance.user_id,
         name=instance.display_name, flavor=req.flavor, image=req.image,
         reservation_id=ReservationId(instance.reservation_id),
         launch_index=instance.launch_index, metadata=dict(instance.metadata),
-        user_data=instance.user_data, key_name=instance.key_name,
+        user_data=instance.user_data, key_name=instance.key_name, key_data=req.key_data,
         config_drive=instance.config_drive, files=req.files, hints=req.hints)
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import secrets
 import string
+from collections.abc import Sequence
 from typing import Any
 
 from strato.api.formats import iso_micro, iso_z, links
 from strato.domain.instances import Fault, Instance, VmState
+from strato.domain.networks import DEFAULT_SECURITY_GROUP, Vif
 
-__all__ = ["created_view", "generate_password", "server_detail", "server_summary"]
+__all__ = ["addresses", "created_view", "generate_password", "server_detail",
+           "server_summary"]
 
 # Nova shows "progress" only for these statuses.
 _PROGRESS_STATUSES = frozenset({"ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE",
@@ -32,11 +35,32 @@ def server_summary(instance: Instance, base: str) -> dict[str, Any]:
             "links": links(base, "servers", instance.id)}
 
 
-def created_view(instance: Instance, base: str, admin_pass: str) -> dict[str, Any]:
-    """The body of a ``POST /servers`` answer (the first server of the batch)."""
+def created_view(instance: Instance, base: str, admin_pass: str, *,
+                 security_groups: Sequence[str] = ()) -> dict[str, Any]:
+    """The body of a ``POST /servers`` answer (the first server of the batch); as Nova,
+    it names the security groups the request did (``default`` when it named none)."""
+    groups = security_groups or (DEFAULT_SECURITY_GROUP,)
     return {"server": {"id": instance.id, "links": links(base, "servers", instance.id),
                        "OS-DCF:diskConfig": "MANUAL", "adminPass": admin_pass,
-                       "security_groups": [{"name": "default"}]}}
+                       "security_groups": [{"name": name} for name in groups]}}
+
+
+def addresses(vifs: Sequence[Vif], *, extended: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """Nova's ``addresses``: the fixed IPs of the server's ports by network name, in port
+    order (a port without an address still names its network). ``extended`` adds
+    ``OS-EXT-IPS:type`` and ``OS-EXT-IPS-MAC:mac_addr`` (the server views have them,
+    ``/servers/{id}/ips`` does not)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for vif in vifs:
+        entries = found.setdefault(vif.network_name, [])
+        for subnet in vif.subnets:
+            for ip in subnet.ips:
+                entry: dict[str, Any] = {"version": subnet.ip_version, "addr": ip}
+                if extended:
+                    entry.update({"OS-EXT-IPS:type": "fixed",
+                                  "OS-EXT-IPS-MAC:mac_addr": vif.mac_address})
+                entries.append(entry)
+    return found
 
 
 def host_id(instance: Instance) -> str:
@@ -47,8 +71,10 @@ def host_id(instance: Instance) -> str:
     return hashlib.sha224((instance.project_id + instance.host).encode()).hexdigest()
 
 
-def server_detail(instance: Instance, base: str, *, is_admin: bool) -> dict[str, Any]:
-    """A server in ``GET /servers/detail`` and ``GET /servers/{id}``."""
+def server_detail(instance: Instance, base: str, *, is_admin: bool,
+                  vifs: Sequence[Vif]) -> dict[str, Any]:
+    """A server in ``GET /servers/detail`` and ``GET /servers/{id}``; ``vifs`` are its
+    ports (its ``addresses``)."""
     view = {
         **server_summary(instance, base),
         "status": instance.status, "tenant_id": instance.project_id,
@@ -59,7 +85,7 @@ def server_detail(instance: Instance, base: str, *, is_admin: bool) -> dict[str,
                               "href": f"{base}/flavors/{instance.flavor.id}"}]},
         "created": iso_z(instance.created_at),
         "updated": iso_z(instance.updated_at or instance.created_at),
-        "addresses": {}, "accessIPv4": "", "accessIPv6": "",
+        "addresses": addresses(vifs), "accessIPv4": "", "accessIPv6": "",
         "hostId": host_id(instance), "key_name": instance.key_name,
         # Nova stores config_drive as text: "True" or "".
         "config_drive": "True" if instance.config_drive else "",

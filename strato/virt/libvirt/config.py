@@ -59,10 +59,10 @@ class DiskSpec:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Vif:
-    """One NIC: a tap on a Linux bridge (the network issue plugs it)."""
+    """One NIC on a tap the compute made and plugged into its bridge beforehand, so
+    libvirt only opens it (``managed='no'``) and never creates or deletes it."""
 
     mac: str
-    bridge: str
     tap: str
     mtu: int | None = None
 
@@ -194,11 +194,10 @@ def _devices(dom: ET.Element, spec: GuestSpec) -> None:
     for disk in spec.disks:
         _disk(devices, disk, spec.disk_cache)
     for vif in spec.vifs:
-        iface = _sub(devices, "interface", type="bridge")
+        iface = _sub(devices, "interface", type="ethernet")
         _sub(iface, "mac", address=vif.mac)
         _sub(iface, "model", type="virtio")
-        _sub(iface, "source", bridge=vif.bridge)
-        _sub(iface, "target", dev=vif.tap)
+        _sub(iface, "target", dev=vif.tap, managed="no")
         if vif.mtu:
             _sub(iface, "mtu", size=str(vif.mtu))
     # One serial port: QEMU's pty (for `virsh console`), with everything the guest

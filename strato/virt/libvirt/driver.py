@@ -37,11 +37,14 @@ from strato.domain.errors import (
 from strato.domain.hostnames import hostname_for
 from strato.domain.ids import HostName, ImageId, InstanceId, NodeName
 from strato.domain.instances import PowerState
+from strato.domain.networks import Vif
 from strato.domain.requests import BootRequest
 from strato.domain.resources import Flavor, NodeCapacity, Resources
+from strato.network.linuxbridge import tap_name
 from strato.virt import configdrive
 from strato.virt.driver import GuestInfo, ImageSource
 from strato.virt.imagecache import CacheManager, DiskSettings, ImageCache, record_use
+from strato.virt.libvirt import config
 from strato.virt.libvirt.config import DiskSpec, HostCaps, KernelBoot, domain_xml, guest_spec
 from strato.virt.libvirt.host import Host, HostFacts, KvmProbe, LifecycleEvent, probe_kvm
 
@@ -175,7 +178,8 @@ class LibvirtDriver:
                             disk_gb=disk.total // GiB),
             reserved=Resources(memory_mb=self.config.reserved_host_memory_mb),
             hypervisor_type="QEMU", hypervisor_version=facts.hypervisor_version,
-            cpu_info=json.dumps(cpu_info, sort_keys=True))]
+            cpu_info=json.dumps(cpu_info, sort_keys=True),
+            supported_instances=((facts.arch, self.caps.virt_type, "hvm"),))]
 
     # -- spawn --------------------------------------------------------------------------
 
@@ -184,13 +188,20 @@ class LibvirtDriver:
         translation cache): ``instance_overhead_mb`` per guest."""
         return Resources(memory_mb=self.config.instance_overhead_mb)
 
-    async def spawn(self, req: BootRequest, *, node: NodeName) -> None:
+    async def prepare_image(self, req: BootRequest) -> None:
+        try:
+            await self.cache.base(req.image)
+        except Unavailable as exc:
+            raise RescheduleBuild(str(exc)) from exc
+
+    async def spawn(self, req: BootRequest, *, node: NodeName,
+                    vifs: Sequence[Vif] = ()) -> None:
         if node != NodeName(self.config.host):
             raise AbortBuild(f"node {node} is not on host {self.config.host}")
         name = self.domain_name(req.instance_id)
         try:
             started = time.monotonic()
-            xml = await self._prepare(req)
+            xml = await self._prepare(req, vifs)
             prepared = time.monotonic()
             await self._start_domain(name, req.instance_id, xml)
             logger.info("domain %s is running (%s): disks and config drive %.2f s, "
@@ -205,17 +216,19 @@ class LibvirtDriver:
                 raise RescheduleBuild(str(exc)) from exc
             raise
 
-    async def _prepare(self, req: BootRequest) -> str:
+    async def _prepare(self, req: BootRequest, vifs: Sequence[Vif]) -> str:
         """Disks, config drive and the domain XML, in a fresh instance directory."""
         directory = self.instance_dir(req.instance_id)
         await asyncio.to_thread(_fresh_dir, directory)
         disks, bases = await self._disks(req, directory)
         kernel_boot, kernel_bases = await self._kernel_boot(req, directory)
         if self._wants_config_drive(req):
-            disks.append(await self._config_drive(req, directory, len(disks)))
+            disks.append(await self._config_drive(req, directory, len(disks), vifs))
         await asyncio.to_thread(record_use, directory, [*bases, *kernel_bases])
+        nics = [config.Vif(mac=v.mac_address, tap=tap_name(v.port_id), mtu=v.mtu)
+                for v in vifs]
         spec = guest_spec(req, host=self.caps, name=self.domain_name(req.instance_id),
-                          disks=disks, vifs=(), console_log=directory / CONSOLE_LOG,
+                          disks=disks, vifs=nics, console_log=directory / CONSOLE_LOG,
                           kernel_boot=kernel_boot, created_at=self._clock())
         xml = domain_xml(spec)
         await asyncio.to_thread((directory / "libvirt.xml").write_text, xml)
@@ -271,7 +284,8 @@ class LibvirtDriver:
         return (req.config_drive or bool(req.files) or self.config.force_config_drive
                 or req.image.properties.get("img_config_drive") == "mandatory")
 
-    async def _config_drive(self, req: BootRequest, directory: Path, index: int) -> DiskSpec:
+    async def _config_drive(self, req: BootRequest, directory: Path, index: int,
+                            vifs: Sequence[Vif]) -> DiskSpec:
         md = configdrive.InstanceMetadata(
             uuid=req.instance_id, name=req.name,
             hostname=hostname_for(req.name, req.instance_id, req.launch_index, False),
@@ -281,7 +295,8 @@ class LibvirtDriver:
             files=tuple(configdrive.InjectedFile(path=f.path,
                                                  contents=base64.b64decode(f.contents))
                         for f in req.files),
-            user_data=_decode_user_data(req.user_data))
+            user_data=_decode_user_data(req.user_data), vifs=tuple(vifs),
+            public_keys={req.key_name: req.key_data} if req.key_name and req.key_data else {})
         path = directory / "disk.config"
         await asyncio.to_thread(configdrive.write_config_drive, md, path)
         if self.config.config_drive_bus == "ide":

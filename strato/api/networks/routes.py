@@ -1,0 +1,259 @@
+"""``/networking``: the Network API (a Neutron v2.0 subset) for networks, subnets, ports.
+
+Visibility: a member sees its project's networks and every shared one, the subnets of
+the networks it sees, and its project's ports; an admin sees everything. Only the owner
+(or an admin) changes or deletes a network or subnet or adds a subnet (403 on a shared
+network it does not own); only an admin sets ``shared`` or creates for another project.
+
+Lists take Neutron's query (:mod:`strato.api.networks.listing`): a filter on any
+attribute of the view (``?name=web&name=db`` is "either", ports' ``fixed_ips`` by
+address or subnet), ``sort_key``/``sort_dir``, ``limit``/``marker``/``page_reverse``
+paging with ``<collection>_links``, and ``fields=``. They run over the visible rows in
+the API process. ``/v2.0/extensions`` names the extensions strato implements.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from strato.api.bodies import read_json
+from strato.api.deps import Context, Deps
+from strato.api.networks import extensions, listing, schemas, views
+from strato.domain.context import RequestContext
+from strato.domain.errors import Forbidden, Invalid, NotFound
+from strato.domain.ids import ProjectId, new_uuid
+from strato.domain.networks import (
+    DEFAULT_MTU,
+    Network,
+    NetworkNotFound,
+    Port,
+    PortNotFound,
+    Subnet,
+    SubnetNotFound,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/networking")
+
+V2 = "/v2.0"
+_RESOURCES = ("network", "subnet", "port")
+
+
+def _scope(ctx: RequestContext) -> ProjectId | None:
+    return None if ctx.is_admin else ctx.project_id
+
+
+def _project(ctx: RequestContext, tenant_id: str | None, project_id: str | None) -> ProjectId:
+    """The project a new resource belongs to: the caller's, or any an admin names."""
+    named = project_id or tenant_id
+    if tenant_id and project_id and tenant_id != project_id:
+        raise Invalid("Invalid input for operation: tenant_id and project_id "
+                              "differ.")
+    if named and named != ctx.project_id and not ctx.is_admin:
+        raise Forbidden("(rule:create_resource) is disallowed by policy: only an admin "
+                        "creates resources for another project.")
+    return ProjectId(named or ctx.project_id)
+
+
+def _set(changes: dict[str, Any]) -> dict[str, object]:
+    """The attributes an update sets (a ``null`` is "leave as is")."""
+    return {k: v for k, v in changes.items() if v is not None}
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/networking"
+
+
+@router.get("")
+@router.get("/")
+async def versions(request: Request) -> JSONResponse:
+    """The version document: v2.0, current. Neutron answers it at its root with and
+    without the slash; a redirect would cost every client's discovery a round trip."""
+    href = f"{_base(request)}/v2.0/"
+    return JSONResponse({"versions": [{"id": "v2.0", "status": "CURRENT",
+                                       "links": [{"rel": "self", "href": href}]}]})
+
+
+@router.get(V2)
+@router.get(f"{V2}/")
+async def resources(request: Request) -> JSONResponse:
+    """The resources of v2.0."""
+    base = f"{_base(request)}/v2.0"
+    return JSONResponse({"resources": [
+        {"name": name, "collection": f"{name}s",
+         "links": [{"rel": "self", "href": f"{base}/{name}s"}]} for name in _RESOURCES]})
+
+
+def _one(request: Request, key: str, item: dict[str, Any]) -> JSONResponse:
+    return JSONResponse({key: listing.select_fields(request.query_params, [item])[0]})
+
+
+@router.get(f"{V2}/extensions")
+async def list_extensions() -> JSONResponse:
+    """The API extensions strato implements (clients probe them, e.g. ``openstack port
+    create`` for ``tag-ports-during-bulk-creation``)."""
+    return JSONResponse({"extensions": extensions.all_extensions()})
+
+
+@router.get(f"{V2}/extensions/{{alias}}")
+async def show_extension(alias: str) -> JSONResponse:
+    found = extensions.find(alias)
+    if found is None:
+        raise NotFound(f"Extension with alias {alias} does not exist")
+    return JSONResponse({"extension": found})
+
+
+# ---- networks ------------------------------------------------------------------------
+
+@router.post(f"{V2}/networks")
+async def create_network(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
+    body = schemas.parse(schemas.NetworkBody, await read_json(request), "network")
+    if body.shared and not ctx.is_admin:
+        raise Forbidden("(rule:create_network:shared) is disallowed by policy")
+    net = Network(id=new_uuid(), name=body.name, description=body.description,
+                  project_id=_project(ctx, body.tenant_id, body.project_id),
+                  shared=body.shared, admin_state_up=body.admin_state_up,
+                  mtu=body.mtu or DEFAULT_MTU)
+    created = await deps.db.networks.create_network(net)
+    return JSONResponse({"network": views.network(created)}, status_code=201)
+
+
+@router.get(f"{V2}/networks")
+async def list_networks(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
+    nets = await deps.db.networks.list_networks(viewer=_scope(ctx))
+    return listing.collection(request, "networks", [views.network(n) for n in nets],
+                              not_found=NetworkNotFound)
+
+
+@router.get(f"{V2}/networks/{{network_id}}")
+async def show_network(network_id: str, request: Request, deps: Deps,
+                       ctx: Context) -> JSONResponse:
+    net = await deps.db.networks.get_network(network_id, viewer=_scope(ctx))
+    return _one(request, "network", views.network(net))
+
+
+@router.put(f"{V2}/networks/{{network_id}}")
+async def update_network(network_id: str, request: Request, deps: Deps,
+                         ctx: Context) -> JSONResponse:
+    body = schemas.parse(schemas.NetworkUpdate, await read_json(request), "network")
+    changes = _set(body.model_dump(exclude_unset=True))
+    if "shared" in changes and not ctx.is_admin:
+        raise Forbidden("(rule:update_network:shared) is disallowed by policy")
+    net = await deps.db.networks.update_network(network_id, changes, owner=_scope(ctx))
+    return JSONResponse({"network": views.network(net)})
+
+
+@router.delete(f"{V2}/networks/{{network_id}}")
+async def delete_network(network_id: str, deps: Deps, ctx: Context) -> Response:
+    await deps.db.networks.delete_network(network_id, owner=_scope(ctx))
+    return Response(status_code=204)
+
+
+# ---- subnets -------------------------------------------------------------------------
+
+@router.post(f"{V2}/subnets")
+async def create_subnet(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
+    body = schemas.parse(schemas.SubnetBody, await read_json(request), "subnet")
+    plan = schemas.subnet_fields(body)
+    sub = Subnet(id=new_uuid(), network_id=body.network_id,
+                 project_id=_project(ctx, body.tenant_id, body.project_id),
+                 name=body.name, description=body.description, ip_version=body.ip_version,
+                 cidr=plan.cidr, gateway_ip=plan.gateway_ip,
+                 allocation_pools=plan.allocation_pools,
+                 dns_nameservers=schemas.dns_nameservers(body.dns_nameservers),
+                 host_routes=schemas.host_routes(body.host_routes),
+                 enable_dhcp=body.enable_dhcp)
+    created = await deps.db.networks.create_subnet(sub, owner=_scope(ctx))
+    return JSONResponse({"subnet": views.subnet(created)}, status_code=201)
+
+
+@router.get(f"{V2}/subnets")
+async def list_subnets(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
+    subs = await deps.db.networks.list_subnets(viewer=_scope(ctx))
+    return listing.collection(request, "subnets", [views.subnet(s) for s in subs],
+                              not_found=SubnetNotFound)
+
+
+@router.get(f"{V2}/subnets/{{subnet_id}}")
+async def show_subnet(subnet_id: str, request: Request, deps: Deps,
+                      ctx: Context) -> JSONResponse:
+    sub = await deps.db.networks.get_subnet(subnet_id, viewer=_scope(ctx))
+    return _one(request, "subnet", views.subnet(sub))
+
+
+@router.put(f"{V2}/subnets/{{subnet_id}}")
+async def update_subnet(subnet_id: str, request: Request, deps: Deps,
+                        ctx: Context) -> JSONResponse:
+    body = schemas.parse(schemas.SubnetUpdate, await read_json(request), "subnet")
+    changes = _set(body.model_dump(exclude_unset=True,
+                                   exclude={"dns_nameservers", "host_routes"}))
+    if body.dns_nameservers is not None:
+        changes["dns_nameservers"] = schemas.dns_nameservers(body.dns_nameservers)
+    if body.host_routes is not None:
+        changes["host_routes"] = schemas.host_routes(body.host_routes)
+    sub = await deps.db.networks.update_subnet(subnet_id, changes, owner=_scope(ctx))
+    return JSONResponse({"subnet": views.subnet(sub)})
+
+
+@router.delete(f"{V2}/subnets/{{subnet_id}}")
+async def delete_subnet(subnet_id: str, deps: Deps, ctx: Context) -> Response:
+    await deps.db.networks.delete_subnet(subnet_id, owner=_scope(ctx))
+    return Response(status_code=204)
+
+
+# ---- ports ---------------------------------------------------------------------------
+
+@router.post(f"{V2}/ports")
+async def create_port(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
+    body = schemas.parse(schemas.PortBody, await read_json(request), "port")
+    project = _project(ctx, body.tenant_id, body.project_id)
+    groups = body.security_groups
+    if groups is None and not body.device_owner.startswith("network:"):
+        # As Neutron: a port without groups is in its project's default group.
+        groups = [(await deps.db.security_groups.ensure_default(project)).id]
+    port = Port(id=new_uuid(), network_id=body.network_id,
+                project_id=project,
+                mac_address=schemas.mac_address(body.mac_address) if body.mac_address else "",
+                name=body.name, description=body.description,
+                admin_state_up=body.admin_state_up, device_id=body.device_id,
+                device_owner=body.device_owner, binding_host_id=body.binding_host_id,
+                security_groups=tuple(groups or ()))
+    created = await deps.db.networks.create_port(
+        port, fixed_ips=schemas.fixed_ips(body.fixed_ips), viewer=_scope(ctx))
+    return JSONResponse({"port": views.port(created)}, status_code=201)
+
+
+@router.get(f"{V2}/ports")
+async def list_ports(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
+    ports = await deps.db.networks.list_ports(viewer=_scope(ctx))
+    return listing.collection(request, "ports", [views.port(p) for p in ports],
+                              not_found=PortNotFound)
+
+
+@router.get(f"{V2}/ports/{{port_id}}")
+async def show_port(port_id: str, request: Request, deps: Deps, ctx: Context) -> JSONResponse:
+    port = await deps.db.networks.get_port(port_id, viewer=_scope(ctx))
+    return _one(request, "port", views.port(port))
+
+
+@router.put(f"{V2}/ports/{{port_id}}")
+async def update_port(port_id: str, request: Request, deps: Deps, ctx: Context) -> JSONResponse:
+    body = schemas.parse(schemas.PortUpdate, await read_json(request), "port")
+    changes = _set(body.model_dump(exclude_unset=True,
+                                    exclude={"security_groups", "fixed_ips"}))
+    port = await deps.db.networks.update_port(
+        port_id, changes, fixed_ips=schemas.fixed_ips(body.fixed_ips),
+        security_groups=body.security_groups, owner=_scope(ctx))
+    return JSONResponse({"port": views.port(port)})
+
+
+@router.delete(f"{V2}/ports/{{port_id}}")
+async def delete_port(port_id: str, deps: Deps, ctx: Context) -> Response:
+    await deps.db.networks.delete_port(port_id, owner=_scope(ctx))
+    return Response(status_code=204)
+

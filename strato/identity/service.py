@@ -1,0 +1,160 @@
+"""Issuing, validating and revoking Fernet tokens (Keystone's token provider).
+
+The API parses the request body into :class:`AuthRequest`; everything after that is here:
+check the password or the presented token, resolve the scope, look up the roles, and
+encrypt a :class:`~strato.identity.fernet.TokenPayload`. Every failure is ``AuthFailed``
+with one message, so a caller learns nothing about which part was wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from strato.db.uow import IdentityRepo
+from strato.domain.errors import NotFound
+from strato.domain.identity import AuthFailed, Domain, DomainId, Project, Role, User
+from strato.domain.ids import ProjectId, UserId
+from strato.identity.fernet import TokenCodec, TokenPayload, TokenRefused, new_audit_id
+from strato.identity.passwords import verify_password
+
+__all__ = ["AuthRequest", "NameRef", "TokenInfo", "TokenService"]
+
+_REFUSED = "The request you have made requires authentication."
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NameRef:
+    """Something named by id, or by name within a domain (itself by id or name)."""
+
+    id: str | None = None
+    name: str | None = None
+    domain: NameRef | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthRequest:
+    """``POST /v3/auth/tokens``: the methods and their credentials, and the scope
+    (``None``: unscoped)."""
+
+    methods: tuple[str, ...]
+    user: NameRef | None = None
+    password: str | None = None
+    token: str | None = None
+    project: NameRef | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenInfo:
+    """A valid token and everything its body shows."""
+
+    payload: TokenPayload
+    user: User
+    user_domain: Domain
+    project: Project | None
+    project_domain: Domain | None
+    roles: tuple[Role, ...]
+
+
+class TokenService:
+    def __init__(self, repo: IdentityRepo, codec: TokenCodec, *, expiration: timedelta,
+                 clock: Callable[[], datetime]) -> None:
+        self._repo = repo
+        self._codec = codec
+        self._expiration = expiration
+        self._clock = clock
+
+    async def issue(self, request: AuthRequest) -> tuple[str, TokenInfo]:
+        """A new token for ``request``; ``AuthFailed`` when it does not authenticate."""
+        now = self._clock()
+        methods: tuple[str, ...]
+        audit_ids: tuple[str, ...]
+        if "password" in request.methods:
+            user = await self._check_password(request)
+            methods, audit_ids, expires = ("password",), (new_audit_id(),), None
+        elif "token" in request.methods and request.token:
+            parent = await self.validate(request.token)
+            user, expires = parent.user, parent.payload.expires_at
+            methods = tuple(dict.fromkeys(("token", *parent.payload.methods)))
+            audit_ids = (new_audit_id(), parent.payload.audit_ids[-1])
+        else:
+            raise AuthFailed(_REFUSED)
+        project = await self._scope(request.project) if request.project else None
+        payload = TokenPayload(user_id=user.id, project_id=project.id if project else None,
+                               methods=methods, audit_ids=audit_ids, issued_at=now,
+                               expires_at=expires or now + self._expiration)
+        token = self._codec.encode(payload)
+        return token, await self._info(payload)
+
+    async def validate(self, token: str) -> TokenInfo:
+        """The token's details; ``AuthFailed`` when it is unreadable, expired, revoked, or
+        its user, project or roles are gone."""
+        try:
+            payload = self._codec.decode(token, self._clock())
+        except TokenRefused as exc:
+            raise AuthFailed(f"Could not validate the token: {exc}") from exc
+        if await self._repo.any_revoked(payload.audit_ids):
+            raise AuthFailed("Could not validate the token: it was revoked")
+        return await self._info(payload)
+
+    async def revoke(self, token: str) -> None:
+        """Refuse ``token`` (and any token made from it) from now on."""
+        info = await self.validate(token)
+        await self._repo.revoke_token(info.payload.audit_ids[0], info.payload.expires_at)
+
+    async def _info(self, payload: TokenPayload) -> TokenInfo:
+        try:
+            user = await self._repo.user(UserId(payload.user_id))
+            project = (await self._repo.project(ProjectId(payload.project_id))
+                       if payload.project_id else None)
+        except NotFound as exc:
+            raise AuthFailed(_REFUSED) from exc
+        if not user.enabled or (project is not None and not project.enabled):
+            raise AuthFailed(_REFUSED)
+        roles = tuple(await self._repo.roles_on(user.id, project.id)) if project else ()
+        if project is not None and not roles:
+            raise AuthFailed(f"User {user.id} has no access to project {project.id}")
+        return TokenInfo(payload=payload, user=user,
+                         user_domain=await self._repo.domain(user.domain_id),
+                         project=project, roles=roles,
+                         project_domain=await self._repo.domain(project.domain_id)
+                         if project else None)
+
+    async def _check_password(self, request: AuthRequest) -> User:
+        if request.user is None or request.password is None:
+            raise AuthFailed(_REFUSED)
+        try:
+            user = await self._find_user(request.user)
+            encoded = await self._repo.password_hash(user.id)
+        except NotFound as exc:
+            raise AuthFailed(_REFUSED) from exc
+        if not verify_password(request.password, encoded) or not user.enabled:
+            raise AuthFailed(_REFUSED)
+        return user
+
+    async def _find_user(self, ref: NameRef) -> User:
+        if ref.id:
+            return await self._repo.user(UserId(ref.id))
+        if ref.name and ref.domain:
+            domain = await self._find_domain(ref.domain)
+            return await self._repo.user_by_name(ref.name, domain.id)
+        raise NotFound("user")
+
+    async def _scope(self, ref: NameRef) -> Project:
+        try:
+            if ref.id:
+                return await self._repo.project(ProjectId(ref.id))
+            if ref.name and ref.domain:
+                domain = await self._find_domain(ref.domain)
+                return await self._repo.project_by_name(ref.name, domain.id)
+        except NotFound as exc:
+            raise AuthFailed(_REFUSED) from exc
+        raise AuthFailed(_REFUSED)
+
+    async def _find_domain(self, ref: NameRef) -> Domain:
+        domain = (await self._repo.domain(DomainId(ref.id)) if ref.id
+                  else await self._repo.domain_by_name(ref.name or ""))
+        if not domain.enabled:
+            raise NotFound("domain")
+        return domain
