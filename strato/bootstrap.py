@@ -332,6 +332,7 @@ async def create_api(settings: Settings, db: Database, bus: Bus) -> ASGIApp:
     from strato.api.app import create_app
     from strato.api.auth import KeystoneAuth, StaticTokenAuth
     from strato.api.deps import ApiDeps
+    from strato.api.policies import load_policy
     from strato.image.store import ImageStore
     from strato.seed import seed_admin
 
@@ -342,7 +343,8 @@ async def create_api(settings: Settings, db: Database, bus: Bus) -> ASGIApp:
         tokens={settings.api.service_token: (SERVICE_USER, project.id, ("admin", "service"))})
     auth = KeystoneAuth(_token_service(settings, db), fallback=static)
     deps = ApiDeps(db=db, bus=bus, image_store=ImageStore(settings.data_dir / "images"),
-                   auth=auth, settings=settings.api)
+                   auth=auth, settings=settings.api,
+                   policy=load_policy(settings.identity.policy_file))
     return create_app(deps, settings.api)
 
 

@@ -64,6 +64,9 @@ class IdentitySettings(BaseModel, frozen=True):
                                  "secondaries): tokens outlive this many rotations minus 2.")
     key_repository: Path | None = Field(None, description="The Fernet key directory. "
                                         "Default: <data_dir>/fernet-keys.")
+    policy_file: Path | None = Field(None, description="A YAML or JSON file of policy "
+                                     "rules that override the defaults (`strato policy "
+                                     "sample` prints them all). Default: none.")
 
 
 class DbSettings(BaseModel, frozen=True):

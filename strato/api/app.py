@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from strato.api import errors, versions
 from strato.api.actions.routes import router as actions_router
@@ -26,6 +26,7 @@ from strato.api.middleware import AuthMiddleware, MicroversionMiddleware, Reques
 from strato.api.network_fanout import NetworkChangesMiddleware
 from strato.api.networks.routes import router as networks_router
 from strato.api.networks.security_groups import router as security_groups_router
+from strato.api.policy import enforce_route
 from strato.api.quotas.routes import router as quotas_router
 from strato.api.server_groups.routes import router as server_groups_router
 from strato.api.servers.routes import router as servers_router
@@ -42,7 +43,7 @@ def create_app(deps: ApiDeps, settings: ApiSettings) -> FastAPI:
     routes read one copy.
     """
     app = FastAPI(title="strato", version="2.1", docs_url=None, redoc_url=None,
-                  openapi_url="/openapi.json")
+                  openapi_url="/openapi.json", dependencies=[Depends(enforce_route)])
     app.state.deps = replace(deps, settings=settings)
     # The Image API lives under /image (its version document there); /v2/images... stays
     # as an alias for strato's own older clients.

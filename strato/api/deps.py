@@ -6,13 +6,15 @@ injection (:data:`Deps`, :data:`Context`), never from module globals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, cast
 
 from fastapi import Depends
 from starlette.requests import Request
 
 from strato.api.auth import AuthBackend
+from strato.api.policies import default_policy
+from strato.api.policy import Policy
 from strato.config import ApiSettings
 from strato.db.uow import Database
 from strato.domain.context import RequestContext
@@ -31,6 +33,7 @@ class ApiDeps:
     image_store: ImageStore
     auth: AuthBackend
     settings: ApiSettings
+    policy: Policy = field(default_factory=default_policy)
 
 
 # The dependencies are ``async def`` although they never wait: FastAPI runs plain ``def``

@@ -13,6 +13,10 @@ and every error of the Network API (under ``/networking``) has Neutron's::
 
     {"NeutronError": {"type": "NetworkNotFound", "message": "...", "detail": ""}}
 
+and every error of the Identity API (under ``/identity``) has Keystone's::
+
+    {"error": {"code": 403, "title": "Forbidden", "message": "..."}}
+
 Neutron's ``type`` is its exception class name. The network domain raises subclasses of
 the one error tree named after Neutron's exceptions (``NetworkNotFound(NotFound)``,
 ``SecurityGroupInUse(Conflict)``, see :data:`_NEUTRON_NAMED`), so :func:`neutron_type`
@@ -68,7 +72,7 @@ from strato.domain.security_groups import (
 )
 
 __all__ = ["STATUS", "ApiFault", "fault_for", "fault_response", "install_handlers",
-           "is_image_path", "is_network_path", "neutron_type",
+           "is_identity_path", "is_image_path", "is_network_path", "neutron_type",
            "unexpected_error_response"]
 
 logger = logging.getLogger(__name__)
@@ -116,6 +120,11 @@ def is_image_path(path: str) -> bool:
     return path == "/image" or path.startswith(("/image/", "/v2/")) or path == "/v2"
 
 
+def is_identity_path(path: str) -> bool:
+    """Whether ``path`` belongs to the Identity API (``/identity...``)."""
+    return path == "/identity" or path.startswith("/identity/")
+
+
 def is_network_path(path: str) -> bool:
     """Whether ``path`` belongs to the Network API (``/networking...``)."""
     return path == "/networking" or path.startswith("/networking/")
@@ -157,12 +166,16 @@ def neutron_type(exc: StratoError) -> str:
 
 def fault_response(status: int, message: str, *, name: str | None = None, path: str = "",
                    headers: dict[str, str] | None = None) -> JSONResponse:
-    """The error response for ``path``: Glance's body on the Image API, else Nova's
+    """The error response for ``path``: Neutron's body on the Network API, Keystone's
+    on the Identity API, Glance's on the Image API, else Nova's
     (``name`` defaults to Nova's fault name for ``status``)."""
     if is_network_path(path):
         body: dict[str, object] = {"NeutronError": {
             "type": _NEUTRON_BY_STATUS.get(status, "HTTPError"), "message": message,
             "detail": ""}}
+    elif is_identity_path(path):
+        title = HTTPStatus(status).phrase if status in _HTTP_STATUSES else "Error"
+        body = {"error": {"code": status, "title": title, "message": message}}
     elif is_image_path(path):
         title = HTTPStatus(status).phrase if status in _HTTP_STATUSES else "Error"
         body = {"code": f"{status} {title}", "title": title,

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse
 from strato.api.deps import Deps
 from strato.api.errors import ApiFault
 from strato.api.formats import base_url
+from strato.api.policy import PUBLIC, action
 
 __all__ = ["MAX_VERSION", "MIN_VERSION", "Version", "requested_version", "router",
            "version_headers"]
@@ -84,6 +85,7 @@ def _v21(base: str) -> dict[str, Any]:
 
 
 @router.get("/")
+@action(PUBLIC)
 async def list_versions(request: Request, deps: Deps) -> JSONResponse:
     """``GET /``: every API version (v2.0 is listed, as Nova does, but only v2.1 is
     served; clients choose the CURRENT one)."""
@@ -96,6 +98,7 @@ async def list_versions(request: Request, deps: Deps) -> JSONResponse:
 
 @router.get("/v2.1")
 @router.get("/v2.1/")
+@action(PUBLIC)
 async def show_version(request: Request, deps: Deps) -> JSONResponse:
     """``GET /v2.1``: the document of the one version served."""
     doc = _v21(base_url(request, deps.settings))

@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse
 
 from strato.api.actions import views
 from strato.api.deps import ApiDeps, Context, Deps
+from strato.api.policy import action
 from strato.domain.context import RequestContext
 from strato.domain.errors import NotFound
 from strato.domain.ids import InstanceId, RequestId
@@ -29,6 +30,7 @@ async def _instance(deps: ApiDeps, ctx: RequestContext, server_id: str) -> Insta
 
 
 @router.get("")
+@action("os_compute_api:os-instance-actions:list")
 async def list_actions(server_id: str, deps: Deps, ctx: Context) -> JSONResponse:
     """The server's actions, newest first."""
     instance = await _instance(deps, ctx, server_id)
@@ -37,6 +39,7 @@ async def list_actions(server_id: str, deps: Deps, ctx: Context) -> JSONResponse
 
 
 @router.get("/{request_id}")
+@action("os_compute_api:os-instance-actions:show")
 async def show_action(server_id: str, request_id: str, deps: Deps,
                       ctx: Context) -> JSONResponse:
     """One action, with its events."""

@@ -22,9 +22,10 @@ from strato.api.bodies import read_json
 from strato.api.deps import ApiDeps, Context, Deps
 from strato.api.fields import MAX_DB_INT
 from strato.api.placement import hosts_changed
+from strato.api.policies import aggregate_rule
+from strato.api.policy import PER_BODY, action
 from strato.domain.aggregates import AZ_KEY, INTERNAL_ZONE, Aggregate
-from strato.domain.context import RequestContext
-from strato.domain.errors import Conflict, Forbidden, Invalid, InvalidState, NotFound
+from strato.domain.errors import Conflict, Invalid, InvalidState, NotFound
 
 __all__ = ["router"]
 
@@ -35,13 +36,6 @@ logger = logging.getLogger(__name__)
 _INTEGER = re.compile(r"^-?[0-9]+$")
 
 
-def _deny(policy: str) -> Forbidden:
-    return Forbidden(f"Policy doesn't allow os_compute_api:{policy} to be performed.")
-
-
-def _require_admin(ctx: RequestContext, policy: str) -> None:
-    if not ctx.is_admin:
-        raise _deny(policy)
 
 
 def _aggregate_id(raw: str) -> int:
@@ -59,17 +53,17 @@ def _answer(aggregate: Aggregate) -> JSONResponse:
 
 
 @router.get("/os-aggregates")
+@action("os_compute_api:os-aggregates:index")
 async def list_aggregates(deps: Deps, ctx: Context) -> JSONResponse:
     """Every aggregate, by id (admin)."""
-    _require_admin(ctx, "os-aggregates:index")
     aggregates = await deps.db.aggregates.list()
     return JSONResponse({"aggregates": [views.aggregate_view(a) for a in aggregates]})
 
 
 @router.post("/os-aggregates")
+@action("os_compute_api:os-aggregates:create")
 async def create_aggregate(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """A new aggregate, in a zone when the body names one (admin): 200, as Nova."""
-    _require_admin(ctx, "os-aggregates:create")
     new = schemas.parse_create(await read_json(request))
     aggregate = await deps.db.aggregates.create(new.name, new.availability_zone)
     logger.info("aggregate %d %r created (zone %s)", aggregate.id, aggregate.name,
@@ -79,18 +73,18 @@ async def create_aggregate(request: Request, deps: Deps, ctx: Context) -> JSONRe
 
 
 @router.get("/os-aggregates/{aggregate_id}")
+@action("os_compute_api:os-aggregates:show")
 async def show_aggregate(aggregate_id: str, deps: Deps, ctx: Context) -> JSONResponse:
     """One aggregate with its hosts and metadata (admin)."""
-    _require_admin(ctx, "os-aggregates:show")
     return _answer(await deps.db.aggregates.get(_aggregate_id(aggregate_id)))
 
 
 @router.put("/os-aggregates/{aggregate_id}")
+@action("os_compute_api:os-aggregates:update")
 async def update_aggregate(aggregate_id: str, request: Request, deps: Deps,
                            ctx: Context) -> JSONResponse:
     """Rename the aggregate and/or move it to another zone (admin); a null zone takes
     it out of its zone. 409 for a taken name, 400 when a host would be in two zones."""
-    _require_admin(ctx, "os-aggregates:update")
     pk = _aggregate_id(aggregate_id)
     update = schemas.parse_update(await read_json(request))
     db = deps.db.aggregates
@@ -120,10 +114,10 @@ async def _name_taken(deps: ApiDeps, name: str, pk: int) -> bool:
 
 
 @router.delete("/os-aggregates/{aggregate_id}")
+@action("os_compute_api:os-aggregates:delete")
 async def delete_aggregate(aggregate_id: str, deps: Deps, ctx: Context) -> Response:
     """Delete an aggregate without hosts (admin): 200 and no body, as Nova; 400 while
     it has hosts."""
-    _require_admin(ctx, "os-aggregates:delete")
     pk = _aggregate_id(aggregate_id)
     try:
         await deps.db.aggregates.delete(pk)
@@ -135,18 +129,20 @@ async def delete_aggregate(aggregate_id: str, deps: Deps, ctx: Context) -> Respo
 
 
 @router.post("/os-aggregates/{aggregate_id}/action")
+@action(PER_BODY)
 async def aggregate_action(aggregate_id: str, request: Request, deps: Deps,
                            ctx: Context) -> JSONResponse:
     """``add_host``, ``remove_host`` or ``set_metadata`` (admin)."""
-    if not ctx.is_admin:
-        # A 403 whatever the body; it names the action's policy when it can.
-        try:
-            name, _ = schemas.parse_action(await read_json(request))
-        except Invalid:
-            name = "action"
-        raise _deny(f"os-aggregates:{name}")
-    body = await read_json(request)
-    name, _ = schemas.parse_action(body)
+    try:
+        body = await read_json(request)
+        name, _ = schemas.parse_action(body)
+    except Invalid:
+        # A caller who may do none of the actions learns nothing about the body.
+        if not any(deps.policy.allows(ctx, aggregate_rule(n))
+                   for n in ("add_host", "remove_host", "set_metadata")):
+            deps.policy.enforce(ctx, aggregate_rule("add_host"))
+        raise
+    deps.policy.enforce(ctx, aggregate_rule(name))
     pk = _aggregate_id(aggregate_id)
     db = deps.db.aggregates
     if name == "set_metadata":
@@ -183,6 +179,7 @@ async def _zones(deps: ApiDeps) -> list[views.Zone]:
 
 
 @router.get("/os-availability-zone")
+@action("os_compute_api:os-availability-zone:list")
 async def list_zones(deps: Deps) -> JSONResponse:
     """The zones of the compute hosts, available or not (any user); the internal zone
     of the control services is only in the detailed list."""
@@ -191,8 +188,8 @@ async def list_zones(deps: Deps) -> JSONResponse:
 
 
 @router.get("/os-availability-zone/detail")
+@action("os_compute_api:os-availability-zone:detail")
 async def list_zones_detail(deps: Deps, ctx: Context) -> JSONResponse:
     """Every zone, the internal one included, with each host's services (admin)."""
-    _require_admin(ctx, "os-availability-zone:detail")
     return JSONResponse({"availabilityZoneInfo": [views.zone_detail(z)
                                                   for z in await _zones(deps)]})

@@ -15,8 +15,9 @@ from strato.api.flavors import schemas, views
 from strato.api.flavors.service import get_flavor
 from strato.api.formats import base_url
 from strato.api.paging import next_links, parse_page
+from strato.api.policy import action
 from strato.domain.context import RequestContext
-from strato.domain.errors import Forbidden, Invalid, NotFound
+from strato.domain.errors import Invalid, NotFound
 from strato.domain.ids import FlavorId
 from strato.domain.resources import Flavor
 
@@ -24,11 +25,6 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v2.1/flavors")
 
-
-def _require_admin(ctx: RequestContext, action: str) -> None:
-    if not ctx.is_admin:
-        raise Forbidden(f"Policy doesn't allow os_compute_api:os-flavor-manage:{action} "
-                        "to be performed.")
 
 
 async def _listing(request: Request, deps: ApiDeps, ctx: RequestContext,
@@ -53,18 +49,21 @@ async def _listing(request: Request, deps: ApiDeps, ctx: RequestContext,
 
 
 @router.get("")
+@action("os_compute_api:flavors:index")
 async def list_flavors(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """``GET /v2.1/flavors``: ids, names and links."""
     return await _listing(request, deps, ctx, views.flavor_summary)
 
 
 @router.get("/detail")
+@action("os_compute_api:flavors:index")
 async def list_flavors_detail(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """``GET /v2.1/flavors/detail``: full flavor views."""
     return await _listing(request, deps, ctx, views.flavor_detail)
 
 
 @router.get("/{flavor_id}")
+@action("os_compute_api:flavors:show")
 async def show_flavor(flavor_id: str, request: Request, deps: Deps,
                       ctx: Context) -> JSONResponse:
     """``GET /v2.1/flavors/{id}``."""
@@ -74,18 +73,18 @@ async def show_flavor(flavor_id: str, request: Request, deps: Deps,
 
 
 @router.post("")
+@action("os_compute_api:os-flavor-manage:create")
 async def create_flavor(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """``POST /v2.1/flavors`` (admin): 200 with the new flavor, as Nova."""
-    _require_admin(ctx, "create")
     flavor = await deps.db.flavors.create(schemas.flavor_from_create(await read_json(request)))
     return JSONResponse({"flavor": views.flavor_detail(flavor, base_url(request,
                                                                         deps.settings))})
 
 
 @router.delete("/{flavor_id}")
+@action("os_compute_api:os-flavor-manage:delete")
 async def delete_flavor(flavor_id: str, deps: Deps, ctx: Context) -> Response:
     """``DELETE /v2.1/flavors/{id}`` (admin): 202, as Nova. Instances keep their copy."""
-    _require_admin(ctx, "delete")
     await get_flavor(deps.db, ctx, flavor_id)
     await deps.db.flavors.delete(FlavorId(flavor_id))
     return Response(status_code=202)

@@ -15,8 +15,8 @@ from strato.api.bodies import parse_model, read_json
 from strato.api.deps import Context, Deps
 from strato.api.hosts import views
 from strato.api.placement import hosts_changed
-from strato.domain.context import RequestContext
-from strato.domain.errors import Forbidden, Invalid, NotFound
+from strato.api.policy import action
+from strato.domain.errors import Invalid, NotFound
 from strato.domain.resources import NodeUsage
 
 __all__ = ["router"]
@@ -41,10 +41,6 @@ class _ServiceUpdate(BaseModel):
     disabled_reason: _Text | None = None
 
 
-def _require_admin(ctx: RequestContext, policy: str) -> None:
-    if not ctx.is_admin:
-        raise Forbidden(f"Policy doesn't allow os_compute_api:{policy} to be performed.")
-
 
 def _numbered(usages: list[NodeUsage]) -> list[tuple[int, NodeUsage]]:
     # Microversion 2.1 has integer hypervisor ids and strato's nodes have none: number
@@ -54,26 +50,26 @@ def _numbered(usages: list[NodeUsage]) -> list[tuple[int, NodeUsage]]:
 
 
 @router.get("/os-services")
+@action("os_compute_api:os-services:list")
 async def list_services(deps: Deps, ctx: Context) -> JSONResponse:
     """Every service with its heartbeat state (admin)."""
-    _require_admin(ctx, "os-services:list")
     services = await deps.db.services.list()
     zones = await deps.db.aggregates.host_zones()
     return JSONResponse({"services": [views.service_view(s, zones) for s in services]})
 
 
 @router.get("/os-hypervisors")
+@action("os_compute_api:os-hypervisors:list")
 async def list_hypervisors(deps: Deps, ctx: Context) -> JSONResponse:
     """Every hypervisor node, briefly (admin)."""
-    _require_admin(ctx, "os-hypervisors:list")
     usages = _numbered(await deps.db.nodes.usages())
     return JSONResponse({"hypervisors": [views.hypervisor_summary(u, n) for n, u in usages]})
 
 
 @router.get("/os-hypervisors/detail")
+@action("os_compute_api:os-hypervisors:list-detail")
 async def list_hypervisors_detail(deps: Deps, ctx: Context) -> JSONResponse:
     """Every hypervisor node with its capacity and usage (admin)."""
-    _require_admin(ctx, "os-hypervisors:list-detail")
     usages = _numbered(await deps.db.nodes.usages())
     services = {s.host: s for s in await deps.db.services.list()
                 if views.is_compute_service(s)}
@@ -83,12 +79,12 @@ async def list_hypervisors_detail(deps: Deps, ctx: Context) -> JSONResponse:
 
 
 @router.put("/os-services/{action}")
+@action("os_compute_api:os-services:update")
 async def update_service(action: str, request: Request, deps: Deps,
                          ctx: Context) -> JSONResponse:
     """Enable or disable a compute service (admin). A disabled compute keeps its
     instances but the scheduler no longer chooses it. ``disable-log-reason`` records why
     (so does ``disable``, when the body has a reason); ``enable`` clears the reason."""
-    _require_admin(ctx, "os-services:update")
     if action not in ("enable", "disable", "disable-log-reason"):
         raise NotFound("Unknown action")
     body = parse_model(_ServiceUpdate, await read_json(request))

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from strato.api.deps import Deps
 from strato.api.formats import base_url
 from strato.api.images import jsonschema
+from strato.api.policy import PUBLIC, action
 
 __all__ = ["CURRENT", "schemas_router", "versions_router"]
 
@@ -38,36 +39,42 @@ def _versions(request: Request, deps: Deps) -> dict[str, Any]:
 
 @versions_router.get("")
 @versions_router.get("/")
+@action(PUBLIC)
 async def list_versions(request: Request, deps: Deps) -> JSONResponse:
     """``GET /image/``: the version document, 300 Multiple Choices as in Glance."""
     return JSONResponse(_versions(request, deps), status_code=300)
 
 
 @versions_router.get("/versions")
+@action(PUBLIC)
 async def show_versions(request: Request, deps: Deps) -> JSONResponse:
     """``GET /image/versions``: the same document with 200."""
     return JSONResponse(_versions(request, deps))
 
 
 @schemas_router.get("/image")
+@action("image:get_schemas")
 async def image_schema() -> JSONResponse:
     """``GET /v2/schemas/image``."""
     return JSONResponse(jsonschema.image_schema())
 
 
 @schemas_router.get("/images")
+@action("image:get_schemas")
 async def images_schema() -> JSONResponse:
     """``GET /v2/schemas/images``."""
     return JSONResponse(jsonschema.images_schema())
 
 
 @schemas_router.get("/member")
+@action("image:get_schemas")
 async def member_schema() -> JSONResponse:
     """``GET /v2/schemas/member``."""
     return JSONResponse(jsonschema.member_schema())
 
 
 @schemas_router.get("/members")
+@action("image:get_schemas")
 async def members_schema() -> JSONResponse:
     """``GET /v2/schemas/members``."""
     return JSONResponse(jsonschema.members_schema())

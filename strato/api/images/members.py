@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, Response
 from strato.api.bodies import read_json
 from strato.api.deps import Context, Deps
 from strato.api.images import schemas, views
+from strato.api.policy import action
 from strato.domain.ids import ImageId
 from strato.image import sharing
 
@@ -18,6 +19,7 @@ router = APIRouter(prefix="/v2/images/{image_id}/members")
 
 
 @router.post("")
+@action("image:add_member")
 async def add_member(image_id: str, request: Request, deps: Deps,
                      ctx: Context) -> JSONResponse:
     """``POST``: share the image with ``{"member": "<project id>"}``; 200 (Glance's
@@ -28,6 +30,7 @@ async def add_member(image_id: str, request: Request, deps: Deps,
 
 
 @router.get("")
+@action("image:get_members")
 async def list_members(image_id: str, deps: Deps, ctx: Context) -> JSONResponse:
     """``GET``: every member (owner) or one's own entry (a member)."""
     members = await sharing.list_members(deps.db.images, ctx, ImageId(image_id))
@@ -35,6 +38,7 @@ async def list_members(image_id: str, deps: Deps, ctx: Context) -> JSONResponse:
 
 
 @router.get("/{member_id}")
+@action("image:get_member")
 async def show_member(image_id: str, member_id: str, deps: Deps,
                       ctx: Context) -> JSONResponse:
     """``GET .../{member_id}``."""
@@ -43,6 +47,7 @@ async def show_member(image_id: str, member_id: str, deps: Deps,
 
 
 @router.put("/{member_id}")
+@action("image:modify_member")
 async def update_member(image_id: str, member_id: str, request: Request, deps: Deps,
                         ctx: Context) -> JSONResponse:
     """``PUT .../{member_id}`` with ``{"status": "accepted"}``: the member's answer."""
@@ -53,6 +58,7 @@ async def update_member(image_id: str, member_id: str, request: Request, deps: D
 
 
 @router.delete("/{member_id}")
+@action("image:delete_member")
 async def remove_member(image_id: str, member_id: str, deps: Deps, ctx: Context) -> Response:
     """``DELETE .../{member_id}``: 204; the owner's call."""
     await sharing.remove_member(deps.db.images, ctx, ImageId(image_id), member_id)

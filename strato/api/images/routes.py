@@ -21,6 +21,7 @@ from strato.api.formats import base_url
 from strato.api.images import discovery, schemas, views
 from strato.api.images.members import router as members_router
 from strato.api.images.ranges import parse_range
+from strato.api.policy import action
 from strato.domain.ids import ImageId
 from strato.image import service
 from strato.image.upload import upload_image as store_upload
@@ -32,6 +33,7 @@ _images = APIRouter(prefix="/v2/images")
 
 
 @_images.post("")
+@action("image:add_image")
 async def create_image(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """``POST /v2/images``: register a queued image (its data comes with PUT .../file)."""
     image_id, changes = schemas.ops_from_create(await read_json(request))
@@ -43,6 +45,7 @@ async def create_image(request: Request, deps: Deps, ctx: Context) -> JSONRespon
 
 
 @_images.get("")
+@action("image:get_images")
 async def list_images(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """``GET /v2/images``: the images the caller may list, filtered, sorted, paged."""
     query = schemas.query_from_params(request.query_params)
@@ -53,6 +56,7 @@ async def list_images(request: Request, deps: Deps, ctx: Context) -> JSONRespons
 
 
 @_images.get("/{image_id}")
+@action("image:get_image")
 async def show_image(image_id: str, deps: Deps, ctx: Context) -> JSONResponse:
     """``GET /v2/images/{id}``."""
     image = await service.get_image(deps.db.images, ctx, ImageId(image_id))
@@ -60,6 +64,7 @@ async def show_image(image_id: str, deps: Deps, ctx: Context) -> JSONResponse:
 
 
 @_images.patch("/{image_id}")
+@action("image:modify_image")
 async def update_image(image_id: str, request: Request, deps: Deps,
                        ctx: Context) -> JSONResponse:
     """``PATCH /v2/images/{id}``: a JSON patch (media type
@@ -73,6 +78,7 @@ async def update_image(image_id: str, request: Request, deps: Deps,
 
 
 @_images.delete("/{image_id}")
+@action("image:delete_image")
 async def delete_image(image_id: str, deps: Deps, ctx: Context) -> Response:
     """``DELETE /v2/images/{id}``: 204; 403 for a protected image. Its data goes too."""
     await service.delete_image(deps.db.images, deps.image_store, ctx=ctx,
@@ -81,6 +87,7 @@ async def delete_image(image_id: str, deps: Deps, ctx: Context) -> Response:
 
 
 @_images.put("/{image_id}/file")
+@action("image:upload_image")
 async def upload_image(image_id: str, request: Request, deps: Deps, ctx: Context) -> Response:
     """``PUT /v2/images/{id}/file``: stream the data in (``application/octet-stream``,
     with a ``Content-Length`` or chunked); 204 once stored and checked."""
@@ -102,6 +109,7 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
 
 
 @_images.get("/{image_id}/file")
+@action("image:download_image")
 async def download_image(image_id: str, request: Request, deps: Deps,
                          ctx: Context) -> Response:
     """``GET /v2/images/{id}/file``: the data; 204 while the image has none; one
@@ -124,6 +132,7 @@ async def download_image(image_id: str, request: Request, deps: Deps,
 
 
 @_images.post("/{image_id}/actions/deactivate")
+@action("image:deactivate")
 async def deactivate_image(image_id: str, deps: Deps, ctx: Context) -> Response:
     """``POST /v2/images/{id}/actions/deactivate``: 204; owner or admin."""
     await service.deactivate_image(deps.db.images, ctx, ImageId(image_id))
@@ -131,6 +140,7 @@ async def deactivate_image(image_id: str, deps: Deps, ctx: Context) -> Response:
 
 
 @_images.post("/{image_id}/actions/reactivate")
+@action("image:reactivate")
 async def reactivate_image(image_id: str, deps: Deps, ctx: Context) -> Response:
     """``POST /v2/images/{id}/actions/reactivate``: 204; owner or admin."""
     await service.reactivate_image(deps.db.images, ctx, ImageId(image_id))
@@ -138,6 +148,7 @@ async def reactivate_image(image_id: str, deps: Deps, ctx: Context) -> Response:
 
 
 @_images.put("/{image_id}/tags/{tag}")
+@action("image:modify_image")
 async def add_tag(image_id: str, tag: str, deps: Deps, ctx: Context) -> Response:
     """``PUT /v2/images/{id}/tags/{tag}``: 204 (also when the image had it already)."""
     await service.tag_image(deps.db.images, ctx, ImageId(image_id), tag)
@@ -145,6 +156,7 @@ async def add_tag(image_id: str, tag: str, deps: Deps, ctx: Context) -> Response
 
 
 @_images.delete("/{image_id}/tags/{tag}")
+@action("image:modify_image")
 async def delete_tag(image_id: str, tag: str, deps: Deps, ctx: Context) -> Response:
     """``DELETE /v2/images/{id}/tags/{tag}``: 204; 404 if the image lacks the tag."""
     await service.untag_image(deps.db.images, ctx, ImageId(image_id), tag)

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from strato.api.bodies import read_json
 from strato.api.deps import Context, Deps
 from strato.api.keypairs import schemas, views
+from strato.api.policy import action
 from strato.api.quotas.service import project_limits
 from strato.domain.context import RequestContext
 from strato.domain.keypairs import KeyPair, fingerprint, generate_key_pair
@@ -39,6 +40,7 @@ async def _new_key_pair(fields: schemas.KeyPairCreate,
 
 
 @router.post("/os-keypairs")
+@action("os_compute_api:os-keypairs:create")
 async def create_keypair(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """Import ``public_key``, or generate a key pair and return its private key once."""
     fields = schemas.parse_create(await read_json(request))
@@ -49,18 +51,21 @@ async def create_keypair(request: Request, deps: Deps, ctx: Context) -> JSONResp
 
 
 @router.get("/os-keypairs")
+@action("os_compute_api:os-keypairs:index")
 async def list_keypairs(deps: Deps, ctx: Context) -> JSONResponse:
     """The caller's key pairs, oldest first."""
     return JSONResponse(views.listed(await deps.db.key_pairs.list(ctx.user_id)))
 
 
 @router.get("/os-keypairs/{name}")
+@action("os_compute_api:os-keypairs:show")
 async def show_keypair(name: str, deps: Deps, ctx: Context) -> JSONResponse:
     """One of the caller's key pairs; 404 if it has none of that name."""
     return JSONResponse(views.shown(await deps.db.key_pairs.get(ctx.user_id, name)))
 
 
 @router.delete("/os-keypairs/{name}")
+@action("os_compute_api:os-keypairs:delete")
 async def delete_keypair(name: str, deps: Deps, ctx: Context) -> Response:
     """Delete one of the caller's key pairs (202, as Nova at 2.1)."""
     await deps.db.key_pairs.delete(ctx.user_id, name)

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from strato.api.bodies import read_json
 from strato.api.deps import Context, Deps
 from strato.api.networks import extensions, listing, schemas, views
+from strato.api.policy import PUBLIC, action
 from strato.domain.context import RequestContext
 from strato.domain.errors import Forbidden, Invalid, NotFound
 from strato.domain.ids import ProjectId, new_uuid
@@ -71,6 +72,7 @@ def _base(request: Request) -> str:
 
 @router.get("")
 @router.get("/")
+@action(PUBLIC)
 async def versions(request: Request) -> JSONResponse:
     """The version document: v2.0, current. Neutron answers it at its root with and
     without the slash; a redirect would cost every client's discovery a round trip."""
@@ -81,6 +83,7 @@ async def versions(request: Request) -> JSONResponse:
 
 @router.get(V2)
 @router.get(f"{V2}/")
+@action("get_api_resources")
 async def resources(request: Request) -> JSONResponse:
     """The resources of v2.0."""
     base = f"{_base(request)}/v2.0"
@@ -94,6 +97,7 @@ def _one(request: Request, key: str, item: dict[str, Any]) -> JSONResponse:
 
 
 @router.get(f"{V2}/extensions")
+@action("get_api_resources")
 async def list_extensions() -> JSONResponse:
     """The API extensions strato implements (clients probe them, e.g. ``openstack port
     create`` for ``tag-ports-during-bulk-creation``)."""
@@ -101,6 +105,7 @@ async def list_extensions() -> JSONResponse:
 
 
 @router.get(f"{V2}/extensions/{{alias}}")
+@action("get_api_resources")
 async def show_extension(alias: str) -> JSONResponse:
     found = extensions.find(alias)
     if found is None:
@@ -111,6 +116,7 @@ async def show_extension(alias: str) -> JSONResponse:
 # ---- networks ------------------------------------------------------------------------
 
 @router.post(f"{V2}/networks")
+@action("create_network")
 async def create_network(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     body = schemas.parse(schemas.NetworkBody, await read_json(request), "network")
     if body.shared and not ctx.is_admin:
@@ -124,6 +130,7 @@ async def create_network(request: Request, deps: Deps, ctx: Context) -> JSONResp
 
 
 @router.get(f"{V2}/networks")
+@action("get_network")
 async def list_networks(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     nets = await deps.db.networks.list_networks(viewer=_scope(ctx))
     return listing.collection(request, "networks", [views.network(n) for n in nets],
@@ -131,6 +138,7 @@ async def list_networks(request: Request, deps: Deps, ctx: Context) -> JSONRespo
 
 
 @router.get(f"{V2}/networks/{{network_id}}")
+@action("get_network")
 async def show_network(network_id: str, request: Request, deps: Deps,
                        ctx: Context) -> JSONResponse:
     net = await deps.db.networks.get_network(network_id, viewer=_scope(ctx))
@@ -138,6 +146,7 @@ async def show_network(network_id: str, request: Request, deps: Deps,
 
 
 @router.put(f"{V2}/networks/{{network_id}}")
+@action("update_network")
 async def update_network(network_id: str, request: Request, deps: Deps,
                          ctx: Context) -> JSONResponse:
     body = schemas.parse(schemas.NetworkUpdate, await read_json(request), "network")
@@ -149,6 +158,7 @@ async def update_network(network_id: str, request: Request, deps: Deps,
 
 
 @router.delete(f"{V2}/networks/{{network_id}}")
+@action("delete_network")
 async def delete_network(network_id: str, deps: Deps, ctx: Context) -> Response:
     await deps.db.networks.delete_network(network_id, owner=_scope(ctx))
     return Response(status_code=204)
@@ -157,6 +167,7 @@ async def delete_network(network_id: str, deps: Deps, ctx: Context) -> Response:
 # ---- subnets -------------------------------------------------------------------------
 
 @router.post(f"{V2}/subnets")
+@action("create_subnet")
 async def create_subnet(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     body = schemas.parse(schemas.SubnetBody, await read_json(request), "subnet")
     plan = schemas.subnet_fields(body)
@@ -173,6 +184,7 @@ async def create_subnet(request: Request, deps: Deps, ctx: Context) -> JSONRespo
 
 
 @router.get(f"{V2}/subnets")
+@action("get_subnet")
 async def list_subnets(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     subs = await deps.db.networks.list_subnets(viewer=_scope(ctx))
     return listing.collection(request, "subnets", [views.subnet(s) for s in subs],
@@ -180,6 +192,7 @@ async def list_subnets(request: Request, deps: Deps, ctx: Context) -> JSONRespon
 
 
 @router.get(f"{V2}/subnets/{{subnet_id}}")
+@action("get_subnet")
 async def show_subnet(subnet_id: str, request: Request, deps: Deps,
                       ctx: Context) -> JSONResponse:
     sub = await deps.db.networks.get_subnet(subnet_id, viewer=_scope(ctx))
@@ -187,6 +200,7 @@ async def show_subnet(subnet_id: str, request: Request, deps: Deps,
 
 
 @router.put(f"{V2}/subnets/{{subnet_id}}")
+@action("update_subnet")
 async def update_subnet(subnet_id: str, request: Request, deps: Deps,
                         ctx: Context) -> JSONResponse:
     body = schemas.parse(schemas.SubnetUpdate, await read_json(request), "subnet")
@@ -201,6 +215,7 @@ async def update_subnet(subnet_id: str, request: Request, deps: Deps,
 
 
 @router.delete(f"{V2}/subnets/{{subnet_id}}")
+@action("delete_subnet")
 async def delete_subnet(subnet_id: str, deps: Deps, ctx: Context) -> Response:
     await deps.db.networks.delete_subnet(subnet_id, owner=_scope(ctx))
     return Response(status_code=204)
@@ -209,6 +224,7 @@ async def delete_subnet(subnet_id: str, deps: Deps, ctx: Context) -> Response:
 # ---- ports ---------------------------------------------------------------------------
 
 @router.post(f"{V2}/ports")
+@action("create_port")
 async def create_port(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     body = schemas.parse(schemas.PortBody, await read_json(request), "port")
     project = _project(ctx, body.tenant_id, body.project_id)
@@ -229,6 +245,7 @@ async def create_port(request: Request, deps: Deps, ctx: Context) -> JSONRespons
 
 
 @router.get(f"{V2}/ports")
+@action("get_port")
 async def list_ports(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     ports = await deps.db.networks.list_ports(viewer=_scope(ctx))
     return listing.collection(request, "ports", [views.port(p) for p in ports],
@@ -236,12 +253,14 @@ async def list_ports(request: Request, deps: Deps, ctx: Context) -> JSONResponse
 
 
 @router.get(f"{V2}/ports/{{port_id}}")
+@action("get_port")
 async def show_port(port_id: str, request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     port = await deps.db.networks.get_port(port_id, viewer=_scope(ctx))
     return _one(request, "port", views.port(port))
 
 
 @router.put(f"{V2}/ports/{{port_id}}")
+@action("update_port")
 async def update_port(port_id: str, request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     body = schemas.parse(schemas.PortUpdate, await read_json(request), "port")
     changes = _set(body.model_dump(exclude_unset=True,
@@ -253,6 +272,7 @@ async def update_port(port_id: str, request: Request, deps: Deps, ctx: Context) 
 
 
 @router.delete(f"{V2}/ports/{{port_id}}")
+@action("delete_port")
 async def delete_port(port_id: str, deps: Deps, ctx: Context) -> Response:
     await deps.db.networks.delete_port(port_id, owner=_scope(ctx))
     return Response(status_code=204)

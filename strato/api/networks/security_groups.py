@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from strato.api.bodies import read_json
 from strato.api.deps import Context, Deps
 from strato.api.networks import listing, sg_schemas, sg_views
+from strato.api.policy import action
 from strato.domain.context import RequestContext
 from strato.domain.ids import ProjectId, new_uuid
 from strato.domain.networks import Direction, SecurityGroupRule
@@ -51,6 +52,7 @@ def _one(item: dict[str, Any], params: QueryParams) -> dict[str, Any]:
 
 
 @router.post(GROUPS)
+@action("create_security_group")
 async def create_security_group(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """A new group with Neutron's egress rules (201); 409 past the quota."""
     fields = sg_schemas.parse_group_create(await read_json(request), ctx)
@@ -62,6 +64,7 @@ async def create_security_group(request: Request, deps: Deps, ctx: Context) -> J
 
 
 @router.get(GROUPS)
+@action("get_security_group")
 async def list_security_groups(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """The caller's project's groups (every project's for an admin), in Neutron's
     order (by id unless sorted), after making sure the caller's project has its
@@ -74,6 +77,7 @@ async def list_security_groups(request: Request, deps: Deps, ctx: Context) -> JS
 
 
 @router.get(GROUPS + "/{group_id}")
+@action("get_security_group")
 async def show_security_group(group_id: str, request: Request, deps: Deps,
                               ctx: Context) -> JSONResponse:
     group = await deps.db.security_groups.get(group_id, project_id=_scope(ctx))
@@ -82,6 +86,7 @@ async def show_security_group(group_id: str, request: Request, deps: Deps,
 
 
 @router.put(GROUPS + "/{group_id}")
+@action("update_security_group")
 async def update_security_group(group_id: str, request: Request, deps: Deps,
                                 ctx: Context) -> JSONResponse:
     """Change the name and/or description; the default group keeps its name."""
@@ -92,6 +97,7 @@ async def update_security_group(group_id: str, request: Request, deps: Deps,
 
 
 @router.delete(GROUPS + "/{group_id}")
+@action("delete_security_group")
 async def delete_security_group(group_id: str, deps: Deps, ctx: Context) -> Response:
     """204; 409 for the default group (unless admin, as Neutron) or a group in use."""
     await deps.db.security_groups.delete(group_id, project_id=_scope(ctx),
@@ -100,6 +106,7 @@ async def delete_security_group(group_id: str, deps: Deps, ctx: Context) -> Resp
 
 
 @router.post(RULES)
+@action("create_security_group_rule")
 async def create_security_group_rule(request: Request, deps: Deps,
                                      ctx: Context) -> JSONResponse:
     """A new rule in a visible group (201); 409 for a duplicate or past the quota."""
@@ -119,6 +126,7 @@ async def create_security_group_rule(request: Request, deps: Deps,
 
 
 @router.get(RULES)
+@action("get_security_group_rule")
 async def list_security_group_rules(request: Request, deps: Deps,
                                     ctx: Context) -> JSONResponse:
     rules = await deps.db.security_groups.list_rules(project_id=_scope(ctx))
@@ -128,6 +136,7 @@ async def list_security_group_rules(request: Request, deps: Deps,
 
 
 @router.get(RULES + "/{rule_id}")
+@action("get_security_group_rule")
 async def show_security_group_rule(rule_id: str, request: Request, deps: Deps,
                                    ctx: Context) -> JSONResponse:
     rule = await deps.db.security_groups.get_rule(rule_id, project_id=_scope(ctx))
@@ -136,6 +145,7 @@ async def show_security_group_rule(rule_id: str, request: Request, deps: Deps,
 
 
 @router.delete(RULES + "/{rule_id}")
+@action("delete_security_group_rule")
 async def delete_security_group_rule(rule_id: str, deps: Deps, ctx: Context) -> Response:
     await deps.db.security_groups.delete_rule(rule_id, project_id=_scope(ctx))
     return Response(status_code=204)

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from strato.api.bodies import read_json
 from strato.api.deps import Context, Deps
+from strato.api.policy import action
 from strato.api.quotas.service import project_limits
 from strato.api.server_groups import schemas, views
 from strato.domain.context import RequestContext
@@ -32,6 +33,7 @@ def _scope(ctx: RequestContext) -> ProjectId | None:
 
 
 @router.post("/os-server-groups")
+@action("os_compute_api:os-server-groups:create")
 async def create_server_group(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """A new group of the caller's project (200, as Nova); 403 past the quota."""
     fields = schemas.parse_create(await read_json(request))
@@ -43,6 +45,7 @@ async def create_server_group(request: Request, deps: Deps, ctx: Context) -> JSO
 
 
 @router.get("/os-server-groups")
+@action("os_compute_api:os-server-groups:index")
 async def list_server_groups(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """The caller's project's groups, oldest first (every project's for an admin
     with ``all_projects``), paged by ``limit`` and ``offset``."""
@@ -54,6 +57,7 @@ async def list_server_groups(request: Request, deps: Deps, ctx: Context) -> JSON
 
 
 @router.get("/os-server-groups/{group_id}")
+@action("os_compute_api:os-server-groups:show")
 async def show_server_group(group_id: str, deps: Deps, ctx: Context) -> JSONResponse:
     """One group with its live members; 404 if unknown or not visible."""
     group = await deps.db.groups.get(GroupId(group_id), project_id=_scope(ctx))
@@ -61,6 +65,7 @@ async def show_server_group(group_id: str, deps: Deps, ctx: Context) -> JSONResp
 
 
 @router.delete("/os-server-groups/{group_id}")
+@action("os_compute_api:os-server-groups:delete")
 async def delete_server_group(group_id: str, deps: Deps, ctx: Context) -> Response:
     """Delete the group (204); its members keep running, no longer grouped."""
     await deps.db.groups.delete(GroupId(group_id), project_id=_scope(ctx))

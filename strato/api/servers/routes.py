@@ -14,6 +14,8 @@ from strato.api.bodies import read_json
 from strato.api.deps import ApiDeps, Context, Deps
 from strato.api.formats import base_url
 from strato.api.paging import next_links, parse_page
+from strato.api.policies import SERVER_ACTIONS
+from strato.api.policy import PER_BODY, action
 from strato.api.servers import actions, schemas, service, views
 from strato.domain.context import RequestContext
 from strato.domain.errors import Invalid, NotFound
@@ -25,6 +27,7 @@ router = APIRouter(prefix="/v2.1/servers")
 
 
 @router.post("")
+@action("os_compute_api:servers:create")
 async def create_server(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """``POST /v2.1/servers``: 202 at once; the build continues in the background."""
     req = await schemas.parse_create(await read_json(request), deps, ctx)
@@ -57,6 +60,7 @@ async def _listing(request: Request, deps: ApiDeps, ctx: RequestContext,
 
 
 @router.get("")
+@action("os_compute_api:servers:index")
 async def list_servers(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """``GET /v2.1/servers``: ids, names and links, newest first."""
     async def summaries(instances: list[Instance], base: str) -> list[dict[str, Any]]:
@@ -65,6 +69,7 @@ async def list_servers(request: Request, deps: Deps, ctx: Context) -> JSONRespon
 
 
 @router.get("/detail")
+@action("os_compute_api:servers:detail")
 async def list_servers_detail(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """``GET /v2.1/servers/detail``: full server views, newest first."""
     async def details(instances: list[Instance], base: str) -> list[dict[str, Any]]:
@@ -82,6 +87,7 @@ async def _detail(request: Request, deps: ApiDeps, ctx: RequestContext,
 
 
 @router.get("/{server_id}")
+@action("os_compute_api:servers:show")
 async def show_server(server_id: str, request: Request, deps: Deps,
                       ctx: Context) -> JSONResponse:
     """``GET /v2.1/servers/{id}``; 404 for a server of another project."""
@@ -90,6 +96,7 @@ async def show_server(server_id: str, request: Request, deps: Deps,
 
 
 @router.get("/{server_id}/ips")
+@action("os_compute_api:ips:index")
 async def list_ips(server_id: str, deps: Deps, ctx: Context) -> JSONResponse:
     """``GET /v2.1/servers/{id}/ips``: the server's addresses by network name."""
     instance = await service.get_server(deps, ctx, server_id)
@@ -98,6 +105,7 @@ async def list_ips(server_id: str, deps: Deps, ctx: Context) -> JSONResponse:
 
 
 @router.get("/{server_id}/ips/{network_label}")
+@action("os_compute_api:ips:show")
 async def show_ips(server_id: str, network_label: str, deps: Deps,
                    ctx: Context) -> JSONResponse:
     """``GET /v2.1/servers/{id}/ips/{label}``: its addresses on one network; 404 when
@@ -111,6 +119,7 @@ async def show_ips(server_id: str, network_label: str, deps: Deps,
 
 
 @router.delete("/{server_id}")
+@action("os_compute_api:servers:delete")
 async def delete_server(server_id: str, deps: Deps, ctx: Context) -> Response:
     """``DELETE /v2.1/servers/{id}``: 204, in any state (also while building); 409 for
     a locked server unless the caller is an admin."""
@@ -119,6 +128,7 @@ async def delete_server(server_id: str, deps: Deps, ctx: Context) -> Response:
 
 
 @router.post("/{server_id}/action")
+@action(PER_BODY)
 async def server_action(server_id: str, request: Request, deps: Deps,
                         ctx: Context) -> Response:
     """``POST /v2.1/servers/{id}/action``: one action per body. ``os-getConsoleOutput``
@@ -126,6 +136,9 @@ async def server_action(server_id: str, request: Request, deps: Deps,
     the others (reboot, os-stop, os-start, pause, unpause, suspend, resume, lock, unlock)
     202 with an empty body, the compute host finishing the work."""
     name, args = schemas.parse_action(await read_json(request))
+    if name not in SERVER_ACTIONS:
+        raise Invalid(f"There is no such action: {name}")
+    deps.policy.enforce(ctx, SERVER_ACTIONS[name])
     if name == "os-getConsoleOutput":
         length = schemas.parse_console_length(args)
         return JSONResponse({"output": await service.console_output(deps, ctx, server_id,
