@@ -33,10 +33,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from strato.client import ApiError, ComputeClient  # noqa: E402
+from strato.client.auth import password_token
 from strato.testing.cluster import Cluster, free_port, run_cluster  # noqa: E402
 from strato.testing.infra import temporary_database, temporary_vhost  # noqa: E402
 
-TOKEN = "strato-admin"
+ADMIN_PASSWORD = "strato-admin"  # identity.admin_password's default
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -84,7 +85,9 @@ async def make_network(client: ComputeClient) -> str:
 
 async def drive(api_url: str, hosts: int, servers: int, concurrency: int,
                 network: bool = False) -> dict[str, Any]:
-    async with ComputeClient(api_url, TOKEN, timeout=120) as client:
+    token = await password_token(api_url, user="admin", password=ADMIN_PASSWORD,
+                                 project="admin")
+    async with ComputeClient(api_url, token, timeout=120) as client:
         await wait_for_hosts(client, hosts)
         image = await client.create_image("bench", b"\0" * 65536, disk_format="raw")
         flavor = next(f["id"] for f in await client.flavors() if f["name"] == "m1.tiny")

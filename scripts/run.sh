@@ -24,14 +24,13 @@ fi
 
 .venv/bin/strato demo --url "$URL"
 
-TOKEN="${STRATO_API__ADMIN_TOKEN:-strato-admin}"
 cat <<EOT
 
 strato is running (embedded mode, pid $(cat "$PIDFILE")); guests live in
 $STRATO_COMPUTE__LIBVIRT__INSTANCES_PATH.
-  Compute API: $URL/v2.1      Image API: $URL/v2
-  Token:       $TOKEN  (send it as the X-Auth-Token header)
-  Try:         curl -s -H "X-Auth-Token: $TOKEN" $URL/v2.1/servers/detail
+  APIs:        $URL/identity/v3  $URL/v2.1  $URL/image  $URL/networking
+  Clients:     export OS_CLIENT_CONFIG_FILE=$STRATO_DATA_DIR/clouds.yaml OS_CLOUD=strato
+               .venv/bin/openstack server list      (the admin user, by password)
                .venv/bin/strato demo --url $URL     (boot another tiny guest)
   Log:         $LOG
   Stop:        kill $(cat "$PIDFILE")

@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -100,8 +103,30 @@ def make_driver(settings: Settings, host: str, *,
 
     if images is None:
         images = ImageServiceSource(ImageClient(image_api_url(settings),
-                                                settings.api.service_token))
+                                                service_token(settings)))
     return LibvirtDriver(libvirt_config(settings, host), images)
+
+
+def service_token(settings: Settings) -> str:
+    """The token services show each other: ``api.service_token``, else the secret in
+    ``<data_dir>/service-token``, made (0600) by whichever process needs it first."""
+    if settings.api.service_token:
+        return settings.api.service_token
+    path = settings.data_dir / "service-token"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another process may be writing it this instant
+            token = path.read_text().strip()
+            if token:
+                return token
+            time.sleep(0.01)
+        raise RuntimeError(f"{path} is empty: delete it and start again") from None
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as file:
+        file.write(token + "\n")
+    return token
 
 
 def image_api_url(settings: Settings) -> str:
@@ -340,7 +365,7 @@ async def create_api(settings: Settings, db: Database, bus: Bus) -> ASGIApp:
 
     static = StaticTokenAuth(
         settings.api.admin_token, admin=(user.id, project.id),
-        tokens={settings.api.service_token: (SERVICE_USER, project.id, ("admin", "service"))})
+        tokens={service_token(settings): (SERVICE_USER, project.id, ("admin", "service"))})
     auth = KeystoneAuth(_token_service(settings, db), fallback=static)
     deps = ApiDeps(db=db, bus=bus, image_store=ImageStore(settings.data_dir / "images"),
                    auth=auth, settings=settings.api,
@@ -427,7 +452,7 @@ def _in_process_images(settings: Settings, app: ASGIApp) -> ImageSource:
     from strato.image.client import ImageClient, ImageServiceSource
 
     return ImageServiceSource(ImageClient(
-        "http://strato.internal", settings.api.service_token,
+        "http://strato.internal", service_token(settings),
         transport=httpx.ASGITransport(app=app)))
 
 

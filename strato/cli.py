@@ -26,6 +26,8 @@ image_app = typer.Typer(help="Images, through the Image API (Glance v2).", no_ar
 app.add_typer(image_app, name="image")
 identity_app = typer.Typer(help="Identity (Keystone tokens).", no_args_is_help=True)
 app.add_typer(identity_app, name="identity")
+policy_app = typer.Typer(help="API policy: who may call which action.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file.",
                                                  exists=True, dir_okay=False)]
@@ -77,17 +79,33 @@ def up(config: ConfigOpt = None,
              for i in range(hosts)]
 
     async def main(stop: asyncio.Event) -> None:
+        # clouds.yaml first: a client that sees the API answer finds it already there.
+        client_config = _client_config(settings) if settings.identity.admin_password else ""
         async with bootstrap.embedded(settings, specs, serve_http=True) as cloud:
             from strato.seed import seed_defaults
 
             await seed_defaults(cloud.db)
-            typer.echo(f"strato is up: http://{settings.api.listen}  "
-                       f"token: {settings.api.admin_token}", err=True)
-            if settings.identity.admin_password:
-                typer.echo(_client_config(settings), err=True)
+            typer.echo(f"strato is up: {settings.api.url}", err=True)
+            if client_config:
+                typer.echo(client_config, err=True)
             await stop.wait()
 
     _run_until_signalled(main)
+
+
+async def _cli_token(settings: Settings, url: str) -> str:
+    """The token the CLI acts with: the static admin token when one is configured (a
+    test option), else the admin user's, logged in with its password."""
+    if settings.api.admin_token:
+        return settings.api.admin_token
+    if not settings.identity.admin_password:
+        raise typer.BadParameter("no admin password (identity.admin_password) and no "
+                                 "static token (api.admin_token): cannot log in")
+    from strato.client.auth import password_token
+    from strato.seed import ADMIN_NAME
+
+    return await password_token(url, user=ADMIN_NAME, password=settings.identity.admin_password,
+                                project=ADMIN_NAME)
 
 
 def _client_config(settings: Settings) -> str:
@@ -160,8 +178,7 @@ def bootstrap_cmd(config: ConfigOpt = None) -> None:
         finally:
             await db.close()
         typer.echo(f"created {created} flavor(s); admin user {user.name} ({user.id}) in "
-                   f"project {project.name} ({project.id}); admin token: "
-                   f"{settings.api.admin_token}")
+                   f"project {project.name} ({project.id})")
         if settings.identity.admin_password:
             typer.echo(_client_config(settings))
 
@@ -179,7 +196,7 @@ def demo(url: Annotated[str, typer.Option(help="API URL.")] = "http://127.0.0.1:
     settings = _settings(config)
 
     async def main() -> None:
-        async with ComputeClient(url, settings.api.admin_token) as client:
+        async with ComputeClient(url, await _cli_token(settings, url)) as client:
             await _wait_for_api(client)
             await _wait_for_cloud(client, timeout)
             if await _hypervisor_type(client) == "QEMU":
@@ -246,7 +263,7 @@ async def _demo_real_vm(client: Any, settings: Settings, url: str, timeout: floa
     from strato.tinyguest import build_tiny_guest
     from strato.tinyguest.publish import find_tiny_image, publish_tiny_guest
 
-    async with ImageClient(url, settings.api.admin_token) as images:
+    async with ImageClient(url, await _cli_token(settings, url)) as images:
         image = await find_tiny_image(images)
         if image is None:
             typer.echo("building the tiny guest from Debian packages (once) ...")
@@ -312,7 +329,7 @@ def build_tiny(
         typer.echo(f"disk    {guest.disk}\nkernel  {guest.kernel}\ninitrd  {guest.initrd}"
                    f"\nversion {guest.kernel_version}\ncmdline {guest.cmdline}")
         if upload:
-            async with ImageClient(api_url, settings.api.admin_token) as client:
+            async with ImageClient(api_url, await _cli_token(settings, api_url)) as client:
                 ids = await publish_tiny_guest(client, guest)
             typer.echo(f"images: tiny={ids.disk} tiny-kernel={ids.kernel} "
                        f"tiny-ramdisk={ids.ramdisk} tiny-kernel-boot={ids.kernel_boot}")
@@ -351,7 +368,7 @@ def image_import(
     api_url = url or settings.api.url
 
     async def main() -> dict[str, Any]:
-        async with ImageClient(api_url, settings.api.admin_token) as client:
+        async with ImageClient(api_url, await _cli_token(settings, api_url)) as client:
             return await _create_and_upload(client, fields, file)
 
     image = asyncio.run(main())
@@ -419,6 +436,33 @@ def identity_rotate_keys(config: ConfigOpt = None) -> None:
     keys.ensure()
     primary = keys.rotate()
     typer.echo(f"rotated {keys.path}: primary key is now {primary}")
+
+
+@policy_app.command("sample")
+def policy_sample() -> None:
+    """Print every default rule with its description, commented out: a policy file to
+    start from (uncomment and change the rules to override)."""
+    from strato.api.policies import default_policy
+
+    typer.echo(default_policy().sample(), nl=False)
+
+
+@policy_app.command("check")
+def policy_check(
+        file: Annotated[Path, typer.Option("--file", help="The YAML or JSON policy file.")],
+        ) -> None:
+    """Load FILE as identity.policy_file would be loaded: print how many rules it changes,
+    or why the API would refuse to start with it (exit status 1)."""
+    from strato.api.policies import load_policy
+    from strato.domain.errors import Invalid
+
+    try:
+        policy = load_policy(file)
+    except Invalid as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    changed = sum(policy.rules[name] != rule.check for name, rule in policy.defaults.items())
+    typer.echo(f"ok: {changed} rules overridden")
 
 
 def main() -> None:

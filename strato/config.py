@@ -31,13 +31,15 @@ __all__ = ["ApiSettings", "ComputeSettings", "DbSettings", "FakeDriverSettings",
 
 class ApiSettings(BaseModel, frozen=True):
     listen: str = Field("127.0.0.1:8774", description="host:port the REST API listens on.")
-    admin_token: str = Field(
-        "strato-admin", description="Static token of the admin user (static auth backend). "
-        "Replaced by Keystone tokens when the identity service is enabled.")
-    service_token: str = Field(
-        "strato-service", description="Static token services use between hosts (a compute "
-        "downloading images from the image API). It acts with the admin and service roles; "
-        "set your own secret in any deployment that other people can reach.")
+    admin_token: str | None = Field(
+        None, description="A static token that acts as the admin user, beside Keystone's "
+        "tokens. A test option: unset (the default), only tokens from the Identity API "
+        "are accepted.")
+    service_token: str | None = Field(
+        None, description="Static token services use between hosts (a compute "
+        "downloading images from the image API); it acts with the admin and service roles. "
+        "Default: a random secret made once in <data_dir>/service-token (mode 0600). "
+        "Computes on other hosts need the same value: set it here, or share that file.")
     public_url: str | None = Field(None, description="URL clients use to reach the API; "
                                    "defaults to http://<listen>.")
     max_metadata_items: int = Field(128, description="Most metadata keys per server "

@@ -30,7 +30,7 @@ class AuthBackend(Protocol):
 class StaticTokenAuth:
     """Fixed tokens: the admin token from the settings, plus any registered ones."""
 
-    def __init__(self, admin_token: str, *,
+    def __init__(self, admin_token: str | None, *,
                  tokens: Mapping[str, tuple[str, str, Sequence[str]]] | None = None,
                  admin: tuple[str, str] = ("admin", "admin")) -> None:
         """``admin_token``: authenticates as the ``admin`` (user id, project id), with

@@ -1,88 +1,32 @@
 """The real ``openstack`` CLI (python-openstackclient, pinned) against a real strato API
 (``strato up`` as an OS process, fake virt driver).
 
-There is no Keystone yet: the CLI reads a clouds.yaml written here, whose cloud uses
-keystoneauth's ``admin_token`` plugin (a static token and an endpoint) and one
-``<service>_endpoint_override`` per API, so the CLI needs no service catalog. Each
-command runs as its own process from the venv's ``bin``, without a shell, with no
-``OS_*`` variable of the caller and ``HOME`` in the test's tmp (so no user clouds.yaml
-or cache can leak in).
+The CLI logs in as a user does: it reads the clouds.yaml ``strato up`` wrote (cloud
+``strato``: the admin's password, the Identity API's URL and nothing else), gets a token
+from ``/identity/v3/auth/tokens`` and finds every other service in the catalog. Each
+command runs as its own process (see :class:`~tests.client.server_fixtures.Cli`).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.client.server_fixtures import (
     MIB,
+    Cli,
     RunningApi,
     api_fixture,  # noqa: F401  (registers the "api" fixture)
     build_qcow2,
 )
 
-OPENSTACK = Path(sys.executable).parent / "openstack"
-COMMAND_TIMEOUT = 180  # one CLI process: ~2 s of imports, plus --wait polling
-
-
-@dataclass(frozen=True)
-class Cli:
-    """Runs ``openstack`` commands against one cloud of a clouds.yaml."""
-
-    env: dict[str, str]
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(OPENSTACK), "--os-cloud", "strato", *args], env=self.env,
-                              capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
-                              check=False)
-
-    def ok(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run a command that must succeed; its output is in the failure message."""
-        result = self.run(*args)
-        assert result.returncode == 0, (
-            f"openstack {' '.join(args)} exited {result.returncode}:\n"
-            f"{result.stderr[-4000:]}{result.stdout[-2000:]}")
-        return result
-
-    def json(self, *args: str) -> Any:
-        """Run a command with ``-f json`` and parse what it prints."""
-        return json.loads(self.ok(*args, "-f", "json").stdout)
-
-
-def write_clouds_yaml(path: Path, api: RunningApi) -> None:
-    path.write_text(f"""\
-clouds:
-  strato:
-    auth_type: admin_token
-    auth:
-      endpoint: {api.url}
-      token: {api.token}
-    compute_endpoint_override: {api.url}/v2.1
-    network_endpoint_override: {api.url}/networking
-    image_endpoint_override: {api.url}/image
-""")
-
 
 @pytest.fixture(scope="module")
 def cli(api: RunningApi, tmp_path_factory: pytest.TempPathFactory) -> Cli:
-    assert OPENSTACK.exists(), (
-        f"{OPENSTACK} is missing: install the test dependencies (python-openstackclient)")
-    home = tmp_path_factory.mktemp("home")
-    clouds = home / "clouds.yaml"
-    write_clouds_yaml(clouds, api)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "STRATO_"))}
-    env.update({"HOME": str(home), "OS_CLIENT_CONFIG_FILE": str(clouds),
-                "PYTHONWARNINGS": "ignore"})
-    return Cli(env=env)
+    return Cli.for_cloud(api.clouds_yaml, tmp_path_factory.mktemp("home"))
 
 
 @pytest.fixture(scope="module")

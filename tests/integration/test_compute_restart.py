@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from strato.client import ComputeClient
+from strato.client.auth import password_token
 from strato.testing.cluster import Cluster, run_cluster
 from strato.testing.infra import temporary_database, temporary_vhost
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
 
-TOKEN = "strato-admin"
+ADMIN_PASSWORD = "strato-admin"  # identity.admin_password's default
 HOST = "r1"
 
 
@@ -39,7 +40,9 @@ async def _hypervisor(client: ComputeClient) -> dict[str, int]:
 
 async def test_killed_compute_fails_the_interrupted_build_when_it_restarts(
         cluster: Cluster) -> None:
-    async with ComputeClient(cluster.api_url, TOKEN, timeout=60) as client:
+    token = await password_token(cluster.api_url, user="admin", password=ADMIN_PASSWORD,
+                                 project="admin")
+    async with ComputeClient(cluster.api_url, token, timeout=60) as client:
         async with asyncio.timeout(60):
             while not (await client.request("GET", "/v2.1/os-hypervisors")).json()[
                     "hypervisors"]:

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from strato.client import ComputeClient
+from strato.client.auth import password_token
 from strato.testing.cluster import Cluster, run_cluster
 from strato.testing.infra import temporary_database, temporary_vhost
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.slow]
 
-TOKEN = "strato-admin"
+ADMIN_PASSWORD = "strato-admin"  # identity.admin_password's default
 
 
 @pytest.fixture
@@ -38,7 +39,9 @@ async def _wait_for_hosts(client: ComputeClient, count: int) -> None:
 
 
 async def test_servers_become_active_across_processes(cluster: Cluster) -> None:
-    async with ComputeClient(cluster.api_url, TOKEN, timeout=60) as client:
+    token = await password_token(cluster.api_url, user="admin", password=ADMIN_PASSWORD,
+                                 project="admin")
+    async with ComputeClient(cluster.api_url, token, timeout=60) as client:
         await _wait_for_hosts(client, 2)
         image = await client.create_image("img", b"\0" * 8192, disk_format="raw")
         flavor = next(f["id"] for f in await client.flavors() if f["name"] == "m1.tiny")

@@ -196,14 +196,21 @@ async def test_max_concurrent_builds_bounds_spawns_per_host(tmp_path: Path,
 
 async def test_service_token_acts_with_admin_and_service_roles(tmp_path: Path) -> None:
     async with running_cloud(tmp_path, fake_hosts(1)) as h:
-        service = ComputeClient("http://strato", "strato-service",
+        # No service token configured: a random one was made once, readable by root only.
+        secret = tmp_path / "service-token"
+        assert secret.stat().st_mode & 0o777 == 0o600
+        token = secret.read_text().strip()
+        assert len(token) >= 40
+        service = ComputeClient("http://strato", token,
                                 transport=httpx.ASGITransport(app=h.cloud.app))  # type: ignore[arg-type]
         async with service:
             resp = await service.request("GET", "/v2.1/os-hypervisors")
             assert [hv["hypervisor_hostname"] for hv in resp.json()["hypervisors"]] == ["h1"]
-        stranger = ComputeClient("http://strato", "not-a-token",
-                                 transport=httpx.ASGITransport(app=h.cloud.app))  # type: ignore[arg-type]
-        async with stranger:
-            with pytest.raises(ApiError) as exc:
-                await stranger.request("GET", "/v2.1/os-hypervisors")
-            assert exc.value.status == 401
+        # Neither a made-up token nor the well-known defaults of earlier versions pass.
+        for guess in ("not-a-token", "strato-service", "strato-admin"):
+            stranger = ComputeClient("http://strato", guess,
+                                     transport=httpx.ASGITransport(app=h.cloud.app))  # type: ignore[arg-type]
+            async with stranger:
+                with pytest.raises(ApiError) as exc:
+                    await stranger.request("GET", "/v2.1/os-hypervisors")
+                assert exc.value.status == 401
