@@ -92,8 +92,9 @@ Check = Callable[[Creds, Target, "Policy"], bool]
 _SUBST = re.compile(r"^%\((\w+)\)s$")
 
 
-def parse_rule(text: str) -> Check:
-    """A check string -> a callable. ``Invalid`` with the reason when it does not parse."""
+def parse_rule(text: str, refs: set[str] | None = None) -> Check:
+    """A check string -> a callable. ``Invalid`` with the reason when it does not parse.
+    ``refs``, when given, receives the names of the rules it references (``rule:x``)."""
     tokens = _tokens(text)
     if not tokens:
         return lambda _c, _t, _p: True
@@ -135,6 +136,8 @@ def parse_rule(text: str) -> Check:
                 raise Invalid(f"policy rule {text!r}: a '(' is never closed")
             take()
             return inner
+        if refs is not None and token.startswith("rule:"):
+            refs.add(token.removeprefix("rule:"))
         return _atom(token, text)
 
     check = expr()
@@ -190,8 +193,8 @@ def _atom(token: str, text: str) -> Check:
     literal = value.strip("'\"")
     if literal.lower() in ("true", "false"):
         wanted = literal.lower() == "true"
-        return lambda c, _t, _p: bool(c.get(kind)) is wanted
-    return lambda c, _t, _p: str(c.get(kind)) == literal
+        return lambda c, _t, _p: c.get(kind) is not None and bool(c.get(kind)) is wanted
+    return lambda c, _t, _p: c.get(kind) is not None and str(c.get(kind)) == literal
 
 
 # -- the engine --------------------------------------------------------------------------
@@ -209,7 +212,19 @@ class Policy:
             if not isinstance(check, str):
                 raise Invalid(f"policy rule {name!r} must be a string, not {check!r}")
             self.rules[name] = check
-        self._checks = {name: parse_rule(check) for name, check in self.rules.items()}
+        self._checks: dict[str, Check] = {}
+        refs: dict[str, set[str]] = {}
+        for name, check in self.rules.items():
+            refs[name] = set()
+            try:
+                self._checks[name] = parse_rule(check, refs[name])
+            except Invalid as exc:
+                raise Invalid(f"policy rule {name!r}: {exc}") from exc
+            unknown = sorted(refs[name] - self.rules.keys())
+            if unknown:
+                raise Invalid(f"policy rule {name!r} refers to unknown rule(s) "
+                              f"{', '.join(unknown)}")
+        _refuse_cycles(refs)
 
     @classmethod
     def from_file(cls, defaults: Iterable[RuleDefault], path: Path | None) -> Policy:
@@ -217,7 +232,7 @@ class Policy:
         if path is None:
             return cls(defaults)
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
             loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         except (OSError, ValueError, yaml.YAMLError) as exc:
             raise Invalid(f"cannot read the policy file {path}: {exc}") from exc
@@ -225,7 +240,10 @@ class Policy:
             loaded = {}
         if not isinstance(loaded, dict):
             raise Invalid(f"the policy file {path} must map rule names to check strings")
-        return cls(defaults, cast(dict[str, str], loaded))
+        try:
+            return cls(defaults, cast(dict[str, str], loaded))
+        except Invalid as exc:
+            raise Invalid(f"the policy file {path}: {exc}") from exc
 
     def check_rule(self, name: str, creds: Creds, target: Target) -> bool:
         check = self._checks.get(name)
@@ -256,6 +274,25 @@ class Policy:
             lines.append(f"#{json.dumps(rule.name)}: {json.dumps(rule.check)}")
             lines.append("")
         return "\n".join(lines)
+
+
+def _refuse_cycles(refs: Mapping[str, set[str]]) -> None:
+    """``Invalid`` naming the loop when rules refer to each other in a circle (it would
+    recurse without end on the first request)."""
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            loop = " -> ".join([*path[path.index(name):], name])
+            raise Invalid(f"policy rules form a cycle: {loop}")
+        if name in done:
+            return
+        for ref in sorted(refs.get(name, ())):
+            visit(ref, [*path, name])
+        done.add(name)
+
+    for name in refs:
+        visit(name, [])
 
 
 def credentials(ctx: RequestContext) -> dict[str, object]:
