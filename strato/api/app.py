@@ -18,6 +18,7 @@ from strato.api.aggregates.routes import router as aggregates_router
 from strato.api.deps import ApiDeps
 from strato.api.flavors.routes import router as flavors_router
 from strato.api.hosts.routes import router as hosts_router
+from strato.api.identity.admin import router as identity_admin_router
 from strato.api.identity.routes import router as identity_router
 from strato.api.images.routes import api_router as image_api_router
 from strato.api.images.routes import router as image_alias_router
@@ -56,6 +57,7 @@ def create_app(deps: ApiDeps, settings: ApiSettings) -> FastAPI:
     app.include_router(networks_router)
     app.include_router(security_groups_router)
     app.include_router(identity_router)
+    app.include_router(identity_admin_router)
     app.include_router(keypairs_router)
     errors.install_handlers(app)
     # add_middleware wraps: the last added runs first. Request ids are outermost so a

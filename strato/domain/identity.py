@@ -1,5 +1,5 @@
 """Domains, projects, users and roles: the owners of everything else, and who may act
-for them (Keystone's model, reduced to what tokens need)."""
+for them (Keystone's model, reduced to project-scoped role assignments)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from strato.domain.errors import StratoError
 from strato.domain.ids import ProjectId, UserId
 
 __all__ = ["DEFAULT_DOMAIN_ID", "DEFAULT_ROLES", "AuthFailed", "Domain", "DomainId",
-           "Project", "Role", "RoleId", "User"]
+           "NewPassword", "Project", "Role", "RoleAssignment", "RoleId", "User"]
 
 DomainId = NewType("DomainId", str)
 RoleId = NewType("RoleId", str)
 
-# Keystone's default domain: every project and user lives in it until domains are managed.
+# Keystone's default domain: it holds the bootstrap admin and cannot be deleted.
 DEFAULT_DOMAIN_ID = DomainId("default")
 # The bootstrap admin holds all three on the admin project (Keystone's bootstrap roles).
 DEFAULT_ROLES = ("admin", "member", "reader")
@@ -56,3 +56,20 @@ class User:
 class Role:
     id: RoleId
     name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoleAssignment:
+    """A user holds a role on a project."""
+
+    user_id: UserId
+    project_id: ProjectId
+    role_id: RoleId
+
+
+@dataclass(frozen=True, slots=True)
+class NewPassword:
+    """A user's new password hash (``None``: no password login). Setting one refuses the
+    user's tokens issued before."""
+
+    hash: str | None

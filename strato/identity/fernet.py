@@ -136,12 +136,20 @@ class TokenCodec:
     def __init__(self, keys: KeyRepository) -> None:
         self._keys = keys
         self._built: tuple[list[bytes], MultiFernet] | None = None
+        self._generation = 0
 
     def _fernet(self) -> MultiFernet:
         keys = self._keys.keys()
         if self._built is None or self._built[0] is not keys:
             self._built = (keys, MultiFernet([Fernet(key) for key in keys]))
+            self._generation += 1
         return self._built[1]
+
+    def key_generation(self) -> int:
+        """A number that changes whenever the set of keys does (a rotation, here or by
+        another process): what was decoded under another number must be decoded again."""
+        self._fernet()
+        return self._generation
 
     def encode(self, payload: TokenPayload) -> str:
         return self._fernet().encrypt(payload.to_json()).decode()

@@ -4,10 +4,20 @@ The API parses the request body into :class:`AuthRequest`; everything after that
 check the password or the presented token, resolve the scope, look up the roles, and
 encrypt a :class:`~strato.identity.fernet.TokenPayload`. Every failure is ``AuthFailed``
 with one message, so a caller learns nothing about which part was wrong.
+
+Validating a token from scratch reads its revocations, its user, project, roles and
+their domains. Every API request validates one, so :class:`TokenService` keeps what it
+found per token (a bounded LRU) together with the identity *revision* it was read at: a
+number in the database that every identity write moves on in its own transaction. A
+request then reads only that number; while it is unchanged, nothing the token depends on
+can have changed, in this process or any other. Expiry is checked on every use, and a
+change of the Fernet keys (a rotation) sends every token through decryption again.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,9 +29,13 @@ from strato.domain.ids import ProjectId, UserId
 from strato.identity.fernet import TokenCodec, TokenPayload, TokenRefused, new_audit_id
 from strato.identity.passwords import verify_password
 
-__all__ = ["AuthRequest", "NameRef", "TokenInfo", "TokenService"]
+__all__ = ["CACHE_SIZE", "AuthRequest", "NameRef", "TokenCacheStatistics", "TokenInfo",
+           "TokenService"]
 
 _REFUSED = "The request you have made requires authentication."
+
+# Validated tokens kept per API process (each entry is a few hundred bytes).
+CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,13 +71,38 @@ class TokenInfo:
     roles: tuple[Role, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenCacheStatistics:
+    """The validation cache: tokens held, and validations answered from it or not."""
+
+    size: int
+    capacity: int
+    hits: int
+    misses: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    revision: int
+    key_generation: int
+    info: TokenInfo
+
+
 class TokenService:
     def __init__(self, repo: IdentityRepo, codec: TokenCodec, *, expiration: timedelta,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], cache_size: int = CACHE_SIZE) -> None:
         self._repo = repo
         self._codec = codec
         self._expiration = expiration
         self._clock = clock
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._capacity = cache_size
+        self._hits = 0
+        self._misses = 0
+
+    def statistics(self) -> TokenCacheStatistics:
+        return TokenCacheStatistics(size=len(self._cache), capacity=self._capacity,
+                                    hits=self._hits, misses=self._misses)
 
     async def issue(self, request: AuthRequest) -> tuple[str, TokenInfo]:
         """A new token for ``request``; ``AuthFailed`` when it does not authenticate."""
@@ -89,12 +128,45 @@ class TokenService:
 
     async def validate(self, token: str) -> TokenInfo:
         """The token's details; ``AuthFailed`` when it is unreadable, expired, revoked, or
-        its user, project or roles are gone."""
+        its user, project, roles or their domains are gone or disabled. Costs one read
+        of the identity revision when the token was validated before and nothing in the
+        identity data changed since; none when the token cannot be decrypted."""
+        now = self._clock()
+        generation = self._codec.key_generation()
+        cached = self._cache.get(token)
+        revision: int | None = None
+        if cached is not None and cached.key_generation == generation:
+            revision = await self._repo.revision()
+            if cached.revision == revision:
+                return self._hit(token, cached.info, now)
+        self._misses += 1
+        self._cache.pop(token, None)
         try:
-            payload = self._codec.decode(token, self._clock())
+            payload = self._codec.decode(token, now)  # a forged token costs no query
         except TokenRefused as exc:
             raise AuthFailed(f"Could not validate the token: {exc}") from exc
-        if await self._repo.any_revoked(payload.audit_ids):
+        # The revision is read before the data: data read after it is at least as new,
+        # so an entry can be older than its revision claims, never newer.
+        if revision is None:
+            revision = await self._repo.revision()
+        info = await self._check(payload)
+        self._cache[token] = _Cached(revision, generation, info)
+        while len(self._cache) > self._capacity:
+            self._cache.popitem(last=False)
+        return info
+
+    def _hit(self, token: str, info: TokenInfo, now: datetime) -> TokenInfo:
+        if info.payload.expires_at <= now:
+            self._cache.pop(token, None)
+            raise AuthFailed("Could not validate the token: the token has expired")
+        if token in self._cache:  # another validation may have dropped it meanwhile
+            self._cache.move_to_end(token)
+        self._hits += 1
+        return info
+
+    async def _check(self, payload: TokenPayload) -> TokenInfo:
+        if await self._repo.token_revoked(payload.audit_ids, user_id=UserId(payload.user_id),
+                                          issued_at=payload.issued_at):
             raise AuthFailed("Could not validate the token: it was revoked")
         return await self._info(payload)
 
@@ -102,24 +174,28 @@ class TokenService:
         """Refuse ``token`` (and any token made from it) from now on."""
         info = await self.validate(token)
         await self._repo.revoke_token(info.payload.audit_ids[0], info.payload.expires_at)
+        self._cache.pop(token, None)
 
     async def _info(self, payload: TokenPayload) -> TokenInfo:
         try:
             user = await self._repo.user(UserId(payload.user_id))
             project = (await self._repo.project(ProjectId(payload.project_id))
                        if payload.project_id else None)
+            user_domain = await self._repo.domain(user.domain_id)
+            project_domain = (await self._repo.domain(project.domain_id)
+                              if project is not None else None)
         except NotFound as exc:
             raise AuthFailed(_REFUSED) from exc
-        if not user.enabled or (project is not None and not project.enabled):
+        if not (user.enabled and user_domain.enabled):
+            raise AuthFailed(_REFUSED)
+        if project is not None and not (project.enabled and project_domain
+                                        and project_domain.enabled):
             raise AuthFailed(_REFUSED)
         roles = tuple(await self._repo.roles_on(user.id, project.id)) if project else ()
         if project is not None and not roles:
             raise AuthFailed(f"User {user.id} has no access to project {project.id}")
-        return TokenInfo(payload=payload, user=user,
-                         user_domain=await self._repo.domain(user.domain_id),
-                         project=project, roles=roles,
-                         project_domain=await self._repo.domain(project.domain_id)
-                         if project else None)
+        return TokenInfo(payload=payload, user=user, user_domain=user_domain,
+                         project=project, project_domain=project_domain, roles=roles)
 
     async def _check_password(self, request: AuthRequest) -> User:
         if request.user is None or request.password is None:
@@ -129,7 +205,9 @@ class TokenService:
             encoded = await self._repo.password_hash(user.id)
         except NotFound as exc:
             raise AuthFailed(_REFUSED) from exc
-        if not verify_password(request.password, encoded) or not user.enabled:
+        # Argon2 is deliberately slow: off the event loop.
+        if not await asyncio.to_thread(verify_password, request.password, encoded) \
+                or not user.enabled:
             raise AuthFailed(_REFUSED)
         return user
 

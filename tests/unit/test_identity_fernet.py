@@ -76,6 +76,17 @@ def test_tokens_survive_rotations_until_their_key_ages_out(tmp_path: Path) -> No
     assert codec.decode(newer, NOW).user_id == "u1"
 
 
+def test_the_key_generation_changes_with_the_key_set_only(tmp_path: Path) -> None:
+    repo = KeyRepository(tmp_path, max_active_keys=3)
+    codec = TokenCodec(repo)
+    first = codec.key_generation()
+    codec.decode(codec.encode(_payload()), NOW)
+    assert codec.key_generation() == first
+    # A rotation by another process (its own repository object on the same directory).
+    KeyRepository(tmp_path, max_active_keys=3).rotate()
+    assert codec.key_generation() != first
+
+
 def test_a_token_from_the_staged_key_is_accepted(tmp_path: Path) -> None:
     # Another host rotated first: its primary is our staged key.
     repo = KeyRepository(tmp_path)

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from strato.api.auth import KeystoneAuth
 from strato.api.deps import Context, Deps
 from strato.api.identity import schemas, views
+from strato.api.policy import PUBLIC, action
 from strato.domain.context import RequestContext
 from strato.domain.errors import Invalid
 from strato.domain.identity import AuthFailed
@@ -74,17 +75,20 @@ async def _subject(request: Request, ctx: RequestContext, deps: Deps,
 
 @router.get("/identity", include_in_schema=False)
 @router.get("/identity/", include_in_schema=False)
+@action(PUBLIC)
 async def identity_versions(deps: Deps) -> Response:
     return JSONResponse(views.versions(deps.settings), status_code=300)
 
 
 @router.get("/identity/v3", include_in_schema=False)
 @router.get("/identity/v3/", include_in_schema=False)
+@action(PUBLIC)
 async def identity_v3(deps: Deps) -> Response:
     return JSONResponse(views.version(deps.settings))
 
 
 @router.post("/identity/v3/auth/tokens")
+@action(PUBLIC)
 async def issue_token(request: Request, deps: Deps) -> Response:
     try:
         tokens = await _tokens(deps)
@@ -108,6 +112,7 @@ async def _json(request: Request) -> object:
 
 
 @router.api_route("/identity/v3/auth/tokens", methods=["GET", "HEAD"])
+@action(PUBLIC)
 async def validate_token(request: Request, ctx: Context, deps: Deps) -> Response:
     try:
         subject, info = await _subject(request, ctx, deps, await _tokens(deps))
@@ -121,6 +126,7 @@ async def validate_token(request: Request, ctx: Context, deps: Deps) -> Response
 
 
 @router.delete("/identity/v3/auth/tokens")
+@action(PUBLIC)
 async def revoke_token(request: Request, ctx: Context, deps: Deps) -> Response:
     try:
         tokens = await _tokens(deps)
@@ -134,6 +140,7 @@ async def revoke_token(request: Request, ctx: Context, deps: Deps) -> Response:
 
 
 @router.get("/identity/v3/auth/catalog")
+@action(PUBLIC)
 async def auth_catalog(request: Request, ctx: Context, deps: Deps) -> Response:
     try:
         await _caller(request, ctx, deps)
@@ -146,6 +153,7 @@ async def auth_catalog(request: Request, ctx: Context, deps: Deps) -> Response:
 
 
 @router.get("/identity/v3/auth/projects")
+@action(PUBLIC)
 async def auth_projects(request: Request, ctx: Context, deps: Deps) -> Response:
     try:
         caller = await _caller(request, ctx, deps)
