@@ -13,7 +13,7 @@ import logging
 import os
 import secrets
 import socket
-import time
+import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -113,20 +113,19 @@ def service_token(settings: Settings) -> str:
     if settings.api.service_token:
         return settings.api.service_token
     path = settings.data_dir / "service-token"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(50):  # another process may be writing it this instant
-            token = path.read_text().strip()
-            if token:
-                return token
-            time.sleep(0.01)
-        raise RuntimeError(f"{path} is empty: delete it and start again") from None
-    token = secrets.token_urlsafe(32)
-    with os.fdopen(fd, "w") as file:
-        file.write(token + "\n")
-    return token
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole under a private name, then linked into place: a process racing
+        # this one either wins the link or reads the winner's complete file.
+        fd, draft = tempfile.mkstemp(dir=path.parent, prefix=".service-token.")
+        try:
+            with os.fdopen(fd, "w") as file:  # mkstemp makes it 0600
+                file.write(secrets.token_urlsafe(32) + "\n")
+            with contextlib.suppress(FileExistsError):
+                os.link(draft, path)
+        finally:
+            os.unlink(draft)
+    return path.read_text().strip()
 
 
 def image_api_url(settings: Settings) -> str:

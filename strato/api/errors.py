@@ -169,15 +169,14 @@ def fault_response(status: int, message: str, *, name: str | None = None, path: 
     """The error response for ``path``: Neutron's body on the Network API, Keystone's
     on the Identity API, Glance's on the Image API, else Nova's
     (``name`` defaults to Nova's fault name for ``status``)."""
+    title = HTTPStatus(status).phrase if status in _HTTP_STATUSES else "Error"
     if is_network_path(path):
         body: dict[str, object] = {"NeutronError": {
             "type": _NEUTRON_BY_STATUS.get(status, "HTTPError"), "message": message,
             "detail": ""}}
     elif is_identity_path(path):
-        title = HTTPStatus(status).phrase if status in _HTTP_STATUSES else "Error"
         body = {"error": {"code": status, "title": title, "message": message}}
     elif is_image_path(path):
-        title = HTTPStatus(status).phrase if status in _HTTP_STATUSES else "Error"
         body = {"code": f"{status} {title}", "title": title,
                                    "message": message}
     else:

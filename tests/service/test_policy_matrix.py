@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from strato.api.policies import SERVER_ACTIONS, aggregate_rule
 from strato.api.policy import PER_BODY, PUBLIC, action_of
-from strato.domain.identity import DEFAULT_DOMAIN_ID
+from strato.client.auth import password_token
 from strato.identity.passwords import Argon2Params, hash_password
 from tests.cloud_fixtures import Harness, fake_hosts, running_cloud, wait_until
 
@@ -136,16 +136,6 @@ async def _users(h: Harness) -> None:
         await identity.set_password_hash(user.id, hash_password(PASSWORD, FAST))
 
 
-async def _token(http: httpx.AsyncClient, user: str, password: str, project: str) -> str:
-    domain = {"id": DEFAULT_DOMAIN_ID}
-    resp = await http.post("/identity/v3/auth/tokens", json={"auth": {
-        "identity": {"methods": ["password"], "password": {"user": {
-            "name": user, "domain": domain, "password": password}}},
-        "scope": {"project": {"name": project, "domain": domain}}}})
-    assert resp.status_code == 201, resp.text
-    return resp.headers["x-subject-token"]
-
-
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     async with running_cloud(tmp_path, fake_hosts(2)) as h:
@@ -153,12 +143,13 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         log = EndpointLog(h.cloud.app)
         transport = httpx.ASGITransport(app=log)  # type: ignore[arg-type]
         async with httpx.AsyncClient(base_url="http://strato", transport=transport) as http:
-            tokens: dict[Caller, str] = {
-                "admin": await _token(http, "admin", "strato-admin", "admin"),
-                "alice": await _token(http, "alice", PASSWORD, "project-a"),
-                "bob": await _token(http, "bob", PASSWORD, "project-b"),
-                "carol": await _token(http, "carol", PASSWORD, "project-a"),
-            }
+            logins: dict[Caller, tuple[str, str]] = {
+                "admin": ("strato-admin", "admin"), "alice": (PASSWORD, "project-a"),
+                "bob": (PASSWORD, "project-b"), "carol": (PASSWORD, "project-a")}
+            tokens = {caller: await password_token("http://strato", user=caller,
+                                                   password=password, project=project,
+                                                   transport=transport)
+                      for caller, (password, project) in logins.items()}
             world = World(harness=h, http=http, log=log, tokens=tokens, ids={})
             world.ids["public_image"] = h.image_id
             await world.ok("admin", "PATCH", f"/image/v2/images/{h.image_id}",

@@ -7,11 +7,11 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http import HTTPStatus
 from typing import Any
 
 from starlette.responses import JSONResponse
 
+from strato.api.errors import fault_response
 from strato.config import ApiSettings
 from strato.domain.identity import Domain, Project, Role, RoleAssignment, User
 from strato.identity.service import TokenInfo
@@ -175,9 +175,4 @@ def error(status: int, message: str, settings: ApiSettings) -> JSONResponse:
     """Keystone's error body; a 401 names where to authenticate."""
     headers = ({"WWW-Authenticate": f'Keystone uri="{identity_url(settings)}"'}
                if status == 401 else None)
-    title = HTTPStatus(status).phrase if status in _STATUSES else "Error"
-    return JSONResponse({"error": {"code": status, "title": title, "message": message}},
-                        status_code=status, headers=headers)
-
-
-_STATUSES = frozenset(s.value for s in HTTPStatus)
+    return fault_response(status, message, path="/identity", headers=headers)
