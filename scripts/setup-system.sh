@@ -17,7 +17,9 @@ PACKAGES=(python3 python3-venv python3-dev gcc make pkg-config iproute2 rabbitmq
           # GNU cpio: the tiny guest's own initramfs writer is checked against it
           cpio
           # udhcpc: the DHCP tests' client, inside a namespace the test creates
-          busybox)
+          busybox
+          # the dashboard's browser tests: playwright drives Debian's Chromium
+          chromium)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -32,6 +32,8 @@ from strato.api.quotas.routes import router as quotas_router
 from strato.api.server_groups.routes import router as server_groups_router
 from strato.api.servers.routes import router as servers_router
 from strato.config import ApiSettings
+from strato.dashboard import PREFIX as DASHBOARD_PREFIX
+from strato.dashboard import create_dashboard, in_process
 
 __all__ = ["create_app"]
 
@@ -59,6 +61,9 @@ def create_app(deps: ApiDeps, settings: ApiSettings) -> FastAPI:
     app.include_router(identity_router)
     app.include_router(identity_admin_router)
     app.include_router(keypairs_router)
+    # The dashboard reaches this same application in-process, through its public API
+    # client and the user's token: the middleware below checks it like any client.
+    app.mount(DASHBOARD_PREFIX, create_dashboard(in_process(app)), name="dashboard")
     errors.install_handlers(app)
     # add_middleware wraps: the last added runs first. Request ids are outermost so a
     # 401 or a crash still carries them.

@@ -46,6 +46,12 @@ def is_compute_path(path: str) -> bool:
     return path == "/" or path == "/v2.1" or path.startswith("/v2.1/")
 
 
+def _is_dashboard(path: str) -> bool:
+    """The dashboard's pages log their users in themselves (a session cookie) and call
+    the API with those users' tokens."""
+    return path == "/dashboard" or path.startswith("/dashboard/")
+
+
 def _state(scope: Scope) -> dict[str, object]:
     # Starlette's request.state reads scope["state"].
     state: dict[str, object] = scope.setdefault("state", {})
@@ -110,7 +116,8 @@ class AuthMiddleware:
         state = _state(scope)
         ids = cast(RequestContext, state["ctx"])
         ctx = await self._authenticate(scope)
-        if ctx is None and scope["path"] not in _PUBLIC_PATHS:
+        if ctx is None and scope["path"] not in _PUBLIC_PATHS and not _is_dashboard(
+                scope["path"]):
             response = fault_response(401, "The request you have made requires "
                                            "authentication.", path=scope["path"])
             await response(scope, receive, send)

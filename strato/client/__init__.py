@@ -1,6 +1,7 @@
 """A typed async client of strato's public API (used by the CLI demo, the benchmarks,
-the end-to-end tests and, later, the dashboard)."""
+the end-to-end tests and the dashboard)."""
 
+from strato.client.cloud import CloudClient, Page
 from strato.client.compute import ApiError, ComputeClient, ServerView
 
-__all__ = ["ApiError", "ComputeClient", "ServerView"]
+__all__ = ["ApiError", "CloudClient", "ComputeClient", "Page", "ServerView"]

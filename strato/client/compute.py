@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -62,7 +62,7 @@ class ComputeClient:
         self._http = httpx.AsyncClient(base_url=base_url, transport=transport,
                                        headers={"X-Auth-Token": token}, timeout=timeout)
 
-    async def __aenter__(self) -> ComputeClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -1,0 +1,278 @@
+"""The dashboard in a real browser: Debian's Chromium driven by playwright against
+``strato up`` (an OS process, fake virt driver) on a loopback port.
+
+One user's whole path, in order: log in, upload an image (progress bar), launch an
+instance through the wizard and watch it become ACTIVE without reloading, read its
+timeline and console log, delete it; a launch no host can take shows the scheduler's
+explanation; another project's user sees none of it; an admin sees hypervisors and
+services. Every page is saved as a screenshot under ``test-artifacts/dashboard/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from strato.client import CloudClient
+from strato.client.auth import password_token
+from tests.client.server_fixtures import ADMIN, RunningApi, add_member, api_fixture
+
+__all__ = ["api_fixture"]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+PASSWORD = "browser-test-pw"
+TIMEOUT_MS = 30_000
+
+T = TypeVar("T")
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason="Chromium is installed by scripts/setup-system.sh")
+
+
+def off_loop(fn: Callable[..., T], *args: object) -> T:
+    """Run ``fn`` (which runs its own event loop) in a thread: playwright's sync API
+    keeps one running in the test's thread."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def huge_flavor(api: RunningApi) -> str:
+    """A flavor that fits the project's quota but no host: 1,000 GB of disk on a fake
+    host of 500 GB."""
+    async def make() -> str:
+        token = await password_token(api.url, user=ADMIN.username, password=ADMIN.password,
+                                     project=ADMIN.project_name)
+        async with CloudClient(api.url, token) as client:
+            body = {"flavor": {"name": "browser.huge", "vcpus": 1, "ram": 512,
+                               "disk": 1000}}
+            resp = await client.request("POST", "/v2.1/flavors", json=body)
+            return str(resp.json()["flavor"]["id"])
+    return off_loop(asyncio.run, make())
+
+
+def _context(browser: Browser, **kw: object) -> BrowserContext:
+    context = browser.new_context(**kw)  # type: ignore[arg-type]
+    context.set_default_timeout(TIMEOUT_MS)
+    return context
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page: Page, api: RunningApi, user: str, password: str) -> None:
+    page.goto(f"{api.url}/dashboard/")
+    expect(page).to_have_url(re.compile(r"/dashboard/login"))
+    # By keyboard alone: the field has focus, Tab moves, Enter submits.
+    expect(page.locator("#username")).to_be_focused()
+    page.keyboard.type(user)
+    page.keyboard.press("Tab")
+    page.keyboard.type(password)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/dashboard/instances"))
+    expect(page.locator(".user")).to_have_text(user)
+
+
+def wizard_launch(page: Page, api: RunningApi, *, name: str, image: str, flavor: str,
+                  user_data: str = "") -> None:
+    page.goto(f"{api.url}/dashboard/launch")
+    page.fill("#name", name)
+    page.click("button[value=next]")
+    page.get_by_label(image, exact=True).check()
+    page.click("button[value=next]")
+    expect(page.locator("legend")).to_contain_text("Flavor")
+    page.get_by_label(flavor, exact=True).check()
+    page.click("button[value=next]")
+    expect(page.locator("legend")).to_have_text("Networks")
+    page.click("button[value=next]")
+    expect(page.locator("legend")).to_have_text("Security groups and key pair")
+    page.click("button[value=next]")
+    expect(page.locator("legend")).to_have_text("Configuration")
+    if user_data:
+        page.fill("#user_data", user_data)
+    page.click("button[value=launch]")
+
+
+def test_a_user_launches_watches_and_deletes_an_instance(
+        api: RunningApi, browser: Browser, tmp_path: Path, huge_flavor: str) -> None:
+    off_loop(add_member, api, "web-team", "alice", PASSWORD)
+    off_loop(add_member, api, "other-team", "bob", PASSWORD)
+    context = _context(browser)
+    page = context.new_page()
+    page_errors: list[str] = []
+    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+
+    page.goto(f"{api.url}/dashboard/instances")
+    shot(page, "01-login")
+    log_in(page, api, "alice", PASSWORD)
+    cookie = next(c for c in context.cookies() if c["name"] == "strato_session")
+    assert cookie["httpOnly"] and cookie["secure"] and cookie["path"] == "/dashboard"
+    assert page.evaluate("document.cookie").find("strato_session") == -1
+    shot(page, "02-instances-empty")
+
+    # Upload an image from the browser: the progress bar fills, the image is active.
+    disk = tmp_path / "browser-disk.img"
+    disk.write_bytes(b"\0" * (3 * 1024 * 1024))
+    page.goto(f"{api.url}/dashboard/images")
+    page.fill("#image-name", "browser-image")
+    page.select_option("#disk-format", "raw")
+    page.set_input_files("#image-file", str(disk))
+    page.click("#upload-form button[type=submit]")
+    row = page.locator("#images tr[data-name='browser-image']")
+    expect(row).to_contain_text("active")
+    expect(row).to_contain_text("3.0 MiB")
+    shot(page, "03-images")
+
+    # The wizard: a step left incomplete says why, in place.
+    page.goto(f"{api.url}/dashboard/launch")
+    shot(page, "04-launch-details")
+    page.click("button[value=next]")
+    expect(page.locator("#err-name")).to_have_text("An instance needs a name.")
+    page.fill("#name", "web-1")
+    page.click("button[value=next]")
+    page.click("button[value=next]")
+    expect(page.locator("#err-image")).to_contain_text("Choose the image")
+    page.get_by_label("browser-image", exact=True).check()
+    page.click("button[value=next]")
+    # The flavor step measures each flavor against the project's quota.
+    tiny = page.locator("tr[data-flavor='m1.tiny']")
+    expect(tiny.locator(".fit-verdict")).to_have_text("fits")
+    shot(page, "05-launch-flavor")
+    page.get_by_label("m1.tiny", exact=True).check()
+    for legend in ("Networks", "Security groups and key pair", "Configuration"):
+        page.click("button[value=next]")
+        expect(page.locator("legend")).to_have_text(legend)
+    page.fill("#user_data", "#!/bin/sh\necho hello from the dashboard\n")
+    shot(page, "06-launch-configuration")
+    page.click("button[value=launch]")
+
+    # The detail page follows the build live: no reload (the marker survives).
+    expect(page).to_have_url(re.compile(r"/dashboard/instances/[0-9a-f-]{36}$"))
+    server_id = page.url.rsplit("/", 1)[1]
+    page.evaluate("window.__noReload = true")
+    expect(page.locator("#server-status")).to_have_text("ACTIVE")
+    assert page.evaluate("window.__noReload") is True
+    timeline = page.locator("#timeline")
+    for step in ("api", "scheduling", "build on the host", "claim", "network",
+                 "image fetch", "spawn", "boot"):
+        expect(timeline.locator(".step-label", has_text=re.compile(f"^{step}$"))
+               ).to_have_count(1)
+    expect(timeline.locator(".result-error")).to_have_count(0)
+    expect(timeline.locator("[data-event=conductor_schedule_and_build_instances] "
+                            ".step-details")).to_contain_text("alternate")
+    # A member sees no host names (the fake host is called client-test).
+    assert "client-test" not in timeline.inner_text()
+    shot(page, "07-instance-detail")
+
+    page.click("text=Console log")
+    expect(page.locator("#console-output")).to_contain_text(f"uuid={server_id}")
+    shot(page, "08-console")
+
+    # The list updates in place too, and deleting asks first.
+    page.goto(f"{api.url}/dashboard/instances")
+    row = page.locator(f"#row-{server_id}")
+    expect(row).to_contain_text("ACTIVE")
+    shot(page, "09-instances")
+    row.get_by_role("link", name="Delete").click()
+    expect(page.locator("h1")).to_have_text("Delete instance")
+    shot(page, "10-confirm-delete")
+    page.get_by_role("button", name="Delete").click()
+    expect(page.locator(".flash")).to_contain_text("web-1 is being deleted")
+    expect(page.locator(f"#row-{server_id}")).to_have_count(0)
+
+    # A launch no host can take: the detail page explains which filter removed the host.
+    wizard_launch(page, api, name="too-big", image="browser-image", flavor="browser.huge")
+    expect(page.locator("#server-status")).to_have_text("ERROR")
+    fault = page.locator("#fault")
+    expect(fault).to_contain_text("No valid host was found. 1 host: 1 removed by")
+    expect(fault).to_contain_text("Disk")
+    expect(page.locator("[data-event=conductor_schedule_and_build_instances]")
+           ).to_have_class(re.compile("result-error"))
+    too_big = page.url
+    shot(page, "11-no-valid-host")
+    assert page_errors == []
+
+    # Another project's member sees none of it, and cannot open it by its address.
+    other = _context(browser)
+    bob = other.new_page()
+    log_in(bob, api, "bob", PASSWORD)
+    expect(bob.locator("#instances")).to_have_count(0)
+    expect(bob.locator(".empty")).to_have_text("No instances.")
+    bob.goto(f"{api.url}/dashboard/images")
+    expect(bob.locator("#images tr[data-name='browser-image']")).to_have_count(0)
+    answer = bob.goto(too_big)
+    assert answer is not None and answer.status == 404
+    expect(bob.locator(".error")).to_contain_text("Not found")
+    shot(bob, "12-other-project")
+    other.close()
+    context.close()
+
+
+def test_admin_pages_narrow_screens_and_forged_forms(api: RunningApi,
+                                                     browser: Browser) -> None:
+    context = _context(browser, viewport={"width": 375, "height": 740})
+    page = context.new_page()
+    log_in(page, api, ADMIN.username, ADMIN.password)
+    page.goto(f"{api.url}/dashboard/admin/hypervisors")
+    card = page.locator(".hypervisor").first
+    expect(card.locator("meter")).to_have_count(3)
+    expect(card).to_contain_text("vCPU")
+    shot(page, "13-hypervisors-narrow")
+    page.goto(f"{api.url}/dashboard/admin/services")
+    expect(page.locator("table.list")).to_contain_text("strato-compute")
+    expect(page.locator("table.list")).to_contain_text("up")
+    shot(page, "14-services-narrow")
+    for path in ("instances", "launch", "images", "flavors", "networks", "keypairs"):
+        page.goto(f"{api.url}/dashboard/{path}")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"/dashboard/{path} scrolls sideways on a 375 px screen"
+        shot(page, f"15-{path}-narrow")
+
+    # A form posted without the CSRF value is refused before it reaches the API.
+    forged = page.request.post(f"{api.url}/dashboard/keypairs",
+                               form={"name": "forged", "csrf": "not-the-value"})
+    assert forged.status == 403
+    page.goto(f"{api.url}/dashboard/keypairs")
+    expect(page.locator("main")).not_to_contain_text("forged")
+
+    # Log out: the token is revoked, the pages need a login again.
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/dashboard/login"))
+    expect(page.locator(".flash")).to_have_text("You have logged out.")
+    page.goto(f"{api.url}/dashboard/instances")
+    expect(page).to_have_url(re.compile(r"/dashboard/login"))
+    context.close()
+
+
+def test_the_project_switcher(api: RunningApi, browser: Browser) -> None:
+    off_loop(add_member, api, "switch-a", "carol", PASSWORD)
+    off_loop(add_member, api, "switch-b", "carol", PASSWORD)
+    context = _context(browser)
+    page = context.new_page()
+    log_in(page, api, "carol", PASSWORD)
+    expect(page.locator("#project option")).to_have_count(2)
+    assert page.locator("#project option:checked").inner_text() == "switch-a"
+    page.select_option("#project", label="switch-b")  # submits on change
+    expect(page.locator(".flash")).to_have_text("Now working in project switch-b.")
+    assert page.locator("#project option:checked").inner_text() == "switch-b"
+    context.close()
