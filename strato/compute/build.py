@@ -16,17 +16,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from strato.compute.locks import KeyedLocks
 from strato.compute.messages import BuildAndRunInstance, TerminateInstance
 from strato.compute.notify import Notifier, Phase
 from strato.compute.tracker import ResourceTracker
 from strato.conductor.messages import RescheduleInstance
-from strato.domain.actions import EventResult
+from strato.domain.actions import EventResult, TimedEvent
 from strato.domain.context import RequestContext
 from strato.domain.errors import (
     AbortBuild,
@@ -55,17 +55,119 @@ if TYPE_CHECKING:
     from strato.network.host import HostNetwork
     from strato.virt.driver import VirtDriver
 
-__all__ = ["BUILD_EVENT", "ComputeDeps", "TERMINATE_EVENT", "build_and_run_instance",
-           "terminate_instance"]
+__all__ = ["BOOT_EVENT", "BUILD_EVENT", "BUILD_STEP_EVENTS", "CLAIM_EVENT", "ComputeDeps",
+           "IMAGE_EVENT", "NETWORKS_EVENT", "PLUG_EVENT", "SPAWN_EVENT", "TERMINATE_EVENT",
+           "build_and_run_instance", "terminate_instance"]
 
 logger = logging.getLogger(__name__)
 
 BUILD_EVENT = "compute__do_build_and_run_instance"
 TERMINATE_EVENT = "compute_terminate_instance"
 
+# The build's steps, each an event of its own inside BUILD_EVENT (a build timeline's
+# bars). They are timed here and reach the conductor together, in one message at the end
+# of the try: no start and finish call per step.
+CLAIM_EVENT = "compute_claim_resources"  # the host's claim and the group policy check
+NETWORKS_EVENT = "compute_allocate_networks"  # the ports, while the image is prepared
+IMAGE_EVENT = "compute_prepare_image"  # the image fetched or found in the host's cache
+PLUG_EVENT = "compute_plug_vifs"
+SPAWN_EVENT = "compute_spawn"
+BOOT_EVENT = "compute_boot"  # from the spawn's return to the instance ACTIVE
+BUILD_STEP_EVENTS = (CLAIM_EVENT, NETWORKS_EVENT, IMAGE_EVENT, PLUG_EVENT, SPAWN_EVENT,
+                     BOOT_EVENT)
+
+T = TypeVar("T")
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, StratoError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+class _Step:
+    """One step being timed; it finishes once, by :meth:`done` or when its block ends."""
+
+    __slots__ = ("_finished", "_name", "_seq", "_start", "_timeline")
+
+    def __init__(self, timeline: _Timeline, name: str, seq: int) -> None:
+        self._timeline = timeline
+        self._name = name
+        self._seq = seq
+        self._start = timeline.now()
+        self._finished = False
+
+    def done(self) -> None:
+        """The step succeeded (what its block does next belongs to other steps)."""
+        self.finish(None)
+
+    def finish(self, exc: BaseException | None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._timeline.add(self._seq, TimedEvent(
+            event=self._name, start_time=self._start, finish_time=self._timeline.now(),
+            result=EventResult.SUCCESS if exc is None else EventResult.ERROR,
+            traceback=None if exc is None else _error_text(exc),
+            host=self._timeline.host))
+
+
+class _Timeline:
+    """The build try's steps, timed on this host's clock (UTC): a step that raised is an
+    Error with the exception's message, a step never reached is not there."""
+
+    def __init__(self, clock: Callable[[], datetime], host: HostName) -> None:
+        self._clock = clock
+        self.host = host
+        self._began = 0
+        self._events: list[tuple[int, TimedEvent]] = []
+
+    def now(self) -> datetime:
+        # As the database takes times: aware ones in UTC, naive ones as UTC already.
+        now = self._clock()
+        return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+    def add(self, seq: int, event: TimedEvent) -> None:
+        self._events.append((seq, event))
+
+    def begin(self, name: str) -> _Step:
+        self._began += 1
+        return _Step(self, name, self._began)
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[_Step]:
+        """Time the block as the step ``name`` (or up to its ``done()``)."""
+        with self._closing(self.begin(name)) as step:
+            yield step
+
+    def timed(self, name: str, work: Awaitable[T]) -> Coroutine[Any, Any, T]:
+        """``work`` timed as the step ``name`` from now, not from when a task first runs
+        it (so steps started side by side keep their order)."""
+        step = self.begin(name)
+
+        async def run() -> T:
+            with self._closing(step):
+                return await work
+
+        return run()
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _closing(step: _Step) -> Iterator[_Step]:
+        try:
+            yield step
+        except BaseException as exc:
+            step.finish(exc)
+            raise
+        step.finish(None)
+
+    def events(self) -> tuple[TimedEvent, ...]:
+        """The finished steps in the order they began."""
+        return tuple(event for _, event in sorted(self._events, key=lambda e: e[0]))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,30 +215,52 @@ async def build_and_run_instance(ctx: RequestContext, msg: BuildAndRunInstance, 
 
 async def _build(ctx: RequestContext, msg: BuildAndRunInstance,
                  deps: ComputeDeps) -> Instance:
+    """The build try; its steps' timeline goes to the conductor (one cast) when it ends,
+    built or failed, before the outcome is handled."""
+    timeline = _Timeline(deps.clock, deps.host)
+    iid = msg.request.instance_id
+    try:
+        built = await _build_steps(ctx, msg, deps, timeline)
+    except asyncio.CancelledError:
+        raise  # the service is stopping: this try did not end, its restart closes it
+    except BaseException:
+        await deps.conductor.record_events(ctx, iid, timeline.events())
+        raise
+    await deps.conductor.record_events(ctx, iid, timeline.events())
+    return built
+
+
+async def _build_steps(ctx: RequestContext, msg: BuildAndRunInstance, deps: ComputeDeps,
+                       timeline: _Timeline) -> Instance:
     req = msg.request
     need = req.flavor.resources + deps.driver.instance_overhead(req.flavor)
-    with deps.tracker.claim(req.instance_id, msg.node, need):
+    with (timeline.step(CLAIM_EVENT) as claim,
+          deps.tracker.claim(req.instance_id, msg.node, need)):
         # The seeds' _validate_instance_group_policy: two requests can pass the scheduler
         # for one anti-affinity group at once; the check and the move to networking are
         # one transaction, so only the first of them goes on (the other is rescheduled).
         violation = await deps.conductor.start_build(ctx, req.instance_id, deps.host)
         if violation is not None:
             raise RescheduleBuild(f"server group policy violated: {violation}")
-        vifs = await _networks_and_image(ctx, msg, deps)
+        claim.done()
+        vifs = await _networks_and_image(ctx, msg, deps, timeline)
         dest = Destination(host=deps.host, node=msg.node)
         try:
             await _move(ctx, deps, req.instance_id, TaskState.NETWORKING,
                         TaskState.BLOCK_DEVICE_MAPPING)
             await _move(ctx, deps, req.instance_id, TaskState.BLOCK_DEVICE_MAPPING,
                         TaskState.SPAWNING)
-            await _plug(ctx, deps, vifs)
-            await deps.driver.spawn(req, node=msg.node, vifs=vifs)
-            info = await deps.driver.get_info(req.instance_id)
-            built = await deps.conductor.update_instance(
-                ctx, req.instance_id,
-                {"vm_state": VmState.ACTIVE, "task_state": None,
-                 "power_state": info.power_state, "launched_at": deps.clock()},
-                expected_task_state=(TaskState.SPAWNING,))
+            with timeline.step(PLUG_EVENT):
+                await _plug(ctx, deps, vifs)
+            with timeline.step(SPAWN_EVENT):
+                await deps.driver.spawn(req, node=msg.node, vifs=vifs)
+            with timeline.step(BOOT_EVENT):
+                info = await deps.driver.get_info(req.instance_id)
+                built = await deps.conductor.update_instance(
+                    ctx, req.instance_id,
+                    {"vm_state": VmState.ACTIVE, "task_state": None,
+                     "power_state": info.power_state, "launched_at": deps.clock()},
+                    expected_task_state=(TaskState.SPAWNING,))
         except BaseException as exc:
             await deps.driver.destroy(req.instance_id)
             await deps.network.unplug(ctx, vifs)
@@ -154,16 +278,18 @@ async def _build(ctx: RequestContext, msg: BuildAndRunInstance,
 
 
 async def _networks_and_image(ctx: RequestContext, msg: BuildAndRunInstance,
-                              deps: ComputeDeps) -> list[Vif]:
+                              deps: ComputeDeps, timeline: _Timeline) -> list[Vif]:
     """Allocate the instance's ports while the image downloads (the seeds'
     ``_build_networks_for_instance`` runs asynchronously beside the block devices). A
     full network aborts the build (Nova's NoMoreFixedIps, no reschedule: every host would
     meet it); whatever one half held is released when the other fails."""
     req = msg.request
-    allocation = asyncio.create_task(deps.conductor.allocate_networks(
-        ctx, req, deps.host, req.hints.availability_zone))
+    allocation = asyncio.create_task(timeline.timed(
+        NETWORKS_EVENT,
+        deps.conductor.allocate_networks(ctx, req, deps.host, req.hints.availability_zone)))
     try:
-        await deps.driver.prepare_image(req)
+        with timeline.step(IMAGE_EVENT):
+            await deps.driver.prepare_image(req)
     except BaseException:
         with contextlib.suppress(Exception):
             await allocation

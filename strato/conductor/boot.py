@@ -18,6 +18,7 @@ from strato.conductor.messages import BuildInstances, RescheduleInstance
 from strato.domain.actions import EventResult
 from strato.domain.context import RequestContext
 from strato.domain.errors import InvalidState, NotFound, NoValidHost, StratoError
+from strato.domain.ids import HostName
 from strato.domain.instances import Fault, InstanceChanges, TaskState, VmState
 from strato.domain.requests import BootRequest, Destination, RetryInfo, Selection
 from strato.log import bind_instance
@@ -76,13 +77,18 @@ async def reschedule_instance(ctx: RequestContext, msg: RescheduleInstance, *,
     req = replace(req, retry=retry)
     await _start(deps, ctx, req)
     if retry.attempts > deps.max_attempts:
+        # The event's details say it without the last error (which may name a host).
         await _fail(deps, ctx, req, NoValidHost(
             f"Exceeded maximum number of retries ({deps.max_attempts}). Exhausted all "
             f"hosts available for retrying build failures for instance {req.instance_id}. "
-            f"Last error: {msg.error}"))
+            f"Last error: {msg.error}"),
+            details=f"not rescheduled: the build failed on {_hosts(len(retry.hosts))}, "
+                    f"the maximum number of tries ({deps.max_attempts})")
         return
+    how = "took the next alternate host"
     selection = await _claim_alternate(deps, req, msg.alternates)
     if selection is None:
+        how = "no alternate host had room, so the scheduler chose again"
         try:
             selection = (await deps.scheduler.select_destinations(
                 ctx, (req,), exclude_hosts=retry.hosts)).selections[0]
@@ -90,9 +96,10 @@ async def reschedule_instance(ctx: RequestContext, msg: RescheduleInstance, *,
             # As Nova, the user learns the last build error too (errors name no host).
             tail = f" Last build error: {msg.error}"
             await _fail(deps, ctx, req, NoValidHost(
-                f"{exc.message}{tail}", details=f"{exc.details or exc.message}\n{tail.strip()}"))
+                f"{exc.message}{tail}", details=f"{exc.details or exc.message}\n{tail.strip()}"),
+                details=f"{exc.message} (rescheduling after a build failure on another host)")
             return
-    await _hand_over(deps, ctx, req, selection.chosen, selection.alternates)
+    await _hand_over(deps, ctx, req, selection.chosen, selection.alternates, rescheduled=how)
 
 
 async def _claim_alternate(deps: BootDeps, req: BootRequest,
@@ -109,8 +116,13 @@ async def _claim_alternate(deps: BootDeps, req: BootRequest,
 
 
 async def _hand_over(deps: BootDeps, ctx: RequestContext, req: BootRequest,
-                     dest: Destination, alternates: tuple[Destination, ...]) -> None:
-    """Record the chosen host (unless the instance was deleted meanwhile) and cast."""
+                     dest: Destination, alternates: tuple[Destination, ...], *,
+                     rescheduled: str | None = None) -> None:
+    """Record the chosen host (unless the instance was deleted meanwhile) and cast.
+
+    The scheduling event keeps the host, the alternates still worth a try (admins see
+    them) and, for everyone, a sentence without host names: how the host was found
+    (``rescheduled`` says how, for a reschedule) and how many alternates are left."""
     with bind_instance(req.instance_id):
         try:
             changes: InstanceChanges = {"host": dest.host, "node": dest.node}
@@ -122,17 +134,27 @@ async def _hand_over(deps: BootDeps, ctx: RequestContext, req: BootRequest,
         except (InvalidState, NotFound):
             logger.info("instance deleted while scheduling; releasing its claim")
             await deps.db.nodes.release(req.instance_id)
-            await _finish(deps, ctx, req, EventResult.ERROR, "deleted while scheduling")
+            await _finish(deps, ctx, req, EventResult.ERROR, "deleted while scheduling",
+                          details="the server was deleted while it was being scheduled")
             return
-        await _finish(deps, ctx, req, EventResult.SUCCESS)
+        kept = tuple(a.host for a in alternates if a.host not in req.retry.hosts)
+        if rescheduled is None:
+            details = f"placed on a host; {_hosts(len(kept), 'alternate')} kept for reschedules"
+        else:
+            details = (f"rescheduled after a build failure on another host (try "
+                       f"{req.retry.attempts} of {deps.max_attempts}); {rescheduled}; "
+                       f"{_hosts(len(kept), 'alternate')} left")
+        await _finish(deps, ctx, req, EventResult.SUCCESS, host=dest.host, details=details,
+                      alternates=kept)
         logger.info("instance.schedule.done: building on %s/%s", dest.host, dest.node)
         msg = BuildAndRunInstance(request=req, node=dest.node, alternates=alternates)
         await deps.compute.build_and_run_instance(ctx, dest.host, msg)
 
 
 async def _fail(deps: BootDeps, ctx: RequestContext, req: BootRequest,
-                exc: StratoError) -> None:
-    """Put the instance in ERROR with a fault, and free anything it holds."""
+                exc: StratoError, *, details: str | None = None) -> None:
+    """Put the instance in ERROR with a fault, and free anything it holds. The event's
+    details (for everyone) are the fault's message unless ``details`` is given."""
     with bind_instance(req.instance_id):
         await deps.db.nodes.release(req.instance_id)
         # The message (counts, no host names) is for everyone; the details (host by
@@ -145,7 +167,8 @@ async def _fail(deps: BootDeps, ctx: RequestContext, req: BootRequest,
                 expected_task_state=(TaskState.SCHEDULING,))
         except (InvalidState, NotFound):
             logger.info("instance deleted while scheduling; nothing to mark")
-        await _finish(deps, ctx, req, EventResult.ERROR, exc.message)
+        await _finish(deps, ctx, req, EventResult.ERROR, exc.message,
+                      details=details or exc.message)
 
 
 async def _start(deps: BootDeps, ctx: RequestContext, req: BootRequest) -> None:
@@ -154,7 +177,16 @@ async def _start(deps: BootDeps, ctx: RequestContext, req: BootRequest) -> None:
 
 
 async def _finish(deps: BootDeps, ctx: RequestContext, req: BootRequest, result: EventResult,
-                  detail: str | None = None) -> None:
+                  detail: str | None = None, *, host: HostName | None = None,
+                  details: str | None = None,
+                  alternates: tuple[HostName, ...] | None = None) -> None:
     await deps.db.actions.finish_event(instance_id=req.instance_id,
                                        request_id=ctx.request_id, event=EVENT,
-                                       result=result, traceback=detail)
+                                       result=result, traceback=detail, host=host,
+                                       details=details, alternates=alternates)
+
+
+def _hosts(count: int, kind: str = "") -> str:
+    """A count of hosts in words ("no alternate hosts", "1 host"), never a name."""
+    noun = f"{kind} host" if kind else "host"
+    return f"{count or 'no'} {noun}{'' if count == 1 else 's'}"

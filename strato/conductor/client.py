@@ -17,6 +17,7 @@ from strato.conductor.messages import (
     InstanceVifs,
     ListInstanceActions,
     RecordBuild,
+    RecordEvents,
     ReleaseAllocations,
     ReleaseNetworks,
     ReportNodes,
@@ -28,7 +29,7 @@ from strato.conductor.messages import (
     UpdateInstance,
 )
 from strato.db.uow import AllocationHealing
-from strato.domain.actions import EventResult, InstanceAction
+from strato.domain.actions import EventResult, InstanceAction, TimedEvent
 from strato.domain.context import RequestContext
 from strato.domain.ids import HostName, InstanceId
 from strato.domain.instances import Instance, InstanceChanges, TaskState
@@ -90,6 +91,14 @@ class ConductorClient:
         msg = FinishEvent(instance_id=instance_id, request_id=ctx.request_id, event=event,
                           result=result, traceback=traceback)
         await self.bus.call(_TARGET, msg, ctx=ctx, timeout=self.timeout)
+
+    async def record_events(self, ctx: RequestContext, instance_id: InstanceId,
+                            events: tuple[TimedEvent, ...]) -> None:
+        """Record finished events under the request's action, all in one message (cast:
+        nothing waits for it; nothing is sent for no events)."""
+        if events:
+            await self.bus.cast(_TARGET, RecordEvents(
+                instance_id=instance_id, request_id=ctx.request_id, events=events), ctx=ctx)
 
     async def report_nodes(self, ctx: RequestContext, host: HostName,
                            capacities: tuple[NodeCapacity, ...]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from strato.domain.actions import EventResult
+from strato.domain.actions import EventResult, TimedEvent
 from strato.domain.ids import HostName, InstanceId, ProjectId, RequestId
 from strato.domain.instances import InstanceChanges, TaskState
 from strato.domain.networks import PortStatus
@@ -17,9 +17,9 @@ from strato.domain.resources import NodeCapacity
 
 __all__ = ["AllocateNetworks", "BuildInstances", "FinishEvent", "GetInstance",
            "HealAllocations", "HostNetworkState", "InstanceVifs", "InstancesOnHost",
-           "ListInstanceActions", "RecordBuild", "ReleaseAllocations", "ReleaseNetworks",
-           "ReportNodes", "RescheduleInstance", "SetPortsStatus", "SoftDeleteInstance",
-           "StartBuild", "StartEvent", "TOPIC", "UpdateInstance"]
+           "ListInstanceActions", "RecordBuild", "RecordEvents", "ReleaseAllocations",
+           "ReleaseNetworks", "ReportNodes", "RescheduleInstance", "SetPortsStatus",
+           "SoftDeleteInstance", "StartBuild", "StartEvent", "TOPIC", "UpdateInstance"]
 
 TOPIC = "conductor"
 
@@ -82,6 +82,17 @@ class FinishEvent:
     event: str
     result: EventResult
     traceback: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordEvents:
+    """Finished events timed where they ran (a compute's build steps), recorded under
+    the request's action in one transaction: one cast per build try instead of a start
+    and a finish call per step. Skipped when the action is gone."""
+
+    instance_id: InstanceId
+    request_id: RequestId
+    events: tuple[TimedEvent, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

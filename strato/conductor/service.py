@@ -6,6 +6,7 @@ handlers below, each a thin call into the repository.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from strato.conductor.messages import (
     InstancesOnHost,
     ListInstanceActions,
     RecordBuild,
+    RecordEvents,
     ReleaseAllocations,
     ReportNodes,
     RescheduleInstance,
@@ -31,6 +33,7 @@ from strato.conductor.messages import (
 from strato.db.uow import AllocationHealing, InstanceQuery
 from strato.domain.actions import InstanceAction
 from strato.domain.context import RequestContext
+from strato.domain.errors import NotFound
 from strato.domain.instances import Instance
 
 if TYPE_CHECKING:
@@ -40,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = ["COMPUTE_BINARY", "ConductorDeps", "handlers"]
 
 COMPUTE_BINARY = "strato-compute"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,6 +65,7 @@ def handlers(deps: ConductorDeps) -> HandlerTable:
         ReleaseAllocations: partial(release_allocations, db=deps.db),
         StartEvent: partial(start_event, db=deps.db),
         FinishEvent: partial(finish_event, db=deps.db),
+        RecordEvents: partial(record_events, db=deps.db),
         ReportNodes: partial(report_nodes, db=deps.db),
         InstancesOnHost: partial(instances_on_host, db=deps.db),
         HealAllocations: partial(heal_allocations, db=deps.db),
@@ -114,6 +120,18 @@ async def finish_event(ctx: RequestContext, msg: FinishEvent, *, db: Database) -
     del ctx
     await db.actions.finish_event(instance_id=msg.instance_id, request_id=msg.request_id,
                                   event=msg.event, result=msg.result, traceback=msg.traceback)
+
+
+async def record_events(ctx: RequestContext, msg: RecordEvents, *, db: Database) -> None:
+    """Record a compute's timed build steps; nothing to do when the action is gone (the
+    instance was deleted and its history went with it meanwhile)."""
+    del ctx
+    try:
+        await db.actions.record_events(instance_id=msg.instance_id,
+                                       request_id=msg.request_id, events=msg.events)
+    except NotFound:
+        logger.debug("no action %s on instance %s any more: %d event(s) not recorded",
+                     msg.request_id, msg.instance_id, len(msg.events))
 
 
 async def report_nodes(ctx: RequestContext, msg: ReportNodes, *, db: Database) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from strato.db import tables as t
 from strato.db._engine import Store
 from strato.db._rows import action_from_row, event_from_row
-from strato.domain.actions import ActionEvent, EventResult, InstanceAction
+from strato.domain.actions import ActionEvent, EventResult, InstanceAction, TimedEvent
 from strato.domain.errors import NotFound
 from strato.domain.ids import HostName, InstanceId, ProjectId, RequestId, UserId
 
@@ -55,20 +56,44 @@ class SqlActionRepo:
 
     async def finish_event(self, *, instance_id: InstanceId, request_id: RequestId,
                            event: str, result: EventResult,
-                           traceback: str | None = None) -> None:
+                           traceback: str | None = None, host: HostName | None = None,
+                           details: str | None = None,
+                           alternates: Sequence[HostName] | None = None) -> None:
         """Close the newest open ``event`` of the request's action with ``result``; an
-        error also sets the action's message to ``Error`` (as Nova shows it).
-        ``NotFound`` when there is no such open event."""
+        error also sets the action's message to ``Error`` (as Nova shows it). ``host``,
+        ``details`` and ``alternates``, when given, are recorded too (a host given at
+        the start stays otherwise). ``NotFound`` when there is no such open event."""
+        values: dict[str, Any] = {"finish_time": self._store.now(), "result": result.value,
+                                  "traceback": traceback}
+        if host is not None:
+            values["host"] = host
+        if details is not None:
+            values["details"] = details
+        if alternates is not None:
+            values["alternates"] = list(alternates)
         async with self._store.write() as conn:
             action_id = await _action_id(conn, instance_id, request_id)
             event_id = await _open_event_id(conn, action_id, event)
             await conn.execute(sa.update(t.instance_actions_events)
-                               .where(_E.id == event_id)
-                               .values(finish_time=self._store.now(), result=result.value,
-                                       traceback=traceback))
+                               .where(_E.id == event_id).values(values))
             if result is EventResult.ERROR:
-                await conn.execute(sa.update(t.instance_actions)
-                                   .where(_A.id == action_id).values(message="Error"))
+                await _mark_error(conn, action_id)
+
+    async def record_events(self, *, instance_id: InstanceId, request_id: RequestId,
+                            events: Sequence[TimedEvent]) -> None:
+        """Add finished events, timed where they ran, to the request's action in one
+        transaction (an error among them marks the action ``Error``, as
+        :meth:`finish_event` does). ``NotFound`` without that action."""
+        if not events:
+            return
+        async with self._store.write() as conn:
+            action_id = await _action_id(conn, instance_id, request_id)
+            await conn.execute(t.instance_actions_events.insert(), [
+                {"action_id": action_id, "event": e.event, "start_time": e.start_time,
+                 "finish_time": e.finish_time, "result": e.result.value,
+                 "traceback": e.traceback, "host": e.host} for e in events])
+            if any(e.result is EventResult.ERROR for e in events):
+                await _mark_error(conn, action_id)
 
     async def list(self, instance_id: InstanceId) -> list[InstanceAction]:
         """The instance's actions newest first, each with its events in start order."""
@@ -103,6 +128,11 @@ async def _action_id(conn: AsyncConnection, instance_id: InstanceId,
     return int(row.id)
 
 
+async def _mark_error(conn: AsyncConnection, action_id: int) -> None:
+    await conn.execute(sa.update(t.instance_actions)
+                       .where(_A.id == action_id).values(message="Error"))
+
+
 async def _open_event_id(conn: AsyncConnection, action_id: int, event: str) -> int:
     event_id = (await conn.execute(
         sa.select(_E.id).where(_E.action_id == action_id, _E.event == event,
@@ -121,5 +151,7 @@ async def _events(conn: AsyncConnection,
                                   .where(_E.action_id.in_(action_ids))
                                   .order_by(_E.start_time, _E.id))
         for row in rows:
-            events[row.action_id].append(event_from_row(row))
+            events[row.action_id].append(replace(
+                event_from_row(row), details=row.details,
+                alternates=tuple(str(h) for h in row.alternates or ())))
     return events

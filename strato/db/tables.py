@@ -252,6 +252,10 @@ instance_actions_events = sa.Table(
     sa.Column("result", sa.String(32)),
     sa.Column("traceback", sa.Text),
     sa.Column("host", _name()),
+    # What the step decided, in plain words without host names (shown to everyone).
+    sa.Column("details", sa.Text),
+    # A scheduling step's alternate hosts, a JSON list of names (shown to admins).
+    sa.Column("alternates", sa.JSON),
     sa.Index(None, "action_id"),
 )
 

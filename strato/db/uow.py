@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from strato.domain.actions import EventResult, InstanceAction
+from strato.domain.actions import EventResult, InstanceAction, TimedEvent
 from strato.domain.aggregates import Aggregate
 from strato.domain.groups import ServerGroup
 from strato.domain.identity import (
@@ -387,8 +387,17 @@ class ActionRepo(Protocol):
 
     async def finish_event(self, *, instance_id: InstanceId, request_id: RequestId,
                            event: str, result: EventResult,
-                           traceback: str | None = None) -> None:
-        """Close the event (and on error mark the action's message ``Error``)."""
+                           traceback: str | None = None, host: HostName | None = None,
+                           details: str | None = None,
+                           alternates: Sequence[HostName] | None = None) -> None:
+        """Close the event (and on error mark the action's message ``Error``); ``host``,
+        ``details`` and ``alternates`` are recorded when given."""
+        ...
+
+    async def record_events(self, *, instance_id: InstanceId, request_id: RequestId,
+                            events: Sequence[TimedEvent]) -> None:
+        """Add finished events timed elsewhere, in one transaction; ``NotFound``
+        without the request's action."""
         ...
 
     async def list(self, instance_id: InstanceId) -> list[InstanceAction]:

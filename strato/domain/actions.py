@@ -7,9 +7,9 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from strato.domain.ids import InstanceId, ProjectId, RequestId, UserId
+from strato.domain.ids import HostName, InstanceId, ProjectId, RequestId, UserId
 
-__all__ = ["ActionEvent", "EventResult", "InstanceAction"]
+__all__ = ["ActionEvent", "EventResult", "InstanceAction", "TimedEvent"]
 
 
 class EventResult(enum.StrEnum):
@@ -25,6 +25,23 @@ class ActionEvent:
     result: EventResult | None = None
     traceback: str | None = None
     host: str | None = None
+    # What the step decided, in plain words and without host names (everyone sees it).
+    details: str | None = None
+    # The hosts a scheduling step kept for reschedules, in order (admins only).
+    alternates: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimedEvent:
+    """An event timed where it ran and recorded after the fact, finished: a compute's
+    build steps reach the conductor together in one message at the end of the try."""
+
+    event: str
+    start_time: datetime
+    finish_time: datetime
+    result: EventResult
+    traceback: str | None = None
+    host: HostName | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

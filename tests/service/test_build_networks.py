@@ -156,12 +156,28 @@ async def test_a_full_network_aborts_the_build_without_a_reschedule(tmp_path: Pa
         actions = (await h.client.request(
             "GET", f"/v2.1/servers/{server_id}/os-instance-actions")).json()
         request_id = actions["instanceActions"][0]["request_id"]
-        events = (await h.client.request(
-            "GET", f"/v2.1/servers/{server_id}/os-instance-actions/{request_id}")
-        ).json()["instanceAction"]["events"]
-        # One try on one host: the scheduler ran once and so did the compute.
-        assert sorted(e["event"] for e in events) == [
-            "compute__do_build_and_run_instance", "conductor_schedule_and_build_instances"]
+        events: list[dict[str, Any]] = []
+
+        async def recorded() -> bool:
+            # The compute's steps come in a cast of their own, at the end of its try.
+            nonlocal events
+            events = (await h.client.request(
+                "GET", f"/v2.1/servers/{server_id}/os-instance-actions/{request_id}")
+            ).json()["instanceAction"]["events"]
+            return any(e["event"] == "compute_claim_resources" for e in events)
+
+        await wait_until(recorded)
+        # One try on one host: the scheduler ran once and so did the compute, whose
+        # allocation failed (the image it prepared meanwhile was fine).
+        assert sorted((e["event"], e["result"]) for e in events) == [
+            ("compute__do_build_and_run_instance", "Error"),
+            ("compute_allocate_networks", "Error"),
+            ("compute_claim_resources", "Success"),
+            ("compute_prepare_image", "Success"),
+            ("conductor_schedule_and_build_instances", "Success")]
+        [allocation] = [e for e in events if e["event"] == "compute_allocate_networks"]
+        assert allocation["traceback"] == (
+            f"No more IP addresses available on network {net['id']}.")
         assert [p["id"] for p in await _ports(h)] == [taken["id"]]
 
 

@@ -19,8 +19,10 @@ def action_summary(action: InstanceAction) -> dict[str, Any]:
 
 
 def action_detail(action: InstanceAction, *, is_admin: bool) -> dict[str, Any]:
-    """One action with its events; the traceback and host are for admins only, as in
-    Nova's default policy (a traceback can reveal internals)."""
+    """One action with its events. Everyone sees an event's ``details`` (Nova 2.84's
+    field: what the step decided, in words that name no host); the traceback, the host
+    and a scheduling step's alternate hosts are for admins only, as in Nova's default
+    policy (a traceback can reveal internals, host names the cloud's layout)."""
     return {**action_summary(action),
             "events": [_event(e, is_admin=is_admin) for e in action.events]}
 
@@ -28,8 +30,10 @@ def action_detail(action: InstanceAction, *, is_admin: bool) -> dict[str, Any]:
 def _event(event: ActionEvent, *, is_admin: bool) -> dict[str, Any]:
     view: dict[str, Any] = {"event": event.event, "start_time": iso_micro(event.start_time),
                             "finish_time": iso_micro(event.finish_time),
-                            "result": event.result and str(event.result)}
+                            "result": event.result and str(event.result),
+                            "details": event.details}
     if is_admin:
         view["traceback"] = event.traceback
         view["host"] = event.host
+        view["alternates"] = list(event.alternates)
     return view
