@@ -181,7 +181,8 @@ def flavor_fit(flavor: dict[str, Any], count: int, limits: dict[str, Any]) -> Fi
 
 
 _HINTS = (("flavor", "flavor"), ("image", "source"), ("network", "networks"),
-          ("port", "networks"), ("security group", "access"), ("key", "access"),
+          ("port", "networks"), ("security group", "access"), ("security_group", "access"),
+          ("key", "access"),
           ("user_data", "configuration"), ("user data", "configuration"),
           ("availability zone", "details"), ("name", "details"), ("count", "details"),
           ("quota", "flavor"))

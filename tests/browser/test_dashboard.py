@@ -22,9 +22,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from strato.client import CloudClient
 from strato.client.auth import password_token
-from tests.client.server_fixtures import ADMIN, RunningApi, add_member, api_fixture
-
-__all__ = ["api_fixture"]
+from tests.client.server_fixtures import ADMIN, TOKEN, RunningApi, add_member, start_api
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
@@ -42,6 +40,18 @@ def off_loop(fn: Callable[..., T], *args: object) -> T:
     keeps one running in the test's thread."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(fn, *args).result()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
+    """``strato up`` whose fake spawns take a second and a half: long enough to watch a
+    build in the browser."""
+    cluster = start_api(tmp_path_factory.mktemp("strato"),
+                        {"STRATO_COMPUTE__FAKE__SPAWN_DELAY": "1.5"})
+    try:
+        yield RunningApi(cluster=cluster, url=cluster.api_url, token=TOKEN)
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +104,10 @@ def log_in(page: Page, api: RunningApi, user: str, password: str) -> None:
 
 
 def wizard_launch(page: Page, api: RunningApi, *, name: str, image: str, flavor: str,
-                  user_data: str = "") -> None:
+                  count: int = 1) -> None:
     page.goto(f"{api.url}/dashboard/launch")
     page.fill("#name", name)
+    page.fill("#count", str(count))
     page.click("button[value=next]")
     page.get_by_label(image, exact=True).check()
     page.click("button[value=next]")
@@ -108,8 +119,6 @@ def wizard_launch(page: Page, api: RunningApi, *, name: str, image: str, flavor:
     expect(page.locator("legend")).to_have_text("Security groups and key pair")
     page.click("button[value=next]")
     expect(page.locator("legend")).to_have_text("Configuration")
-    if user_data:
-        page.fill("#user_data", user_data)
     page.click("button[value=launch]")
 
 
@@ -170,6 +179,9 @@ def test_a_user_launches_watches_and_deletes_an_instance(
     expect(page).to_have_url(re.compile(r"/dashboard/instances/[0-9a-f-]{36}$"))
     server_id = page.url.rsplit("/", 1)[1]
     page.evaluate("window.__noReload = true")
+    expect(page.locator("#server-status")).to_have_text("BUILD")
+    expect(page.locator("#timeline .result-running").first).to_be_visible()
+    shot(page, "07-instance-building")
     expect(page.locator("#server-status")).to_have_text("ACTIVE")
     assert page.evaluate("window.__noReload") is True
     timeline = page.locator("#timeline")
@@ -182,15 +194,40 @@ def test_a_user_launches_watches_and_deletes_an_instance(
                             ".step-details")).to_contain_text("alternate")
     # A member sees no host names (the fake host is called client-test).
     assert "client-test" not in timeline.inner_text()
-    shot(page, "07-instance-detail")
+    shot(page, "07-instance-active")
 
     page.click("text=Console log")
     expect(page.locator("#console-output")).to_contain_text(f"uuid={server_id}")
     shot(page, "08-console")
 
-    # The list updates in place too, and deleting asks first.
-    page.goto(f"{api.url}/dashboard/instances")
+    # Two at once: the list shows them building and updates the rows in place.
+    wizard_launch(page, api, name="batch", image="browser-image", flavor="m1.tiny", count=2)
+    expect(page).to_have_url(re.compile(r"/dashboard/instances$"))
+    expect(page.locator(".flash")).to_contain_text("2 instances named batch-1")
+    page.evaluate("window.__noReload = true")
+    batch = page.locator("#instances tr", has_text="batch-")
+    expect(batch).to_have_count(2)
+    expect(batch.filter(has_text="BUILD")).to_have_count(2)
+    shot(page, "09-instances-building")
+    expect(batch.filter(has_text="ACTIVE")).to_have_count(2)
+    assert page.evaluate("window.__noReload") is True
+    # The status filter.
+    page.select_option("#status-filter", "BUILD")
+    expect(page).to_have_url(re.compile(r"status=BUILD"))
+    expect(page.locator(".empty")).to_have_text("No instances with status BUILD.")
+    page.select_option("#status-filter", "ACTIVE")
+    expect(page.locator("#instances tbody tr")).to_have_count(3)
+
+    # Stop and start, each confirmed first; the row follows.
     row = page.locator(f"#row-{server_id}")
+    row.get_by_role("link", name="Stop").click()
+    expect(page.locator("h1")).to_have_text("Stop instance")
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator(".flash")).to_contain_text("web-1 is stopping")
+    page.goto(f"{api.url}/dashboard/instances")
+    expect(row).to_contain_text("SHUTOFF")
+    row.get_by_role("link", name="Start").click()
+    page.get_by_role("button", name="Start").click()
     expect(row).to_contain_text("ACTIVE")
     shot(page, "09-instances")
     row.get_by_role("link", name="Delete").click()
@@ -218,6 +255,7 @@ def test_a_user_launches_watches_and_deletes_an_instance(
     log_in(bob, api, "bob", PASSWORD)
     expect(bob.locator("#instances")).to_have_count(0)
     expect(bob.locator(".empty")).to_have_text("No instances.")
+    assert "web-1" not in bob.content() and "batch-1" not in bob.content()
     bob.goto(f"{api.url}/dashboard/images")
     expect(bob.locator("#images tr[data-name='browser-image']")).to_have_count(0)
     answer = bob.goto(too_big)

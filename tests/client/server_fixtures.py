@@ -90,9 +90,10 @@ class RunningApi:
         return Settings.model_construct(data_dir=self.cluster.data_dir).database_url
 
 
-def start_api(data_dir: Path) -> Cluster:
-    """Start ``strato up`` with its own data directory; wait until the API answers and
-    has written its clouds.yaml (the default flavors are in by then)."""
+def start_api(data_dir: Path, extra_env: Mapping[str, str] | None = None) -> Cluster:
+    """Start ``strato up`` with its own data directory (and ``extra_env`` settings); wait
+    until the API answers and has written its clouds.yaml (the default flavors are in by
+    then)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
     env.update({"STRATO_DATA_DIR": str(data_dir), "STRATO_API__LISTEN": f"127.0.0.1:{port}",
@@ -100,7 +101,7 @@ def start_api(data_dir: Path) -> Cluster:
                 "STRATO_IDENTITY__ADMIN_PASSWORD": ADMIN_PASSWORD,
                 "STRATO_LOG_LEVEL": "WARNING",
                 "STRATO_COMPUTE__HOST": "client-test", "STRATO_COMPUTE__DRIVER": "fake",
-                "PYTHONUNBUFFERED": "1"})
+                "PYTHONUNBUFFERED": "1", **(extra_env or {})})
     data_dir.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(env=env, data_dir=data_dir, api_url=f"http://127.0.0.1:{port}")
     cluster.start("up", "up")
