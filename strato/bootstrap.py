@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from strato.compute import build as compute_build
 from strato.compute import host as compute_host
 from strato.compute import service as compute_service
 from strato.compute.build import ComputeDeps
@@ -96,7 +97,8 @@ def make_driver(settings: Settings, host: str, *,
             host=HostName(host), nodes=fake.nodes,
             capacity=Resources(vcpus=fake.vcpus, memory_mb=fake.memory_mb,
                                disk_gb=fake.disk_gb),
-            spawn_delay=fake.spawn_delay, fail_names=frozenset(fake.fail_names),
+            spawn_delay=fake.spawn_delay, console_delay=fake.console_delay,
+            fail_names=frozenset(fake.fail_names),
             fail_every=fake.fail_every, fail_retryable=fake.fail_retryable))
     from strato.image.client import ImageClient, ImageServiceSource
     from strato.virt.libvirt.driver import LibvirtDriver
@@ -292,6 +294,7 @@ async def run_compute(settings: Settings, bus: Bus, spec: ComputeSpec,
     finally:
         await fanout.stop()
         await sub.stop()
+        await compute_build.stop_watchers(deps)
         await network.close()
         await driver.close()
 

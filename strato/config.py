@@ -90,6 +90,8 @@ class FakeDriverSettings(BaseModel, frozen=True):
     memory_mb: int = 32768
     disk_gb: int = 500
     spawn_delay: float = Field(0.0, description="Seconds each spawn takes.")
+    console_delay: float = Field(0.0, description="Seconds after its spawn before a guest "
+                                 "writes its first console line (its boot).")
     fail_names: tuple[str, ...] = Field((), description="Instance names whose spawn fails.")
     fail_every: int = Field(0, description="Fail every Nth spawn (0: never).")
     fail_retryable: bool = Field(True, description="Injected failures may be rescheduled.")

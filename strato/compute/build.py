@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BOOT_EVENT", "BUILD_EVENT", "BUILD_STEP_EVENTS", "CLAIM_EVENT", "ComputeDeps",
            "IMAGE_EVENT", "NETWORKS_EVENT", "PLUG_EVENT", "SPAWN_EVENT", "TERMINATE_EVENT",
-           "build_and_run_instance", "terminate_instance"]
+           "build_and_run_instance", "stop_watchers", "terminate_instance"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,11 @@ NETWORKS_EVENT = "compute_allocate_networks"  # the ports, while the image is pr
 IMAGE_EVENT = "compute_prepare_image"  # the image fetched or found in the host's cache
 PLUG_EVENT = "compute_plug_vifs"
 SPAWN_EVENT = "compute_spawn"
-BOOT_EVENT = "compute_boot"  # from the spawn's return to the instance ACTIVE
+# From the spawn's return (the guest started) to the guest's first console output. The
+# instance is ACTIVE as soon as the guest runs (as in Nova); when its console is still
+# empty then, a watcher records this step later, in a cast of its own.
+BOOT_EVENT = "compute_boot"
+BOOT_POLL_INTERVAL = 0.25
 BUILD_STEP_EVENTS = (CLAIM_EVENT, NETWORKS_EVENT, IMAGE_EVENT, PLUG_EVENT, SPAWN_EVENT,
                      BOOT_EVENT)
 
@@ -165,6 +169,14 @@ class _Timeline:
             raise
         step.finish(None)
 
+    def record(self, name: str, start: datetime, *, error: str | None = None) -> None:
+        """A step timed elsewhere, from ``start`` to now."""
+        self._began += 1
+        self.add(self._began, TimedEvent(
+            event=name, start_time=start, finish_time=self.now(),
+            result=EventResult.SUCCESS if error is None else EventResult.ERROR,
+            traceback=error, host=self.host))
+
     def events(self) -> tuple[TimedEvent, ...]:
         """The finished steps in the order they began."""
         return tuple(event for _, event in sorted(self._events, key=lambda e: e[0]))
@@ -180,6 +192,10 @@ class ComputeDeps:
     builds: asyncio.Semaphore
     network: HostNetwork
     clock: Callable[[], datetime] = _utcnow
+    # Seconds a watcher waits for a new guest's first console output (the boot step).
+    boot_watch_timeout: float = 120.0
+    # The running boot watchers; the compute cancels them when it stops.
+    watchers: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 def _notifier(deps: ComputeDeps) -> Notifier:
@@ -220,18 +236,74 @@ async def _build(ctx: RequestContext, msg: BuildAndRunInstance,
     timeline = _Timeline(deps.clock, deps.host)
     iid = msg.request.instance_id
     try:
-        built = await _build_steps(ctx, msg, deps, timeline)
+        built, started = await _build_steps(ctx, msg, deps, timeline)
     except asyncio.CancelledError:
         raise  # the service is stopping: this try did not end, its restart closes it
     except BaseException:
         await deps.conductor.record_events(ctx, iid, timeline.events())
         raise
+    booted = await _console_started(deps, iid)
+    if booted:
+        timeline.record(BOOT_EVENT, started)
     await deps.conductor.record_events(ctx, iid, timeline.events())
+    if booted is False:
+        _watch_boot(ctx, deps, iid, started, timeline)
     return built
 
 
+async def _console_started(deps: ComputeDeps, iid: InstanceId) -> bool | None:
+    """Whether the guest has written to its console yet; None when it cannot be read
+    (the guest is gone)."""
+    try:
+        return bool((await deps.driver.console_output(iid, max_bytes=256)).strip())
+    except (StratoError, OSError) as exc:
+        logger.info("console not readable: %s", exc)
+        return None
+
+
+def _watch_boot(ctx: RequestContext, deps: ComputeDeps, iid: InstanceId, started: datetime,
+                timeline: _Timeline) -> None:
+    """Record the boot step once the new guest's console shows its first output (or
+    as an Error when it stays empty for ``boot_watch_timeout`` seconds)."""
+
+    async def watch() -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + deps.boot_watch_timeout
+        error: str | None = None
+        while True:
+            await asyncio.sleep(BOOT_POLL_INTERVAL)
+            booted = await _console_started(deps, iid)
+            if booted is None:
+                return  # deleted (or its host lost it): nothing boots any more
+            if booted:
+                break
+            if loop.time() >= deadline:
+                error = (f"the guest wrote nothing on its serial console in "
+                         f"{deps.boot_watch_timeout:g} s")
+                break
+        boot = _Timeline(timeline.now, deps.host)
+        boot.record(BOOT_EVENT, started, error=error)
+        try:
+            await deps.conductor.record_events(ctx, iid, boot.events())
+        except StratoError as exc:
+            logger.warning("could not record the boot step: %s", exc)
+
+    task = asyncio.create_task(watch(), name=f"boot-watch-{iid}")
+    deps.watchers.add(task)
+    task.add_done_callback(deps.watchers.discard)
+
+
+async def stop_watchers(deps: ComputeDeps) -> None:
+    """Cancel the boot watchers (the compute is stopping)."""
+    watchers = list(deps.watchers)
+    for task in watchers:
+        task.cancel()
+    await asyncio.gather(*watchers, return_exceptions=True)
+
+
 async def _build_steps(ctx: RequestContext, msg: BuildAndRunInstance, deps: ComputeDeps,
-                       timeline: _Timeline) -> Instance:
+                       timeline: _Timeline) -> tuple[Instance, datetime]:
+    """The built instance and when its guest started (the boot step's start)."""
     req = msg.request
     need = req.flavor.resources + deps.driver.instance_overhead(req.flavor)
     with (timeline.step(CLAIM_EVENT) as claim,
@@ -254,13 +326,13 @@ async def _build_steps(ctx: RequestContext, msg: BuildAndRunInstance, deps: Comp
                 await _plug(ctx, deps, vifs)
             with timeline.step(SPAWN_EVENT):
                 await deps.driver.spawn(req, node=msg.node, vifs=vifs)
-            with timeline.step(BOOT_EVENT):
-                info = await deps.driver.get_info(req.instance_id)
-                built = await deps.conductor.update_instance(
-                    ctx, req.instance_id,
-                    {"vm_state": VmState.ACTIVE, "task_state": None,
-                     "power_state": info.power_state, "launched_at": deps.clock()},
-                    expected_task_state=(TaskState.SPAWNING,))
+            started = timeline.now()
+            info = await deps.driver.get_info(req.instance_id)
+            built = await deps.conductor.update_instance(
+                ctx, req.instance_id,
+                {"vm_state": VmState.ACTIVE, "task_state": None,
+                 "power_state": info.power_state, "launched_at": deps.clock()},
+                expected_task_state=(TaskState.SPAWNING,))
         except BaseException as exc:
             await deps.driver.destroy(req.instance_id)
             await deps.network.unplug(ctx, vifs)
@@ -274,7 +346,7 @@ async def _build_steps(ctx: RequestContext, msg: BuildAndRunInstance, deps: Comp
                 await deps.conductor.record_build(ctx, dest, succeeded=False)
             raise
         await deps.conductor.record_build(ctx, dest, succeeded=True)
-        return built
+        return built, started
 
 
 async def _networks_and_image(ctx: RequestContext, msg: BuildAndRunInstance,

@@ -56,7 +56,9 @@ class LaunchForm:
                    flavor=_first(fields, "flavor"),
                    networks=[n for n in fields.get("networks", []) if n],
                    key_name=_first(fields, "key_name"),
-                   user_data=(fields.get("user_data") or [""])[0],
+                   # Browsers send a textarea's line breaks as CRLF; a script's "#!/bin/sh\r"
+                   # would name no interpreter.
+                   user_data=(fields.get("user_data") or [""])[0].replace("\r\n", "\n"),
                    config_drive=_first(fields, "config_drive") in ("1", "on", "true"),
                    seen=seen)
         if "access" in seen or _first(fields, "step") == "access":

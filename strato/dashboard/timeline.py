@@ -11,7 +11,7 @@ attempt's steps in turn.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 __all__ = ["Bar", "Timeline", "build_timeline", "parse_time"]
@@ -64,6 +64,27 @@ class Timeline:
     running: bool
 
 
+# How long after its spawn a guest's boot is shown as still running without a word from
+# the compute (whose watcher gives up after 120 s and records the boot as failed).
+BOOT_WAIT = timedelta(seconds=150)
+
+
+def _await_boot(spans: list[tuple[str, datetime, datetime | None, dict[str, Any]]],
+                now: datetime) -> None:
+    """An ACTIVE guest whose console is still silent: its boot step is running (the
+    compute records it once the guest writes its first line)."""
+    spawns = [s for s in spans if s[0] == "compute_spawn"]
+    if not spawns:
+        return
+    _, _, spawned, event = spawns[-1]
+    if spawned is None or event.get("result") != "Success" or now - spawned > BOOT_WAIT:
+        return
+    if any(s[0] == "compute_boot" and s[1] >= spawned for s in spans):
+        return
+    spans.append(("compute_boot", spawned, None,
+                  {"details": "waiting for the guest's first console output"}))
+
+
 def build_timeline(action: dict[str, Any], *, now: datetime | None = None) -> Timeline:
     """The bars of ``action`` (an ``instanceAction`` with its ``events``)."""
     now = now or datetime.now(UTC)
@@ -83,6 +104,7 @@ def build_timeline(action: dict[str, Any], *, now: datetime | None = None) -> Ti
         spans.insert(0, ("api", origin, max(first, origin),
                          {"result": "Success", "details": "the API accepted the request "
                           "and handed it to the conductor"}))
+    _await_boot(spans, now)
     running = any(finish is None for _, _, finish, _ in spans)
     end = max([finish or now for _, _, finish, _ in spans] or [origin])
     total = max((end - origin).total_seconds(), 1e-6)

@@ -29,6 +29,7 @@ class FakeDriverConfig:
     nodes: int = 1
     capacity: Resources = Resources(vcpus=16, memory_mb=32768, disk_gb=500)
     spawn_delay: float = 0.0
+    console_delay: float = 0.0  # seconds from the spawn to the first console line
     fail_names: frozenset[str] = frozenset()
     fail_every: int = 0
     fail_retryable: bool = True
@@ -48,6 +49,7 @@ class _Guest:
     power_state: PowerState = PowerState.RUNNING
     console: list[str] = field(default_factory=list)
     macs: tuple[str, ...] = ()
+    quiet_until: float = 0.0  # loop time before which the console shows nothing
 
 
 @dataclass
@@ -92,7 +94,8 @@ class FakeDriver:
         self._maybe_fail(req)
         self._guests[req.instance_id] = _Guest(
             node=node, console=[f"fake-guest: uuid={req.instance_id} booted on {node}"],
-            macs=tuple(v.mac_address for v in vifs))
+            macs=tuple(v.mac_address for v in vifs),
+            quiet_until=asyncio.get_running_loop().time() + self.config.console_delay)
 
     def _maybe_fail(self, req: BootRequest) -> None:
         every = self.config.fail_every
@@ -155,7 +158,10 @@ class FakeDriver:
 
     async def console_output(self, instance_id: InstanceId, *, max_bytes: int = 100 * 1024
                              ) -> str:
-        text = "".join(line + "\n" for line in self._guest(instance_id).console)
+        guest = self._guest(instance_id)
+        if asyncio.get_running_loop().time() < guest.quiet_until:
+            return ""  # still booting
+        text = "".join(line + "\n" for line in guest.console)
         return text[-max_bytes:]
 
     async def close(self) -> None:

@@ -12,57 +12,34 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from strato.client import CloudClient
 from strato.client.auth import password_token
+from tests.browser.browser_fixtures import browser_fixture, log_in, new_context, off_loop, shot
 from tests.client.server_fixtures import ADMIN, TOKEN, RunningApi, add_member, start_api
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+__all__ = ["browser_fixture"]
+
 PASSWORD = "browser-test-pw"
-TIMEOUT_MS = 30_000
-
-T = TypeVar("T")
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason="Chromium is installed by scripts/setup-system.sh")
-
-
-def off_loop(fn: Callable[..., T], *args: object) -> T:
-    """Run ``fn`` (which runs its own event loop) in a thread: playwright's sync API
-    keeps one running in the test's thread."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(fn, *args).result()
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
-    """``strato up`` whose fake spawns take a second and a half: long enough to watch a
-    build in the browser."""
+    """``strato up`` whose fake spawns take a second and a half and whose fake guests
+    write their first console line a second after that: long enough to watch a build
+    and a boot in the browser."""
     cluster = start_api(tmp_path_factory.mktemp("strato"),
-                        {"STRATO_COMPUTE__FAKE__SPAWN_DELAY": "1.5"})
+                        {"STRATO_COMPUTE__FAKE__SPAWN_DELAY": "1.5",
+                         "STRATO_COMPUTE__FAKE__CONSOLE_DELAY": "1"})
     try:
         yield RunningApi(cluster=cluster, url=cluster.api_url, token=TOKEN)
     finally:
         cluster.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM))
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -78,29 +55,6 @@ def huge_flavor(api: RunningApi) -> str:
             resp = await client.request("POST", "/v2.1/flavors", json=body)
             return str(resp.json()["flavor"]["id"])
     return off_loop(asyncio.run, make())
-
-
-def _context(browser: Browser, **kw: object) -> BrowserContext:
-    context = browser.new_context(**kw)  # type: ignore[arg-type]
-    context.set_default_timeout(TIMEOUT_MS)
-    return context
-
-
-def shot(page: Page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def log_in(page: Page, api: RunningApi, user: str, password: str) -> None:
-    page.goto(f"{api.url}/dashboard/")
-    expect(page).to_have_url(re.compile(r"/dashboard/login"))
-    # By keyboard alone: the field has focus, Tab moves, Enter submits.
-    expect(page.locator("#username")).to_be_focused()
-    page.keyboard.type(user)
-    page.keyboard.press("Tab")
-    page.keyboard.type(password)
-    page.keyboard.press("Enter")
-    expect(page).to_have_url(re.compile(r"/dashboard/instances"))
-    expect(page.locator(".user")).to_have_text(user)
 
 
 def wizard_launch(page: Page, api: RunningApi, *, name: str, image: str, flavor: str,
@@ -126,14 +80,14 @@ def test_a_user_launches_watches_and_deletes_an_instance(
         api: RunningApi, browser: Browser, tmp_path: Path, huge_flavor: str) -> None:
     off_loop(add_member, api, "web-team", "alice", PASSWORD)
     off_loop(add_member, api, "other-team", "bob", PASSWORD)
-    context = _context(browser)
+    context = new_context(browser)
     page = context.new_page()
     page_errors: list[str] = []
     page.on("pageerror", lambda exc: page_errors.append(str(exc)))
 
     page.goto(f"{api.url}/dashboard/instances")
     shot(page, "01-login")
-    log_in(page, api, "alice", PASSWORD)
+    log_in(page, api.url, "alice", PASSWORD)
     cookie = next(c for c in context.cookies() if c["name"] == "strato_session")
     assert cookie["httpOnly"] and cookie["secure"] and cookie["path"] == "/dashboard"
     assert page.evaluate("document.cookie").find("strato_session") == -1
@@ -183,8 +137,13 @@ def test_a_user_launches_watches_and_deletes_an_instance(
     expect(page.locator("#timeline .result-running").first).to_be_visible()
     shot(page, "07-instance-building")
     expect(page.locator("#server-status")).to_have_text("ACTIVE")
-    assert page.evaluate("window.__noReload") is True
     timeline = page.locator("#timeline")
+    # ACTIVE once the guest runs; its boot lasts until its first console line.
+    boot = timeline.locator("[data-event=compute_boot]")
+    expect(boot).to_have_class(re.compile("result-running"))
+    expect(boot).to_contain_text("waiting for the guest's first console output")
+    expect(boot).to_have_class(re.compile("result-success"))
+    assert page.evaluate("window.__noReload") is True
     for step in ("api", "scheduling", "build on the host", "claim", "network",
                  "image fetch", "spawn", "boot"):
         expect(timeline.locator(".step-label", has_text=re.compile(f"^{step}$"))
@@ -250,9 +209,9 @@ def test_a_user_launches_watches_and_deletes_an_instance(
     assert page_errors == []
 
     # Another project's member sees none of it, and cannot open it by its address.
-    other = _context(browser)
+    other = new_context(browser)
     bob = other.new_page()
-    log_in(bob, api, "bob", PASSWORD)
+    log_in(bob, api.url, "bob", PASSWORD)
     expect(bob.locator("#instances")).to_have_count(0)
     expect(bob.locator(".empty")).to_have_text("No instances.")
     assert "web-1" not in bob.content() and "batch-1" not in bob.content()
@@ -268,9 +227,9 @@ def test_a_user_launches_watches_and_deletes_an_instance(
 
 def test_admin_pages_narrow_screens_and_forged_forms(api: RunningApi,
                                                      browser: Browser) -> None:
-    context = _context(browser, viewport={"width": 375, "height": 740})
+    context = new_context(browser, viewport={"width": 375, "height": 740})
     page = context.new_page()
-    log_in(page, api, ADMIN.username, ADMIN.password)
+    log_in(page, api.url, ADMIN.username, ADMIN.password)
     page.goto(f"{api.url}/dashboard/admin/hypervisors")
     card = page.locator(".hypervisor").first
     expect(card.locator("meter")).to_have_count(3)
@@ -305,9 +264,9 @@ def test_admin_pages_narrow_screens_and_forged_forms(api: RunningApi,
 def test_the_project_switcher(api: RunningApi, browser: Browser) -> None:
     off_loop(add_member, api, "switch-a", "carol", PASSWORD)
     off_loop(add_member, api, "switch-b", "carol", PASSWORD)
-    context = _context(browser)
+    context = new_context(browser)
     page = context.new_page()
-    log_in(page, api, "carol", PASSWORD)
+    log_in(page, api.url, "carol", PASSWORD)
     expect(page.locator("#project option")).to_have_count(2)
     assert page.locator("#project option:checked").inner_text() == "switch-a"
     page.select_option("#project", label="switch-b")  # submits on change

@@ -239,3 +239,63 @@ async def test_retries_exhausted_say_so_without_naming_hosts(tmp_path: Path) -> 
         assert sorted(e["host"] for e in schedules[:3]) == ["h1", "h2", "h3"]
         assert {e["result"] for e in events if e["event"] == "compute_spawn"} == {"Error"}
         assert not [e for e in events if e["event"] == "compute_boot"]
+
+
+async def test_the_boot_step_lasts_until_the_guest_writes_on_its_console(
+        tmp_path: Path) -> None:
+    # The fake guest stays silent for 0.8 s after its spawn, as a real one boots.
+    async with running_cloud(tmp_path, fake_hosts(1, console_delay=0.8)) as h:
+        server_id, request_id = await _boot(h, "slow-boot")
+        assert (await h.client.get_server(server_id)).status == "ACTIVE"
+        events = await _events(h, server_id, request_id, done=1)
+        # ACTIVE as soon as the guest runs (as in Nova); the boot is not over yet.
+        assert "compute_boot" not in [e["event"] for e in events]
+        assert len(h.cloud.computes["h1"].watchers) == 1
+
+        async def booted() -> bool:
+            nonlocal events
+            events = (await h.client.request("GET", _path(server_id, request_id))).json()[
+                "instanceAction"]["events"]
+            return events[-1]["event"] == "compute_boot"
+
+        await wait_until(booted, timeout=10)
+        boot, spawn = events[-1], next(e for e in events if e["event"] == "compute_spawn")
+        build = next(e for e in events if e["event"] == BUILD_EVENT)
+        assert boot["result"] == "Success" and boot["host"] == "h1"
+        assert _t(boot["start_time"]) >= _t(spawn["finish_time"])
+        assert (_t(boot["finish_time"]) - _t(boot["start_time"])).total_seconds() >= 0.7
+        assert _t(boot["finish_time"]) > _t(build["finish_time"])
+        assert h.cloud.computes["h1"].watchers == set()
+
+
+async def test_a_guest_deleted_before_its_boot_leaves_no_boot_step(tmp_path: Path) -> None:
+    async with running_cloud(tmp_path, fake_hosts(1, console_delay=60)) as h:
+        server_id, request_id = await _boot(h, "short-lived")
+        await _events(h, server_id, request_id, done=1)
+        watchers = h.cloud.computes["h1"].watchers
+        assert len(watchers) == 1
+        await h.client.delete_server(server_id)
+        await h.client.wait_for_status(server_id, {"DELETED"})
+
+        async def stopped() -> bool:
+            return not watchers
+
+        await wait_until(stopped, timeout=10)
+        resp = await h.client.request("GET", _path(server_id, request_id),
+                                      headers={"X-OpenStack-Nova-API-Version": "2.1"})
+        if resp.status_code == 200:
+            assert "compute_boot" not in [e["event"] for e in resp.json()[
+                "instanceAction"]["events"]]
+        else:
+            assert resp.status_code == 404
+
+
+async def test_a_compute_stopping_cancels_its_boot_watchers(tmp_path: Path) -> None:
+    hosts = fake_hosts(1, console_delay=60)
+    async with running_cloud(tmp_path, hosts) as h:
+        server_id, request_id = await _boot(h, "never-boots")
+        await _events(h, server_id, request_id, done=1)
+        watchers = set(h.cloud.computes["h1"].watchers)
+        assert len(watchers) == 1
+    # The cloud stopped at once (not after the 60 s) and took its watcher with it.
+    assert all(task.cancelled() for task in watchers)

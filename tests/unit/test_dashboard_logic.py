@@ -22,7 +22,7 @@ def test_timeline_puts_the_api_first_and_places_bars_on_one_axis() -> None:
                                 "02.000000", details="placed on a host"),
                          _event("compute__do_build_and_run_instance", "02.000000",
                                 "10.000000")]}
-    timeline = build_timeline(action)
+    timeline = build_timeline(action, now=datetime(2026, 11, 22, 11, tzinfo=UTC))
     assert [b.label for b in timeline.bars] == ["api", "scheduling", "build on the host",
                                                 "spawn"]
     api, scheduling, build, spawn = timeline.bars
@@ -105,6 +105,9 @@ def test_the_answers_travel_as_hidden_fields_and_become_the_create_body() -> Non
         "security_groups": [{"name": "web"}], "key_name": "k",
         "user_data": base64.b64encode(b"#!/bin/sh\necho <hi>\n").decode(),
         "config_drive": True}
+    # A textarea's CRLF line breaks reach the guest as LF (a shebang must end in "\n").
+    crlf = LaunchForm.from_fields({"user_data": ["#!/bin/sh\r\necho hi\r\n"]})
+    assert crlf.user_data == "#!/bin/sh\necho hi\n"
     # Before the access step is reached, the default security group stands.
     assert LaunchForm.from_fields({"name": ["a"]}).security_groups == ["default"]
     # Unticking every group on the access step means none.
@@ -123,3 +126,18 @@ def test_api_refusals_land_on_the_step_they_are_about() -> None:
              "something else": "configuration"}
     for message, step in cases.items():
         assert step_of_error(message) == step and step in keys
+
+
+def test_a_silent_guest_shows_its_boot_running_until_the_compute_records_it() -> None:
+    spawned = {"start_time": "2026-11-22T10:00:00Z",
+               "events": [_event("compute_spawn", "01", "02")]}
+    soon = datetime(2026, 11, 22, 10, 0, 5, tzinfo=UTC)
+    bars = build_timeline(spawned, now=soon).bars
+    assert [(b.event, b.result) for b in bars][-1] == ("compute_boot", "running")
+    assert bars[-1].duration == 3.0
+    assert bars[-1].details == "waiting for the guest's first console output"
+    # Recorded: the real bar only; long silent: no guess.
+    booted = {**spawned, "events": [*spawned["events"], _event("compute_boot", "02", "04")]}
+    assert [b.result for b in build_timeline(booted, now=soon).bars][-1] == "Success"
+    later = datetime(2026, 11, 22, 10, 10, tzinfo=UTC)
+    assert build_timeline(spawned, now=later).bars[-1].event == "compute_spawn"
