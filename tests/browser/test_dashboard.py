@@ -170,12 +170,26 @@ def test_a_user_launches_watches_and_deletes_an_instance(
     shot(page, "09-instances-building")
     expect(batch.filter(has_text="ACTIVE")).to_have_count(2)
     assert page.evaluate("window.__noReload") is True
-    # The status filter.
+    # The status filter, by keyboard: choosing an option does nothing until Enter on
+    # the form's button.
+    page.focus("#status-filter")
+    page.keyboard.press("ArrowDown")
+    page.wait_for_timeout(300)
+    expect(page).to_have_url(re.compile(r"/dashboard/instances$"))
     page.select_option("#status-filter", "BUILD")
+    page.get_by_role("button", name="Filter").press("Enter")
     expect(page).to_have_url(re.compile(r"status=BUILD"))
     expect(page.locator(".empty")).to_have_text("No instances with status BUILD.")
+    # With the pointer, picking an option is enough.
+    page.click("#status-filter")
     page.select_option("#status-filter", "ACTIVE")
+    expect(page).to_have_url(re.compile(r"status=ACTIVE"))
     expect(page.locator("#instances tbody tr")).to_have_count(3)
+    # A narrow screen: the rows become labelled cards, nothing scrolls sideways.
+    page.set_viewport_size({"width": 375, "height": 740})
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    shot(page, "09-instances-narrow")
+    page.set_viewport_size({"width": 1280, "height": 720})
 
     # Stop and start, each confirmed first; the row follows.
     row = page.locator(f"#row-{server_id}")
@@ -269,7 +283,8 @@ def test_the_project_switcher(api: RunningApi, browser: Browser) -> None:
     log_in(page, api.url, "carol", PASSWORD)
     expect(page.locator("#project option")).to_have_count(2)
     assert page.locator("#project option:checked").inner_text() == "switch-a"
-    page.select_option("#project", label="switch-b")  # submits on change
+    page.select_option("#project", label="switch-b")
+    page.get_by_role("button", name="Switch").click()
     expect(page.locator(".flash")).to_have_text("Now working in project switch-b.")
     assert page.locator("#project option:checked").inner_text() == "switch-b"
     context.close()

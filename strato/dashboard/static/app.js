@@ -4,10 +4,14 @@
   document.documentElement.classList.add("js");
   var csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
 
-  // Selects marked data-autosubmit submit their form when changed (status filter,
-  // project switcher); their buttons stay for keyboards and no-script browsers.
+  // Selects marked data-autosubmit (status filter, project switcher) submit their form
+  // when an option is picked with the pointer. From the keyboard, arrow keys change a
+  // closed select's value at every press: nothing happens until the form's button.
   document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
-    select.addEventListener("change", function () { select.form.submit(); });
+    var pointer = false;
+    select.addEventListener("pointerdown", function () { pointer = true; });
+    select.addEventListener("keydown", function () { pointer = false; });
+    select.addEventListener("change", function () { if (pointer) { select.form.submit(); } });
   });
 
   function fetchText(url) {
