@@ -14,6 +14,7 @@ browser send the cookies but can neither read the value nor set it.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
@@ -142,8 +143,8 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
                             media_type="text/plain")
         async with dashboard.client(token) as client:
             try:
-                info = await client.token_info(token)
-                projects = await client.my_projects()
+                info, projects = await asyncio.gather(client.token_info(token),
+                                                      client.my_projects())
             except ApiError as exc:
                 if exc.status in (401, 403, 404):
                     return _to_login(request, "Your session has ended; log in again.")
