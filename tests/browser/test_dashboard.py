@@ -57,6 +57,23 @@ def huge_flavor(api: RunningApi) -> str:
     return off_loop(asyncio.run, make())
 
 
+@pytest.fixture(scope="module")
+def shared_network(api: RunningApi) -> str:
+    """A shared network with a subnet, made by the admin (the fake data plane only
+    records ports: no device appears on this machine)."""
+    async def make() -> str:
+        token = await password_token(api.url, user=ADMIN.username, password=ADMIN.password,
+                                     project=ADMIN.project_name)
+        async with CloudClient(api.url, token) as client:
+            net = (await client.request("POST", "/networking/v2.0/networks", json={
+                "network": {"name": "shared-net", "shared": True}})).json()["network"]
+            await client.request("POST", "/networking/v2.0/subnets", json={"subnet": {
+                "network_id": net["id"], "cidr": "10.231.0.0/24", "ip_version": 4,
+                "name": "shared-subnet"}})
+            return str(net["id"])
+    return off_loop(asyncio.run, make())
+
+
 def wizard_launch(page: Page, api: RunningApi, *, name: str, image: str, flavor: str,
                   count: int = 1) -> None:
     page.goto(f"{api.url}/dashboard/launch")
@@ -77,7 +94,8 @@ def wizard_launch(page: Page, api: RunningApi, *, name: str, image: str, flavor:
 
 
 def test_a_user_launches_watches_and_deletes_an_instance(
-        api: RunningApi, browser: Browser, tmp_path: Path, huge_flavor: str) -> None:
+        api: RunningApi, browser: Browser, tmp_path: Path, huge_flavor: str,
+        shared_network: str) -> None:
     off_loop(add_member, api, "web-team", "alice", PASSWORD)
     off_loop(add_member, api, "other-team", "bob", PASSWORD)
     context = new_context(browser)
@@ -106,6 +124,15 @@ def test_a_user_launches_watches_and_deletes_an_instance(
     expect(row).to_contain_text("3.0 MiB")
     shot(page, "03-images")
 
+    # A key pair made in the browser: its private key is shown once.
+    page.goto(f"{api.url}/dashboard/keypairs")
+    page.fill("#kp-name", "alice-key")
+    page.click("form[action$='/keypairs'] button[type=submit]")
+    expect(page.locator("pre.console")).to_contain_text("PRIVATE KEY")
+    page.goto(f"{api.url}/dashboard/keypairs")
+    expect(page.locator("table.list")).to_contain_text("alice-key")
+    expect(page.locator("pre.console")).to_have_count(0)
+
     # The wizard: a step left incomplete says why, in place.
     page.goto(f"{api.url}/dashboard/launch")
     shot(page, "04-launch-details")
@@ -122,9 +149,21 @@ def test_a_user_launches_watches_and_deletes_an_instance(
     expect(tiny.locator(".fit-verdict")).to_have_text("fits")
     shot(page, "05-launch-flavor")
     page.get_by_label("m1.tiny", exact=True).check()
-    for legend in ("Networks", "Security groups and key pair", "Configuration"):
-        page.click("button[value=next]")
-        expect(page.locator("legend")).to_have_text(legend)
+    page.click("button[value=next]")
+    expect(page.locator("legend")).to_have_text("Networks")
+    page.get_by_label(re.compile("^shared-net")).check()
+    expect(page.locator("#launch-form")).to_contain_text("10.231.0.0/24")
+    page.click("button[value=next]")
+    expect(page.locator("legend")).to_have_text("Security groups and key pair")
+    expect(page.get_by_label(re.compile("^default"))).to_be_checked()
+    page.select_option("#key_name", "alice-key")
+    # Back and forth keeps every answer.
+    page.click("button[value=back]")
+    expect(page.get_by_label(re.compile("^shared-net"))).to_be_checked()
+    page.click("button[value=next]")
+    expect(page.locator("#key_name")).to_have_value("alice-key")
+    page.click("button[value=next]")
+    expect(page.locator("legend")).to_have_text("Configuration")
     page.fill("#user_data", "#!/bin/sh\necho hello from the dashboard\n")
     shot(page, "06-launch-configuration")
     page.click("button[value=launch]")
@@ -151,6 +190,10 @@ def test_a_user_launches_watches_and_deletes_an_instance(
     expect(timeline.locator(".result-error")).to_have_count(0)
     expect(timeline.locator("[data-event=conductor_schedule_and_build_instances] "
                             ".step-details")).to_contain_text("alternate")
+    # Its address on the shared network, and its key pair.
+    expect(page.locator("#addresses-h + table")).to_contain_text("shared-net")
+    expect(page.locator("#addresses-h + table")).to_contain_text(re.compile(r"10\.231\.0\.\d+"))
+    expect(page.locator("dl.facts")).to_contain_text("alice-key")
     # A member sees no host names (the fake host is called client-test).
     assert "client-test" not in timeline.inner_text()
     shot(page, "07-instance-active")
@@ -191,7 +234,13 @@ def test_a_user_launches_watches_and_deletes_an_instance(
     shot(page, "09-instances-narrow")
     page.set_viewport_size({"width": 1280, "height": 720})
 
-    # Stop and start, each confirmed first; the row follows.
+    # Reboot, stop and start, each confirmed first; the row follows.
+    row = page.locator(f"#row-{server_id}")
+    row.get_by_role("link", name="Reboot").click()
+    expect(page.locator("h1")).to_have_text("Reboot instance")
+    page.get_by_role("button", name="Reboot").click()
+    expect(page.locator(".flash")).to_contain_text("web-1 is rebooting")
+    expect(row).to_contain_text("ACTIVE")
     row = page.locator(f"#row-{server_id}")
     row.get_by_role("link", name="Stop").click()
     expect(page.locator("h1")).to_have_text("Stop instance")
