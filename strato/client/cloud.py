@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
@@ -29,6 +29,11 @@ class Page:
 
     items: list[Json]
     next_marker: str | None
+
+
+def _seg(value: str) -> str:
+    """One path segment: an id or a name can never reach another path."""
+    return quote(value, safe="")
 
 
 def _next_marker(links: list[Json] | None) -> str | None:
@@ -83,7 +88,7 @@ class CloudClient(ComputeClient):
         return Page(body["servers"], _next_marker(body.get("servers_links")))
 
     async def server(self, server_id: str) -> Json:
-        server: Json = (await self._json("GET", f"/v2.1/servers/{server_id}"))["server"]
+        server: Json = (await self._json("GET", f"/v2.1/servers/{_seg(server_id)}"))["server"]
         return server
 
     async def create_servers(self, body: Json) -> Json:
@@ -95,7 +100,7 @@ class CloudClient(ComputeClient):
     async def server_action(self, server_id: str, action: str,
                             args: Any = None) -> httpx.Response:
         """``POST /v2.1/servers/{id}/action`` with ``{action: args}``."""
-        return await self.request("POST", f"/v2.1/servers/{server_id}/action",
+        return await self.request("POST", f"/v2.1/servers/{_seg(server_id)}/action",
                                   json={action: args})
 
     async def console_output(self, server_id: str, length: int | None = None) -> str:
@@ -105,12 +110,13 @@ class CloudClient(ComputeClient):
 
     async def instance_actions(self, server_id: str) -> list[Json]:
         actions: list[Json] = (await self._json(
-            "GET", f"/v2.1/servers/{server_id}/os-instance-actions"))["instanceActions"]
+            "GET", f"/v2.1/servers/{_seg(server_id)}/os-instance-actions"))["instanceActions"]
         return actions
 
     async def instance_action(self, server_id: str, request_id: str) -> Json:
         action: Json = (await self._json(
-            "GET", f"/v2.1/servers/{server_id}/os-instance-actions/{request_id}"))[
+            "GET",
+            f"/v2.1/servers/{_seg(server_id)}/os-instance-actions/{_seg(request_id)}"))[
             "instanceAction"]
         return action
 
@@ -144,7 +150,7 @@ class CloudClient(ComputeClient):
         return pair
 
     async def delete_keypair(self, name: str) -> None:
-        await self.request("DELETE", f"/v2.1/os-keypairs/{name}")
+        await self.request("DELETE", f"/v2.1/os-keypairs/{_seg(name)}")
 
     # -- admin: hypervisors and services ----------------------------------------------
 
@@ -173,7 +179,7 @@ class CloudClient(ComputeClient):
         return found
 
     async def image(self, image_id: str) -> Json:
-        return await self._json("GET", f"/image/v2/images/{image_id}")
+        return await self._json("GET", f"/image/v2/images/{_seg(image_id)}")
 
     async def create_image_record(self, **fields: Any) -> Json:
         """``POST /image/v2/images``: a queued image without data."""
@@ -182,11 +188,11 @@ class CloudClient(ComputeClient):
     async def upload_image_data(self, image_id: str,
                                 data: bytes | AsyncIterable[bytes]) -> None:
         """``PUT /image/v2/images/{id}/file``; ``data`` may be a stream."""
-        await self.request("PUT", f"/image/v2/images/{image_id}/file", content=data,
+        await self.request("PUT", f"/image/v2/images/{_seg(image_id)}/file", content=data,
                            headers={"Content-Type": "application/octet-stream"})
 
     async def delete_image(self, image_id: str) -> None:
-        await self.request("DELETE", f"/image/v2/images/{image_id}")
+        await self.request("DELETE", f"/image/v2/images/{_seg(image_id)}")
 
     # -- networks ---------------------------------------------------------------------
 

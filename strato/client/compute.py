@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from typing import Any, Self
+from urllib.parse import quote
 
 import httpx
 
@@ -85,7 +86,7 @@ class ComputeClient:
         return str(resp.json()["server"]["id"])
 
     async def get_server(self, server_id: str) -> ServerView:
-        resp = await self.request("GET", f"/v2.1/servers/{server_id}")
+        resp = await self.request("GET", f"/v2.1/servers/{quote(server_id, safe='')}")
         return ServerView.from_wire(resp.json()["server"])
 
     async def list_servers(self, **params: Any) -> list[ServerView]:
@@ -93,7 +94,7 @@ class ComputeClient:
         return [ServerView.from_wire(s) for s in resp.json()["servers"]]
 
     async def delete_server(self, server_id: str) -> None:
-        await self.request("DELETE", f"/v2.1/servers/{server_id}")
+        await self.request("DELETE", f"/v2.1/servers/{quote(server_id, safe='')}")
 
     async def wait_for_status(self, server_id: str, statuses: set[str], *,
                               timeout: float = 60.0, interval: float = 0.1) -> ServerView:
@@ -118,7 +119,8 @@ class ComputeClient:
         body = {"name": name, "disk_format": disk_format,
                 "container_format": container_format, **props}
         image_id = str((await self.request("POST", "/image/v2/images", json=body)).json()["id"])
-        await self.request("PUT", f"/image/v2/images/{image_id}/file", content=data,
+        await self.request("PUT", f"/image/v2/images/{quote(image_id, safe='')}/file",
+                           content=data,
                            headers={"Content-Type": "application/octet-stream"})
         return image_id
 

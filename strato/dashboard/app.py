@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 import httpx
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -542,10 +542,26 @@ async def upload_image(request: Request, session: Session) -> Response:
 
     try:
         await session.client.upload_image_data(image_id, chunks())
-    except ApiError as exc:
-        return JSONResponse({"error": exc.message}, status_code=exc.status
-                            if exc.status < 500 else 502)
+    except (ApiError, ClientDisconnect) as exc:
+        removed = await _drop_unfilled(session.client, image_id)
+        message = exc.message if isinstance(exc, ApiError) else "the upload was cut off"
+        if removed:
+            message += " (the empty image record was removed)"
+        status = exc.status if isinstance(exc, ApiError) and exc.status < 500 else 502
+        return JSONResponse({"error": message}, status_code=status)
     return JSONResponse({"id": image_id, "status": "uploaded"})
+
+
+async def _drop_unfilled(client: CloudClient, image_id: str) -> bool:
+    """After a failed upload: delete the image if it is still an empty record (the
+    dashboard made it a moment before); one with data stays."""
+    try:
+        if (await client.image(image_id)).get("status") != "queued":
+            return False
+        await client.delete_image(image_id)
+    except ApiError:
+        return False
+    return True
 
 
 @page
@@ -643,7 +659,7 @@ async def confirm_keypair_delete(request: Request, session: Session) -> Response
 @page
 async def delete_keypair(request: Request, session: Session) -> Response:
     try:
-        await session.client.delete_keypair(quote(request.path_params["name"], safe=""))
+        await session.client.delete_keypair(request.path_params["name"])
     except ApiError as exc:
         return redirect("/keypairs", flash=f"Delete refused: {exc.message}")
     return redirect("/keypairs", flash="The key pair was deleted.")
@@ -704,9 +720,18 @@ def create_dashboard(dashboard: Dashboard) -> Starlette:
         Route("/admin/services", services_page),
         Mount("/static", StaticFiles(directory=_STATIC), name="static"),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={ApiError: _api_refused})
     app.state.dashboard = dashboard
     return app
+
+
+async def _api_refused(request: Request, exc: Exception) -> Response:
+    """An API refusal no page handled itself: its status (a 5xx as 502) and words."""
+    assert isinstance(exc, ApiError)
+    status = exc.status if 400 <= exc.status < 500 else 502
+    return render("error.html", {"session": None, "csrf": "", "flash": None,
+                                 "title": "The API refused", "status_code": exc.status,
+                                 "message": exc.message}, status=status)
 
 
 def in_process(api: Any) -> Dashboard:

@@ -260,3 +260,45 @@ def test_a_revoked_session_goes_back_to_the_login(api: RunningApi) -> None:
     assert "strato_session" not in visitor.cookies
     assert "Your session has ended" in visitor.get(resp.headers["location"]).text
     visitor.close()
+
+
+def test_ids_stay_one_path_segment(api: RunningApi, member: Visitor) -> None:
+    # An id that would climb out of /servers/ reaches the API as one escaped segment.
+    rows = member.get("/dashboard/instances/rows?id=../os-hypervisors&id=..%2F..%2Fidentity")
+    assert rows.status_code == 200 and "<tr" not in rows.text
+    for path in ("/dashboard/instances/..%2Fos-hypervisors",
+                 "/dashboard/instances/..%2F..%2Fimage%2Fv2%2Fimages/console",
+                 "/dashboard/keypairs/..%2F..%2Fos-hypervisors/confirm/delete"):
+        resp = member.get(path)
+        assert 200 <= resp.status_code < 500, (path, resp.status_code)
+        assert "hypervisor_hostname" not in resp.text
+    # A name with a slash matches no dashboard route at all.
+    assert member.post("/dashboard/keypairs/..%2F..%2Fos-services/delete", {}
+                       ).status_code == 404
+
+
+def test_a_refused_upload_leaves_no_empty_image(api: RunningApi, member: Visitor) -> None:
+    created = member.send("POST", "/dashboard/images",
+                          data={"name": "not-really-qcow2", "disk_format": "qcow2"},
+                          headers={"X-CSRF-Token": member.csrf})
+    assert created.status_code == 201
+    image_id = created.json()["id"]
+    upload = member.send("PUT", f"/dashboard/images/{image_id}/file",
+                         content=b"this is not a qcow2 image" * 100,
+                         headers={"X-CSRF-Token": member.csrf,
+                                  "Content-Type": "application/octet-stream"})
+    assert upload.status_code == 400, upload.text
+    assert "(the empty image record was removed)" in upload.json()["error"]
+    assert "not-really-qcow2" not in member.get("/dashboard/images").text
+    # A good upload goes through, and the image is active.
+    created = member.send("POST", "/dashboard/images",
+                          data={"name": "raw-one", "disk_format": "raw"},
+                          headers={"X-CSRF-Token": member.csrf})
+    image_id = created.json()["id"]
+    upload = member.send("PUT", f"/dashboard/images/{image_id}/file", content=b"\0" * 4096,
+                         headers={"X-CSRF-Token": member.csrf,
+                                  "Content-Type": "application/octet-stream"})
+    assert upload.status_code == 200 and upload.json() == {"id": image_id,
+                                                          "status": "uploaded"}
+    page = member.get("/dashboard/images").text
+    assert re.search(r'data-name="raw-one">.*?status-active', page, re.S)
