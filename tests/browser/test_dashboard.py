@@ -118,10 +118,14 @@ def test_a_user_launches_watches_and_deletes_an_instance(
     page.fill("#image-name", "browser-image")
     page.select_option("#disk-format", "raw")
     page.set_input_files("#image-file", str(disk))
+    page.evaluate("window.__noReload = true")
     page.click("#upload-form button[type=submit]")
+    expect(page.locator("#upload-status")).to_have_text("Uploaded browser-disk.img.")
+    expect(page.locator("#upload-progress")).to_have_js_property("value", 100)
     row = page.locator("#images tr[data-name='browser-image']")
     expect(row).to_contain_text("active")
     expect(row).to_contain_text("3.0 MiB")
+    assert page.evaluate("window.__noReload") is True
     shot(page, "03-images")
 
     # A key pair made in the browser: its private key is shown once.

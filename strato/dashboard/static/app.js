@@ -95,8 +95,15 @@
           xhr.onload = function () {
             if (xhr.status >= 200 && xhr.status < 300) {
               bar.value = 100;
-              status.textContent = "Uploaded.";
-              window.location.reload();
+              status.textContent = "Uploaded " + file.name + ".";
+              upload.reset();
+              // The list as the API now shows it, swapped in without a reload.
+              fetchText(window.location.href).then(function (html) {
+                var fresh = new DOMParser().parseFromString(html, "text/html")
+                  .querySelector("#image-list");
+                var list = document.querySelector("#image-list");
+                if (fresh && list) { list.replaceWith(fresh); }
+              }).catch(function () { window.location.reload(); });
             } else {
               var message = "refused";
               try { message = JSON.parse(xhr.responseText).error; } catch (e) {}
