@@ -201,6 +201,19 @@ class CloudClient(ComputeClient):
             "networks"]
         return found
 
+    async def create_network(self, **fields: Any) -> Json:
+        network: Json = (await self._json("POST", "/networking/v2.0/networks",
+                                          json={"network": fields}))["network"]
+        return network
+
+    async def delete_network(self, network_id: str) -> None:
+        await self.request("DELETE", f"/networking/v2.0/networks/{_seg(network_id)}")
+
+    async def create_subnet(self, **fields: Any) -> Json:
+        subnet: Json = (await self._json("POST", "/networking/v2.0/subnets",
+                                         json={"subnet": fields}))["subnet"]
+        return subnet
+
     async def subnets(self) -> list[Json]:
         found: list[Json] = (await self._json("GET", "/networking/v2.0/subnets"))["subnets"]
         return found

@@ -612,7 +612,77 @@ async def networks_page(request: Request, session: Session) -> Response:
     for subnet in subnets:
         by_network.setdefault(str(subnet.get("network_id")), []).append(subnet)
     networks.sort(key=lambda n: str(n.get("name")))
-    return _view(session, "networks.html", networks=networks, subnets=by_network)
+    return _view(session, "networks.html", networks=networks, subnets=by_network,
+                 form={}, error=None)
+
+
+@page
+async def create_network(request: Request, session: Session) -> Response:
+    """A network and its subnet in one form (as Horizon's); when the subnet is refused
+    the network just made is deleted again: nothing is left half-made."""
+    fields = await form_data(request)
+    form = {k: (fields.get(k) or [""])[0].strip()
+            for k in ("name", "subnet_name", "cidr", "gateway_ip", "enable_dhcp")}
+    error = None
+    if not form["name"] or not form["cidr"]:
+        error = "A network needs a name and its subnet a CIDR (such as 10.0.5.0/24)."
+    else:
+        try:
+            network = await session.client.create_network(name=form["name"])
+        except ApiError as exc:
+            error = f"The network was refused: {exc.message}"
+        else:
+            subnet: dict[str, Any] = {
+                "network_id": network["id"], "cidr": form["cidr"], "ip_version": 4,
+                "name": form["subnet_name"] or f"{form['name']}-subnet",
+                "enable_dhcp": form["enable_dhcp"] in ("1", "on")}
+            if form["cidr"] and ":" in form["cidr"]:
+                subnet["ip_version"] = 6
+            if form["gateway_ip"]:
+                subnet["gateway_ip"] = form["gateway_ip"]
+            try:
+                await session.client.create_subnet(**subnet)
+            except ApiError as exc:
+                error = f"The subnet was refused: {exc.message}"
+                try:
+                    await session.client.delete_network(str(network["id"]))
+                except ApiError as cleanup:
+                    error += f" (and the network could not be removed: {cleanup.message})"
+    if error is None:
+        return redirect("/networks", flash=f"Network {form['name']} created.")
+    try:
+        networks, subnets = await asyncio.gather(session.client.networks(),
+                                                 session.client.subnets())
+    except ApiError as exc:
+        return _api_error_page(session, exc, title="Networks")
+    by_network: dict[str, list[dict[str, Any]]] = {}
+    for sn in subnets:
+        by_network.setdefault(str(sn.get("network_id")), []).append(sn)
+    return _view(session, "networks.html", http_status=400, networks=networks,
+                 subnets=by_network, form=form, error=error)
+
+
+@page
+async def confirm_network_delete(request: Request, session: Session) -> Response:
+    network_id = request.path_params["network_id"]
+    names = {str(n["id"]): str(n.get("name") or n["id"])
+             for n in await session.client.networks()}
+    if network_id not in names:
+        return _view(session, "error.html", http_status=404, title="Network",
+                     status_code=404, message=f"Network {network_id} could not be found.")
+    return _view(session, "confirm.html", title="Delete network",
+                 question=f"Delete the network {names[network_id]} and its subnets?",
+                 action_url=f"{PREFIX}/networks/{quote(network_id, safe='')}/delete",
+                 button="Delete", danger=True, back_url=f"{PREFIX}/networks")
+
+
+@page
+async def delete_network(request: Request, session: Session) -> Response:
+    try:
+        await session.client.delete_network(request.path_params["network_id"])
+    except ApiError as exc:
+        return redirect("/networks", flash=f"Delete refused: {exc.message}")
+    return redirect("/networks", flash="The network was deleted.")
 
 
 @page
@@ -712,6 +782,9 @@ def create_dashboard(dashboard: Dashboard) -> Starlette:
         Route("/images/{image_id}/delete", delete_image, methods=["POST"]),
         Route("/flavors", flavors_page),
         Route("/networks", networks_page),
+        Route("/networks", create_network, methods=["POST"]),
+        Route("/networks/{network_id}/confirm/delete", confirm_network_delete),
+        Route("/networks/{network_id}/delete", delete_network, methods=["POST"]),
         Route("/keypairs", keypairs_page),
         Route("/keypairs", create_keypair, methods=["POST"]),
         Route("/keypairs/{name}/confirm/delete", confirm_keypair_delete),

@@ -132,7 +132,8 @@ def test_every_write_refuses_a_missing_or_wrong_csrf_value(api: RunningApi,
               and (r.methods or set()) & {"POST", "PUT", "DELETE"}]
     assert len(writes) >= 9
     values = {"server_id": "00000000-0000-0000-0000-000000000000", "action": "delete",
-              "image_id": "00000000-0000-0000-0000-000000000000", "name": "k"}
+              "image_id": "00000000-0000-0000-0000-000000000000", "name": "k",
+              "network_id": "00000000-0000-0000-0000-000000000000"}
     for route in writes:
         if route.path == "/login":
             continue  # above
@@ -302,3 +303,31 @@ def test_a_refused_upload_leaves_no_empty_image(api: RunningApi, member: Visitor
                                                           "status": "uploaded"}
     page = member.get("/dashboard/images").text
     assert re.search(r'data-name="raw-one">.*?status-active', page, re.S)
+
+
+def test_a_network_and_its_subnet_are_made_together_or_not_at_all(
+        api: RunningApi, member: Visitor) -> None:
+    bad = member.post("/dashboard/networks", {"name": "half-net", "cidr": "10.0.300.0/24",
+                                              "enable_dhcp": "1"})
+    assert bad.status_code == 400 and "The subnet was refused:" in bad.text
+    assert 'value="half-net"' in bad.text  # the form keeps what was typed
+    assert 'data-name="half-net"' not in member.get("/dashboard/networks").text
+    missing = member.post("/dashboard/networks", {"name": "no-cidr", "cidr": ""})
+    assert missing.status_code == 400 and "needs a name and its subnet a CIDR" in missing.text
+
+    made = member.post("/dashboard/networks", {"name": "team-net", "cidr": "10.232.0.0/24",
+                                               "gateway_ip": "10.232.0.254"})
+    assert made.status_code == 303
+    page = member.get("/dashboard/networks").text
+    row = re.search(r'<tr data-name="team-net">.*?</tr>', page, re.S)
+    assert row is not None
+    assert "team-net-subnet" in row.group(0) and "10.232.0.0/24" in row.group(0)
+    assert "gateway 10.232.0.254" in row.group(0) and "DHCP off" in row.group(0)
+    network_id = re.search(r'/networks/([0-9a-f-]{36})/confirm/delete', row.group(0))
+    assert network_id is not None
+    confirm = member.get(f"/dashboard/networks/{network_id.group(1)}/confirm/delete")
+    assert "Delete the network team-net and its subnets?" in confirm.text
+    assert member.post(f"/dashboard/networks/{network_id.group(1)}/delete", {}
+                       ).status_code == 303
+    assert 'data-name="team-net"' not in member.get("/dashboard/networks").text
+    assert member.get("/dashboard/networks/nope/confirm/delete").status_code == 404
