@@ -9,14 +9,13 @@ never see more than that token's user may.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from strato.client.compute import ApiError, ComputeClient
+from strato.client.compute import ApiError, ComputeClient, segment
 
 __all__ = ["ApiError", "CloudClient", "Page"]
 
@@ -29,11 +28,6 @@ class Page:
 
     items: list[Json]
     next_marker: str | None
-
-
-def _seg(value: str) -> str:
-    """One path segment: an id or a name can never reach another path."""
-    return quote(value, safe="")
 
 
 def _next_marker(links: list[Json] | None) -> str | None:
@@ -88,7 +82,7 @@ class CloudClient(ComputeClient):
         return Page(body["servers"], _next_marker(body.get("servers_links")))
 
     async def server(self, server_id: str) -> Json:
-        server: Json = (await self._json("GET", f"/v2.1/servers/{_seg(server_id)}"))["server"]
+        server: Json = (await self._json("GET", f"/v2.1/servers/{segment(server_id)}"))["server"]
         return server
 
     async def create_servers(self, body: Json) -> Json:
@@ -100,7 +94,7 @@ class CloudClient(ComputeClient):
     async def server_action(self, server_id: str, action: str,
                             args: Any = None) -> httpx.Response:
         """``POST /v2.1/servers/{id}/action`` with ``{action: args}``."""
-        return await self.request("POST", f"/v2.1/servers/{_seg(server_id)}/action",
+        return await self.request("POST", f"/v2.1/servers/{segment(server_id)}/action",
                                   json={action: args})
 
     async def console_output(self, server_id: str, length: int | None = None) -> str:
@@ -110,20 +104,17 @@ class CloudClient(ComputeClient):
 
     async def instance_actions(self, server_id: str) -> list[Json]:
         actions: list[Json] = (await self._json(
-            "GET", f"/v2.1/servers/{_seg(server_id)}/os-instance-actions"))["instanceActions"]
+            "GET", f"/v2.1/servers/{segment(server_id)}/os-instance-actions"))["instanceActions"]
         return actions
 
     async def instance_action(self, server_id: str, request_id: str) -> Json:
         action: Json = (await self._json(
             "GET",
-            f"/v2.1/servers/{_seg(server_id)}/os-instance-actions/{_seg(request_id)}"))[
+            f"/v2.1/servers/{segment(server_id)}/os-instance-actions/{segment(request_id)}"))[
             "instanceAction"]
         return action
 
     # -- flavors, limits, zones, key pairs --------------------------------------------
-
-    async def flavors_detail(self) -> list[Json]:
-        return await self.flavors()
 
     async def limits(self) -> Json:
         """The ``absolute`` limits and usage of the caller's project."""
@@ -150,7 +141,7 @@ class CloudClient(ComputeClient):
         return pair
 
     async def delete_keypair(self, name: str) -> None:
-        await self.request("DELETE", f"/v2.1/os-keypairs/{_seg(name)}")
+        await self.request("DELETE", f"/v2.1/os-keypairs/{segment(name)}")
 
     # -- admin: hypervisors and services ----------------------------------------------
 
@@ -179,20 +170,10 @@ class CloudClient(ComputeClient):
         return found
 
     async def image(self, image_id: str) -> Json:
-        return await self._json("GET", f"/image/v2/images/{_seg(image_id)}")
-
-    async def create_image_record(self, **fields: Any) -> Json:
-        """``POST /image/v2/images``: a queued image without data."""
-        return await self._json("POST", "/image/v2/images", json=fields)
-
-    async def upload_image_data(self, image_id: str,
-                                data: bytes | AsyncIterable[bytes]) -> None:
-        """``PUT /image/v2/images/{id}/file``; ``data`` may be a stream."""
-        await self.request("PUT", f"/image/v2/images/{_seg(image_id)}/file", content=data,
-                           headers={"Content-Type": "application/octet-stream"})
+        return await self._json("GET", f"/image/v2/images/{segment(image_id)}")
 
     async def delete_image(self, image_id: str) -> None:
-        await self.request("DELETE", f"/image/v2/images/{_seg(image_id)}")
+        await self.request("DELETE", f"/image/v2/images/{segment(image_id)}")
 
     # -- networks ---------------------------------------------------------------------
 
@@ -207,7 +188,7 @@ class CloudClient(ComputeClient):
         return network
 
     async def delete_network(self, network_id: str) -> None:
-        await self.request("DELETE", f"/networking/v2.0/networks/{_seg(network_id)}")
+        await self.request("DELETE", f"/networking/v2.0/networks/{segment(network_id)}")
 
     async def create_subnet(self, **fields: Any) -> Json:
         subnet: Json = (await self._json("POST", "/networking/v2.0/subnets",
@@ -223,7 +204,3 @@ class CloudClient(ComputeClient):
             "security_groups"]
         return found
 
-
-def error_message(exc: ApiError) -> str:
-    """The API's own words for a refusal."""
-    return exc.message or f"{exc.status} {exc.fault}"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
 
-__all__ = ["ApiError", "ComputeClient", "ServerView"]
+__all__ = ["ApiError", "ComputeClient", "ServerView", "segment"]
 
 
 class ApiError(Exception):
@@ -40,6 +41,11 @@ class ServerView:
                    vm_state=data.get("OS-EXT-STS:vm_state"),
                    task_state=data.get("OS-EXT-STS:task_state"),
                    host=data.get("OS-EXT-SRV-ATTR:host"), fault=data.get("fault"))
+
+
+def segment(value: str) -> str:
+    """One path segment: an id or a name can never reach another path."""
+    return quote(value, safe="")
 
 
 def _raise_for(resp: httpx.Response) -> None:
@@ -86,7 +92,7 @@ class ComputeClient:
         return str(resp.json()["server"]["id"])
 
     async def get_server(self, server_id: str) -> ServerView:
-        resp = await self.request("GET", f"/v2.1/servers/{quote(server_id, safe='')}")
+        resp = await self.request("GET", f"/v2.1/servers/{segment(server_id)}")
         return ServerView.from_wire(resp.json()["server"])
 
     async def list_servers(self, **params: Any) -> list[ServerView]:
@@ -94,7 +100,7 @@ class ComputeClient:
         return [ServerView.from_wire(s) for s in resp.json()["servers"]]
 
     async def delete_server(self, server_id: str) -> None:
-        await self.request("DELETE", f"/v2.1/servers/{quote(server_id, safe='')}")
+        await self.request("DELETE", f"/v2.1/servers/{segment(server_id)}")
 
     async def wait_for_status(self, server_id: str, statuses: set[str], *,
                               timeout: float = 60.0, interval: float = 0.1) -> ServerView:
@@ -116,13 +122,23 @@ class ComputeClient:
     async def create_image(self, name: str, data: bytes, *, disk_format: str = "qcow2",
                            container_format: str = "bare", **props: Any) -> str:
         """Register an image and upload its bytes; returns the image id."""
-        body = {"name": name, "disk_format": disk_format,
-                "container_format": container_format, **props}
-        image_id = str((await self.request("POST", "/image/v2/images", json=body)).json()["id"])
-        await self.request("PUT", f"/image/v2/images/{quote(image_id, safe='')}/file",
+        record = await self.create_image_record(name=name, disk_format=disk_format,
+                                                container_format=container_format, **props)
+        await self.upload_image_data(str(record["id"]), data)
+        return str(record["id"])
+
+    async def create_image_record(self, **fields: Any) -> dict[str, Any]:
+        """``POST /image/v2/images``: a queued image without data."""
+        record: dict[str, Any] = (await self.request("POST", "/image/v2/images",
+                                                     json=fields)).json()
+        return record
+
+    async def upload_image_data(self, image_id: str,
+                                data: bytes | AsyncIterable[bytes]) -> None:
+        """``PUT /image/v2/images/{id}/file``; ``data`` may be a stream."""
+        await self.request("PUT", f"/image/v2/images/{segment(image_id)}/file",
                            content=data,
                            headers={"Content-Type": "application/octet-stream"})
-        return image_id
 
     async def flavors(self) -> list[dict[str, Any]]:
         resp = await self.request("GET", "/v2.1/flavors/detail")

@@ -113,11 +113,8 @@ class _Step:
         if self._finished:
             return
         self._finished = True
-        self._timeline.add(self._seq, TimedEvent(
-            event=self._name, start_time=self._start, finish_time=self._timeline.now(),
-            result=EventResult.SUCCESS if exc is None else EventResult.ERROR,
-            traceback=None if exc is None else _error_text(exc),
-            host=self._timeline.host))
+        self._timeline.add(self._seq, self._timeline.event(
+            self._name, self._start, None if exc is None else _error_text(exc)))
 
 
 class _Timeline:
@@ -169,13 +166,17 @@ class _Timeline:
             raise
         step.finish(None)
 
-    def record(self, name: str, start: datetime, *, error: str | None = None) -> None:
-        """A step timed elsewhere, from ``start`` to now."""
+    def event(self, name: str, start: datetime, error: str | None = None) -> TimedEvent:
+        """The step ``name`` from ``start`` to now: a success, or an Error with
+        ``error``."""
+        return TimedEvent(event=name, start_time=start, finish_time=self.now(),
+                          result=EventResult.SUCCESS if error is None else EventResult.ERROR,
+                          traceback=error, host=self.host)
+
+    def record(self, name: str, start: datetime) -> None:
+        """A successful step timed elsewhere, from ``start`` to now."""
         self._began += 1
-        self.add(self._began, TimedEvent(
-            event=name, start_time=start, finish_time=self.now(),
-            result=EventResult.SUCCESS if error is None else EventResult.ERROR,
-            traceback=error, host=self.host))
+        self.add(self._began, self.event(name, start))
 
     def events(self) -> tuple[TimedEvent, ...]:
         """The finished steps in the order they began."""
@@ -281,10 +282,9 @@ def _watch_boot(ctx: RequestContext, deps: ComputeDeps, iid: InstanceId, started
                 error = (f"the guest wrote nothing on its serial console in "
                          f"{deps.boot_watch_timeout:g} s")
                 break
-        boot = _Timeline(timeline.now, deps.host)
-        boot.record(BOOT_EVENT, started, error=error)
         try:
-            await deps.conductor.record_events(ctx, iid, boot.events())
+            await deps.conductor.record_events(
+                ctx, iid, (timeline.event(BOOT_EVENT, started, error),))
         except StratoError as exc:
             logger.warning("could not record the boot step: %s", exc)
 

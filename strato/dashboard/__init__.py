@@ -2,6 +2,7 @@
 with the logged-in user's token (see ``docs/dashboard.md``)."""
 
 from strato.dashboard.app import create_dashboard, in_process
-from strato.dashboard.session import PREFIX, Dashboard
+from strato.dashboard.render import PREFIX
+from strato.dashboard.session import Dashboard
 
 __all__ = ["PREFIX", "Dashboard", "create_dashboard", "in_process"]

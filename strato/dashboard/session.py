@@ -27,12 +27,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from strato.client import ApiError, CloudClient
+from strato.dashboard.render import PREFIX, api_error
 
 __all__ = ["CSRF_COOKIE", "PREFIX", "SESSION_COOKIE", "Dashboard", "Session",
            "clear_cookie", "csrf_ok", "csrf_value", "ensure_csrf", "flash_of", "form_data",
            "page", "redirect", "set_cookie"]
 
-PREFIX = "/dashboard"
 SESSION_COOKIE = "strato_session"
 CSRF_COOKIE = "strato_csrf"
 FLASH_COOKIE = "strato_flash"
@@ -107,13 +107,18 @@ def ensure_csrf(request: Request, response: Response, value: str) -> None:
 
 
 async def form_data(request: Request) -> dict[str, list[str]]:
-    """An ``application/x-www-form-urlencoded`` body, every value of every field."""
+    """An ``application/x-www-form-urlencoded`` body, every value of every field (parsed
+    once per request: the CSRF check and the page both read it)."""
+    parsed: dict[str, list[str]] | None = getattr(request.state, "form", None)
+    if parsed is not None:
+        return parsed
     body = await request.body()
-    if len(body) > _MAX_FORM:
-        return {}
     fields: dict[str, list[str]] = {}
-    for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
-        fields.setdefault(key, []).append(value)
+    if len(body) <= _MAX_FORM:
+        for key, value in parse_qsl(body.decode("utf-8", "replace"),
+                                    keep_blank_values=True):
+            fields.setdefault(key, []).append(value)
+    request.state.form = fields
     return fields
 
 
@@ -129,8 +134,9 @@ Handler = Callable[[Request, Session], Awaitable[Response]]
 
 def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """A page for logged-in users: no (or an ended) session goes to the login page; a
-    write without the right CSRF value is refused with 403; the API client is closed
-    after the page."""
+    write without the right CSRF value is refused with 403; an API refusal the page
+    does not handle itself becomes the error page; the API client is closed after the
+    page."""
 
     async def endpoint(request: Request) -> Response:
         dashboard: Dashboard = request.app.state.dashboard
@@ -157,7 +163,10 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
                 roles=frozenset(r["name"] for r in info.get("roles", [])),
                 projects=sorted(projects, key=lambda p: str(p.get("name"))),
                 flash=flash_of(request))
-            response = await handler(request, session)
+            try:
+                response = await handler(request, session)
+            except ApiError as exc:
+                response = api_error(session, exc)
         ensure_csrf(request, response, session.csrf)
         if session.flash is not None and request.cookies.get(FLASH_COOKIE):
             clear_cookie(response, FLASH_COOKIE)
