@@ -95,7 +95,9 @@ def up(config: ConfigOpt = None,
 
 async def _cli_token(settings: Settings, url: str) -> str:
     """The token the CLI acts with: the static admin token when one is configured (a
-    test option), else the admin user's, logged in with its password."""
+    test option), else the admin user's, logged in with its password. Waits for the API
+    first: ``make run`` starts ``strato up`` and the CLI together."""
+    await _wait_for_api(url)
     if settings.api.admin_token:
         return settings.api.admin_token
     if not settings.identity.admin_password:
@@ -197,7 +199,6 @@ def demo(url: Annotated[str, typer.Option(help="API URL.")] = "http://127.0.0.1:
 
     async def main() -> None:
         async with ComputeClient(url, await _cli_token(settings, url)) as client:
-            await _wait_for_api(client)
             await _wait_for_cloud(client, timeout)
             if await _hypervisor_type(client) == "QEMU":
                 await _demo_real_vm(client, settings, url, timeout)
@@ -412,16 +413,19 @@ async def _create_and_upload(client: ImageClient, fields: dict[str, Any],
     return await client.get(image["id"])
 
 
-async def _wait_for_api(client: Any, timeout: float = 60.0) -> None:
+async def _wait_for_api(url: str, timeout: float = 120.0) -> None:
+    """Until the API at ``url`` answers its (unauthenticated) version document."""
     import httpx
 
-    async with asyncio.timeout(timeout):
+    async with httpx.AsyncClient(base_url=url, timeout=5.0) as http, \
+            asyncio.timeout(timeout):
         while True:
             try:
-                await client.request("GET", "/")
-                return
+                if (await http.get("/")).status_code < 500:
+                    return
             except httpx.TransportError:
-                await asyncio.sleep(0.2)
+                pass
+            await asyncio.sleep(0.2)
 
 
 @identity_app.command("rotate-keys")
