@@ -48,6 +48,17 @@ class ApiSettings(BaseModel, frozen=True):
         0.0, description="Seconds a deleted server stays SOFT_DELETED (powered off, "
         "restorable) before its compute reclaims it; 0 deletes at once (Nova's "
         "reclaim_instance_interval).")
+    max_request_body_size: int = Field(
+        114688, gt=0, description="Most bytes of a request body, on every route but image "
+        "data uploads (Nova's osapi_max_request_body_size, 112 KiB); a larger body is "
+        "refused with 413 before the route reads it.")
+    max_form_body_size: int = Field(
+        1048576, gt=0, description="Most bytes of a dashboard form (a launch form carries "
+        "up to 64 KiB of user data, which URL-encoding may triple).")
+    max_upload_body_size: int = Field(
+        1099511627776, gt=0, description="Most bytes of an image data upload "
+        "(PUT /image/v2/images/{id}/file and the dashboard's upload), which streams to "
+        "the image store; default 1 TiB (Glance's image_size_cap).")
 
     @property
     def url(self) -> str:

@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI
 from strato.api import errors, versions
 from strato.api.actions.routes import router as actions_router
 from strato.api.aggregates.routes import router as aggregates_router
+from strato.api.bodylimit import BodyLimitMiddleware, BodyLimits
 from strato.api.deps import ApiDeps
 from strato.api.flavors.routes import router as flavors_router
 from strato.api.hosts.routes import router as hosts_router
@@ -66,9 +67,13 @@ def create_app(deps: ApiDeps, settings: ApiSettings) -> FastAPI:
     app.mount(DASHBOARD_PREFIX, create_dashboard(in_process(app)), name="dashboard")
     errors.install_handlers(app)
     # add_middleware wraps: the last added runs first. Request ids are outermost so a
-    # 401 or a crash still carries them.
+    # 401 or a crash still carries them; the body cap comes next, before any route or
+    # token check reads a byte.
     app.add_middleware(NetworkChangesMiddleware, bus=deps.bus)
     app.add_middleware(MicroversionMiddleware)
     app.add_middleware(AuthMiddleware, backend=deps.auth)
+    app.add_middleware(BodyLimitMiddleware, limits=BodyLimits(
+        default=settings.max_request_body_size, form=settings.max_form_body_size,
+        upload=settings.max_upload_body_size))
     app.add_middleware(RequestIdMiddleware)
     return app

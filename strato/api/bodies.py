@@ -14,26 +14,20 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 from starlette.requests import Request
 
-from strato.api.errors import ApiFault
 from strato.domain.errors import Invalid
 
 __all__ = ["parse_model", "read_json"]
 
 M = TypeVar("M", bound=BaseModel)
 
-# Nova caps request bodies (osapi_max_request_body_size, 112 KiB); the largest legal
-# field, user_data, is 64 KiB of base64.
-MAX_BODY = 114688
-
-
 async def read_json(request: Request) -> Any:
-    """The request body as JSON; ``Invalid`` when it is missing, too big or malformed."""
-    raw = bytearray()
-    # Read with a cap rather than request.body(), which would buffer any size.
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise ApiFault(413, "Request is too large.")
+    """The request body as JSON; ``Invalid`` when it is missing or malformed.
+
+    The body cap in front of every route (``strato.api.bodylimit``, Nova's 112 KiB
+    ``osapi_max_request_body_size`` by default) bounds what this buffers: a larger body
+    is a 413 before it is read.
+    """
+    raw = await request.body()
     if not raw.strip():
         raise Invalid("Malformed request body: the body is empty.")
     try:

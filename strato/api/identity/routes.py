@@ -105,10 +105,12 @@ async def issue_token(request: Request, deps: Deps) -> Response:
 
 
 async def _json(request: Request) -> object:
+    # The body cap (strato.api.bodylimit) bounds what request.body() buffers.
     try:
         return json.loads(await request.body())
-    except ValueError as exc:
-        raise Invalid("The request body is not valid JSON") from exc
+    except (ValueError, RecursionError):
+        # ValueError: bad JSON or bad UTF-8; RecursionError: absurd nesting.
+        raise Invalid("The request body is not valid JSON") from None
 
 
 @router.api_route("/identity/v3/auth/tokens", methods=["GET", "HEAD"])
