@@ -12,20 +12,28 @@ import logging
 import re
 from dataclasses import replace
 from typing import cast
+from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from strato.api.auth import AuthBackend, StaticTokenAuth
-from strato.api.errors import ApiFault, fault_response, unexpected_error_response
+from strato.api.bodies import nul_message
+from strato.api.errors import (
+    ApiFault,
+    fault_response,
+    strato_error_response,
+    unexpected_error_response,
+)
 from strato.api.versions import requested_version, version_headers
 from strato.domain.context import RequestContext
+from strato.domain.errors import StratoError
 from strato.domain.ids import RequestId, new_request_id
 from strato.log import bind_context
 
 # The auth backends live in strato.api.auth; re-exported here, where callers look first.
 __all__ = ["AuthBackend", "AuthMiddleware", "MicroversionMiddleware", "RequestIdMiddleware",
-           "StaticTokenAuth", "is_compute_path"]
+           "StaticTokenAuth", "is_compute_path", "nul_in_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +84,7 @@ class RequestIdMiddleware:
         # An anonymous context holding just the ids; AuthMiddleware adds the identity.
         _state(scope)["ctx"] = RequestContext(
             request_id=request_id,
-            global_request_id=RequestId(incoming) if _REQUEST_ID_RE.match(incoming) else None)
+            global_request_id=RequestId(incoming) if _REQUEST_ID_RE.fullmatch(incoming) else None)
         extra = {"x-openstack-request-id": request_id}
         if is_compute_path(scope["path"]):
             extra["x-compute-request-id"] = request_id
@@ -102,8 +110,9 @@ class RequestIdMiddleware:
 
 class AuthMiddleware:
     """Builds the :class:`RequestContext` from ``X-Auth-Token`` (401 when missing or
-    unknown, except on the version documents), stores it as ``request.state.ctx`` and
-    binds it for logging for the rest of the request."""
+    unknown, except on the version documents; 503 when the token cannot be checked now),
+    stores it as ``request.state.ctx`` and binds it for logging for the rest of the
+    request. First of all it refuses (400) a URL holding a NUL character."""
 
     def __init__(self, app: ASGIApp, backend: AuthBackend) -> None:
         self.app = app
@@ -115,7 +124,19 @@ class AuthMiddleware:
             return
         state = _state(scope)
         ids = cast(RequestContext, state["ctx"])
-        ctx = await self._authenticate(scope)
+        nul = nul_in_url(scope)
+        if nul is not None:
+            await fault_response(400, nul_message(nul), path=scope["path"])(
+                scope, receive, send)
+            return
+        try:
+            ctx = await self._authenticate(scope)
+        except StratoError as exc:
+            # The token check reads the database: while it is down, a 503 (this runs
+            # outside the routes, so no exception handler would answer it).
+            await strato_error_response(exc, scope["method"], scope["path"])(
+                scope, receive, send)
+            return
         if ctx is None and scope["path"] not in _PUBLIC_PATHS and not _is_dashboard(
                 scope["path"]):
             response = fault_response(401, "The request you have made requires "
@@ -131,6 +152,17 @@ class AuthMiddleware:
     async def _authenticate(self, scope: Scope) -> RequestContext | None:
         token = Headers(scope=scope).get("x-auth-token", "")
         return await self.backend.authenticate(token) if token else None
+
+
+def nul_in_url(scope: Scope) -> str | None:
+    """The part of the URL (``path`` or a query parameter's name) that holds a NUL
+    character once decoded, if any: no id, name or filter may hold one (see
+    :func:`strato.api.bodies.refuse_nul`)."""
+    if "\x00" in scope["path"]:
+        return "path"
+    query = scope.get("query_string", b"").decode("latin-1")
+    return next((key or "query" for key, value in parse_qsl(query, keep_blank_values=True)
+                 if "\x00" in key or "\x00" in value), None)
 
 
 class MicroversionMiddleware:

@@ -51,7 +51,7 @@ def requested_version(headers: Headers) -> Version:
         return MIN_VERSION
     if raw.lower() == "latest":
         return MAX_VERSION
-    match = _VERSION_RE.match(raw)
+    match = _VERSION_RE.fullmatch(raw)
     if match is None:
         raise ApiFault(400, f"API Version String {raw} is of invalid format. Must be of "
                             "format MajorNum.MinorNum.")

@@ -33,7 +33,7 @@ Runner = Callable[..., Awaitable[bytes]]
 
 
 def _short(resource_id: str) -> str:
-    if not _ID.match(resource_id):
+    if not _ID.fullmatch(resource_id):
         raise ValueError(f"not a resource id: {resource_id!r}")
     return resource_id[:11]
 
@@ -74,7 +74,7 @@ class LinuxBridge:
                                     mtu=int(d.get("mtu", 0)), up="UP" in d.get("flags", ()),
                                     addresses=tuple(a.get("local", "")
                                                     for a in d.get("addr_info", ())))
-                for d in raw if _OURS.match(d["ifname"])}
+                for d in raw if _OURS.fullmatch(d["ifname"])}
 
     async def exists(self, name: str) -> bool:
         """Whether the device ``name`` exists on this host (any device, not only ours)."""

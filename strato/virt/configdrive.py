@@ -96,9 +96,9 @@ class InstanceMetadata:
 def _check_identity(md: InstanceMetadata) -> None:
     """The guest's init reads ``uuid`` and ``hostname`` with sed, not a JSON parser, so
     both must be plain tokens JSON writes without escapes."""
-    if not _SAFE_UUID.match(md.uuid):
+    if not _SAFE_UUID.fullmatch(md.uuid):
         raise Invalid(f"instance uuid {md.uuid!r} is not a plain identifier")
-    if not HOSTNAME_PATTERN.match(md.hostname):
+    if not HOSTNAME_PATTERN.fullmatch(md.hostname):
         raise Invalid(f"hostname {md.hostname!r} is not a sanitised hostname")
 
 

@@ -40,7 +40,7 @@ _INTEGER = re.compile(r"^-?[0-9]+$")
 
 def _aggregate_id(raw: str) -> int:
     """The path's aggregate id: 400 if it is no integer (Nova), 404 if none can exist."""
-    if not _INTEGER.match(raw):
+    if not _INTEGER.fullmatch(raw):
         raise Invalid("Invalid input received: id must be an integer")
     value = int(raw)
     if not 0 < value <= MAX_DB_INT:

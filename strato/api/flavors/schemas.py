@@ -22,7 +22,7 @@ _ID_RE = re.compile(r"^(?! )[a-zA-Z0-9. _-]+(?<! )$")
 
 
 def _check_id(value: str | int | None) -> str | int | None:
-    if isinstance(value, str) and not (len(value) <= 255 and _ID_RE.match(value)):
+    if isinstance(value, str) and not (len(value) <= 255 and _ID_RE.fullmatch(value)):
         raise ValueError("Flavor id may use letters, digits, '.', '_', '-' and inner spaces")
     return value
 

@@ -157,7 +157,7 @@ def fixed_ips(requests: list[_FixedIp] | None) -> tuple[FixedIp, ...] | None:
 
 def mac_address(value: str) -> str:
     """A unicast MAC in lower case; ``Invalid`` otherwise."""
-    if not _MAC_RE.match(value) or int(value[:2], 16) & 1 or value == "00:00:00:00:00:00":
+    if not _MAC_RE.fullmatch(value) or int(value[:2], 16) & 1 or value == "00:00:00:00:00:00":
         raise _invalid(f"'{value}' is not a valid MAC address")
     return value.lower()
 

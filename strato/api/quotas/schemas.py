@@ -23,7 +23,7 @@ _SIGNED_DIGITS = re.compile(r"^-?[0-9]+$")
 
 
 def _digits_to_int(value: Any) -> Any:
-    if isinstance(value, str) and _SIGNED_DIGITS.match(value):
+    if isinstance(value, str) and _SIGNED_DIGITS.fullmatch(value):
         return int(value)
     return value
 

@@ -58,7 +58,7 @@ _METADATA_KEY = re.compile(r"^[a-zA-Z0-9-_:. ]{1,255}$")  # Nova's metadata key 
 
 def _check_metadata(value: dict[str, str]) -> dict[str, str]:
     for key, item in value.items():
-        if not _METADATA_KEY.match(key):
+        if not _METADATA_KEY.fullmatch(key):
             raise ValueError(f"metadata key {key[:40]!r} must be 1 to 255 letters, digits "
                              "or '-_:. '")
         if len(item) > 255:
