@@ -16,7 +16,7 @@ from starlette.requests import Request
 
 from strato.domain.errors import Invalid
 
-__all__ = ["parse_model", "read_json"]
+__all__ = ["nul_message", "parse_model", "read_json", "refuse_nul"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -31,10 +31,43 @@ async def read_json(request: Request) -> Any:
     if not raw.strip():
         raise Invalid("Malformed request body: the body is empty.")
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except (ValueError, RecursionError):
         # ValueError covers bad JSON and bad UTF-8; RecursionError absurd nesting.
         raise Invalid("Malformed request body") from None
+    return refuse_nul(data)
+
+
+def refuse_nul(data: Any) -> Any:
+    """``data`` (parsed JSON) unchanged; ``Invalid`` naming the first string, key or
+    value, that holds a NUL character. PostgreSQL cannot store one in text and SQLite
+    would store what other tools cut short, so no field may hold one, on any backend.
+    Iterative, so any depth the JSON parser accepted is walked without recursion."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise Invalid(nul_message(path or "body"))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                inner = f"{path}.{key}" if path else str(key)
+                if "\x00" in key:
+                    raise Invalid(nul_message(inner))
+                stack.append((inner, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}.{index}" if path else str(index), item)
+                         for index, item in enumerate(value))
+    return data
+
+
+def nul_message(field: str) -> str:
+    """Nova's words for a value that holds a NUL character (``\\u0000``); ``field`` is
+    shown with its own NULs spelled out, and cut short when long."""
+    shown = field.replace("\x00", "\\u0000")
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return (f"Invalid input for field/attribute {shown}. "
+            "Value must not contain the NUL character (\\u0000).")
 
 
 def parse_model(model: type[M], data: Any) -> M:

@@ -71,9 +71,9 @@ from strato.domain.security_groups import (
     SecurityGroupRuleNotFound,
 )
 
-__all__ = ["STATUS", "ApiFault", "fault_for", "fault_response", "install_handlers",
-           "is_identity_path", "is_image_path", "is_network_path", "neutron_type",
-           "unexpected_error_response"]
+__all__ = ["RETRY_AFTER_UNAVAILABLE", "STATUS", "ApiFault", "fault_for", "fault_response",
+           "install_handlers", "is_identity_path", "is_image_path", "is_network_path",
+           "neutron_type", "strato_error_response", "unexpected_error_response"]
 
 logger = logging.getLogger(__name__)
 
@@ -194,23 +194,41 @@ def unexpected_error_response(path: str = "") -> JSONResponse:
                                "bug tracker and attach the API log if possible.", path=path)
 
 
-async def _on_strato_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StratoError)
+# Seconds a client should wait before retrying a 503 (the database or a service is
+# restarting): Retry-After on every Unavailable answer.
+RETRY_AFTER_UNAVAILABLE = 5
+
+
+def strato_error_response(exc: StratoError, method: str, path: str) -> JSONResponse:
+    """The response for a domain error raised by a ``method`` request to ``path``, in
+    the fault format of the API it belongs to (middleware uses it too: errors raised
+    outside the routes never reach the exception handlers)."""
     status, name = fault_for(exc)
-    if is_network_path(request.url.path):
+    if status >= 500:
+        # A dependency failed (503) or a service raised a bare StratoError (500): the
+        # client sees the message; the log keeps which request hit it, and why.
+        logger.warning("%s %s failed: %s: %s%s", method, path, type(exc).__name__, exc,
+                       f" ({exc.details})" if exc.details else "")
+    headers = _retry_headers(exc, path)
+    if is_network_path(path):
         status = 409 if isinstance(exc, OverQuota) else status
         body = {"NeutronError": {"type": neutron_type(exc), "message": exc.message,
                                  "detail": ""}}
-        return JSONResponse(body, status_code=status)
-    if status >= 500:
-        # A dependency failed (503) or a service raised a bare StratoError (500): the
-        # client sees the message; the log keeps which request hit it.
-        logger.warning("%s %s failed: %s: %s", request.method, request.url.path,
-                       type(exc).__name__, exc)
-    headers = ({"Retry-After": "0"}
-               if isinstance(exc, OverQuota) and not is_image_path(request.url.path) else None)
-    return fault_response(status, exc.message, name=name, path=request.url.path,
-                          headers=headers)
+        return JSONResponse(body, status_code=status, headers=headers)
+    return fault_response(status, exc.message, name=name, path=path, headers=headers)
+
+
+def _retry_headers(exc: StratoError, path: str) -> dict[str, str] | None:
+    if isinstance(exc, Unavailable):
+        return {"Retry-After": str(RETRY_AFTER_UNAVAILABLE)}
+    if isinstance(exc, OverQuota) and not is_image_path(path) and not is_network_path(path):
+        return {"Retry-After": "0"}
+    return None
+
+
+async def _on_strato_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StratoError)
+    return strato_error_response(exc, request.method, request.url.path)
 
 
 async def _on_api_fault(request: Request, exc: Exception) -> Response:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
@@ -27,10 +28,10 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from strato.db._sqlite import INLINE_BUSY_TIMEOUT, connect_inline
-from strato.domain.errors import Conflict, Invalid, Unavailable
+from strato.domain.errors import Conflict, Invalid, StratoError, Unavailable
 
-__all__ = ["Clock", "SqliteWriter", "Store", "create_engine", "is_sqlite", "translate_errors",
-           "upsert", "utc_now"]
+__all__ = ["Clock", "SqliteWriter", "Store", "create_engine", "domain_error", "is_sqlite",
+           "translate_errors", "upsert", "utc_now"]
 
 Clock = Callable[[], datetime]
 
@@ -91,21 +92,58 @@ def _on_sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+# What a PostgreSQL error means to the caller, by SQLSTATE class (its first two
+# characters) or full code: the request's data cannot be stored (22: NUL bytes, bad
+# regular expressions, numbers out of range, strings too long) or the database cannot
+# answer now (08: connection, 40: serialization failure or deadlock, 53: insufficient
+# resources, 55P03: lock not available, 57: shutdown or cancelled, 58: I/O).
+_INVALID_SQLSTATES = frozenset({"22"})
+_UNAVAILABLE_SQLSTATES = frozenset({"08", "40", "53", "55P03", "57", "58"})
+# Driver errors that mean "could not reach the database or lost it".
+_UNAVAILABLE_TYPES: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, OSError,
+    asyncpg.InterfaceError)
+
+
 @contextmanager
 def translate_errors(conflict: str | None = None) -> Iterator[None]:
-    """Re-raise driver errors as domain errors: a constraint violation is ``Conflict``
-    (with the ``conflict`` message when given), bad data ``Invalid``, a lost or busy
-    database ``Unavailable``."""
+    """Re-raise driver errors as domain errors (see :func:`domain_error`); anything else,
+    domain errors included, passes unchanged."""
     try:
         yield
-    except sa_exc.IntegrityError as exc:
-        raise Conflict(conflict or f"conflicts with an existing record ({_reason(exc)})") \
-            from exc
-    except sa_exc.DataError as exc:
-        raise Invalid(f"invalid value ({_reason(exc)})") from exc
-    except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
-            OSError) as exc:
-        raise Unavailable(f"database unavailable ({_reason(exc)})") from exc
+    except Exception as exc:
+        error = domain_error(exc, conflict)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def domain_error(exc: Exception, conflict: str | None = None) -> StratoError | None:
+    """The domain error for a driver error, ``None`` for any other exception (a bug):
+    a constraint violation is ``Conflict`` (with the ``conflict`` message when given),
+    data the database refuses ``Invalid``, a lost, busy or stopping database
+    ``Unavailable`` (its reason in ``details``, for the log, not the client)."""
+    if isinstance(exc, StratoError):
+        return None
+    if isinstance(exc, sa_exc.IntegrityError) or _sqlstate_in(exc, frozenset({"23"})):
+        return Conflict(conflict or f"conflicts with an existing record ({_reason(exc)})")
+    if isinstance(exc, sa_exc.DataError) or _sqlstate_in(exc, _INVALID_SQLSTATES):
+        return Invalid(f"invalid value ({_reason(exc)})")
+    if (isinstance(exc, _UNAVAILABLE_TYPES) or _sqlstate_in(exc, _UNAVAILABLE_SQLSTATES)
+            or (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated)):
+        return Unavailable("The database is unavailable; try again later.",
+                           details=_reason(exc))
+    return None
+
+
+def _sqlstate_in(exc: BaseException, codes: frozenset[str]) -> bool:
+    """Whether the PostgreSQL error behind ``exc`` (SQLAlchemy's wrapper, its adapted
+    DBAPI error, or asyncpg's own) has a SQLSTATE whose class or code is in ``codes``."""
+    for candidate in (exc, getattr(exc, "orig", None), exc.__cause__):
+        code = getattr(candidate, "sqlstate", None)
+        if isinstance(code, str) and (code[:2] in codes or code in codes):
+            return True
+    return False
 
 
 def _reason(exc: BaseException) -> str:

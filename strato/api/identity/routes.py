@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from strato.api.auth import KeystoneAuth
+from strato.api.bodies import refuse_nul
 from strato.api.deps import Context, Deps
 from strato.api.identity import schemas, views
 from strato.api.policy import PUBLIC, action
@@ -107,10 +108,11 @@ async def issue_token(request: Request, deps: Deps) -> Response:
 async def _json(request: Request) -> object:
     # The body cap (strato.api.bodylimit) bounds what request.body() buffers.
     try:
-        return json.loads(await request.body())
+        data = json.loads(await request.body())
     except (ValueError, RecursionError):
         # ValueError: bad JSON or bad UTF-8; RecursionError: absurd nesting.
         raise Invalid("The request body is not valid JSON") from None
+    return refuse_nul(data)
 
 
 @router.api_route("/identity/v3/auth/tokens", methods=["GET", "HEAD"])
