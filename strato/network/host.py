@@ -76,9 +76,14 @@ class LinuxBridgeHost:
         self._bridge = bridge or LinuxBridge()
         self._firewall = firewall or Firewall()
         self._passes = _Passes()
+        # Every tap this host plugged and has not unplugged: the firewall filters each by
+        # its port's rules or, when the port is not (or no longer) among the host's
+        # filtered ports, blocks it. Which port fields a tenant sets never matters.
+        self._taps: set[str] = set()
 
     async def plug(self, ctx: RequestContext, vifs: Sequence[Vif]) -> None:
         for vif in vifs:
+            self._taps.add(tap_name(vif.port_id))
             await self._bridge.plug(vif.port_id, vif.network_id, vif.mac_address, vif.mtu)
         if vifs:
             await self.refresh(ctx)
@@ -86,6 +91,7 @@ class LinuxBridgeHost:
     async def unplug(self, ctx: RequestContext, vifs: Sequence[Vif]) -> None:
         for vif in vifs:
             await self._bridge.unplug(vif.port_id)
+            self._taps.discard(tap_name(vif.port_id))
         if vifs:
             await self.refresh(ctx)
 
@@ -100,20 +106,45 @@ class LinuxBridgeHost:
             state = await self._conductor.host_network_state(ctx, self.host)
             if full:
                 await self._replug(state)
-            await self._firewall.apply(
-                [PortFilter(device=tap_name(p.port_id), mac=p.mac_address, ips=p.ips,
-                            rules=p.rules) for p in state.ports],
-                state.members)
+            filters = _filters(state)
+            await self._firewall.apply(filters, state.members,
+                                       blocked=sorted(self._taps - {f.device for f in filters}))
 
     async def _replug(self, state: HostPorts) -> None:
+        """Each port's tap back on its bridge (one that fails is logged and the others
+        still plugged), then devices no port or network owns removed."""
+        kept = [p.port_id for p in state.ports if _device(p.port_id) is not None]
         for port in state.ports:
-            await self._bridge.plug(port.port_id, port.network_id, port.mac_address, port.mtu)
-        removed = await self._bridge.cleanup((p.port_id for p in state.ports), state.networks)
+            try:
+                await self._bridge.plug(port.port_id, port.network_id, port.mac_address,
+                                        port.mtu)
+            except Exception:  # one bad port must not keep the others unplugged
+                logger.exception("could not plug port %r", port.port_id)
+                continue
+            self._taps.add(tap_name(port.port_id))
+        removed = await self._bridge.cleanup(kept, state.networks)
+        self._taps -= set(removed)
         if removed:
             logger.info("removed stale network devices: %s", ", ".join(removed))
 
     async def close(self) -> None:
         return None
+
+
+def _device(port_id: str) -> str | None:
+    """The port's tap, or None (logged) when its id cannot name one."""
+    try:
+        return tap_name(port_id)
+    except ValueError as exc:
+        logger.error("port %r has no device here: %s", port_id, exc)
+        return None
+
+
+def _filters(state: HostPorts) -> list[PortFilter]:
+    """The firewall's view of each port; one whose id names no device is left out (the
+    firewall itself leaves out, and blocks, the ones whose values are not valid)."""
+    return [PortFilter(device=device, mac=port.mac_address, ips=port.ips, rules=port.rules)
+            for port in state.ports if (device := _device(port.port_id)) is not None]
 
 
 @dataclass

@@ -5,7 +5,7 @@ and changed, with the ``ip`` commands and nftables rulesets recorded instead of 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from strato.domain.context import admin_context
@@ -47,11 +47,14 @@ class RecordingFirewall(Firewall):
     def __init__(self) -> None:
         super().__init__("strato_test")
         self.applied: list[list[PortFilter]] = []
+        self.blocked: list[list[str]] = []
 
     async def apply(self, ports: Sequence[PortFilter],
-                    members: Mapping[str, Sequence[str]]) -> None:
+                    members: Mapping[str, Sequence[str]], *,
+                    blocked: Iterable[str] = ()) -> None:
         await asyncio.sleep(0.01)  # a pass takes a while: requests pile up meanwhile
         self.applied.append(list(ports))
+        self.blocked.append(list(blocked))
 
 
 class FakeConductor:
@@ -129,3 +132,46 @@ async def test_a_full_pass_replugs_ports_and_removes_stale_devices() -> None:
     # A full pass always runs, even right after another.
     await host.refresh(admin_context(), full=True)
     assert len(firewall.applied) == 2
+
+
+async def test_a_plugged_port_the_host_no_longer_filters_is_blocked() -> None:
+    # The port drops out of the host's filtered ports (as when a tenant sets its
+    # device_owner to network:dhcp or its binding:host_id elsewhere): its tap, which this
+    # host plugged, passes nothing until it is unplugged; never is it left unfiltered.
+    ip = FakeIp()
+    host, firewall, conductor = _host(_state(PORT), ip)
+    await host.plug(admin_context(), [VIF])
+    assert firewall.blocked[-1] == []
+    conductor.state = _state()
+    await host.refresh(admin_context())
+    assert firewall.applied[-1] == [] and firewall.blocked[-1] == ["tapb4c384e6-77"]
+    await host.unplug(admin_context(), [VIF])
+    assert firewall.blocked[-1] == []
+
+
+class FailingIp(FakeIp):
+    """``ip`` that fails on one device (a bug, not a StratoError)."""
+
+    def __init__(self, bad: str) -> None:
+        super().__init__()
+        self.bad = bad
+
+    async def __call__(self, *argv: str) -> bytes:
+        if self.bad in argv and argv[:3] != ("ip", "link", "show"):
+            raise ZeroDivisionError("unexpected")
+        return await super().__call__(*argv)
+
+
+async def test_a_full_pass_survives_a_port_that_cannot_be_plugged() -> None:
+    ip = FailingIp("tapb4c384e6-77")
+    state = HostPorts(ports=(*_state(PORT).ports, *_state(STALE).ports,
+                             PortSecurity(port_id="not an id", network_id=NET,
+                                          mac_address="fa:16:3e:00:00:09", mtu=1450,
+                                          ips=("10.0.0.9",), rules=())),
+                      members={}, networks=(NET,))
+    host, firewall, _ = _host(state, ip)
+    await host.refresh(admin_context(), full=True)
+    assert "tape63ab158-76" in ip.devices  # the other port is plugged
+    # Both valid ports are filtered (the one that failed to plug too, whatever its tap
+    # became); the port whose id names no device is left out.
+    assert [p.device for p in firewall.applied[-1]] == ["tapb4c384e6-77", "tape63ab158-76"]
