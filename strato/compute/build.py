@@ -210,6 +210,8 @@ async def build_and_run_instance(ctx: RequestContext, msg: BuildAndRunInstance, 
     iid = msg.request.instance_id
     with bind_instance(iid):
         async with deps.locks.hold(iid), deps.builds:
+            if not await _awaits_this_build(ctx, msg, deps):
+                return
             await deps.conductor.start_event(ctx, iid, BUILD_EVENT, deps.host)
             logger.info("instance.build.start on %s", msg.node)
             await _notifier(deps).create_start(ctx, msg.request, msg.node)
@@ -228,6 +230,26 @@ async def build_and_run_instance(ctx: RequestContext, msg: BuildAndRunInstance, 
                 logger.info("instance.build.done")
                 await deps.conductor.finish_event(ctx, iid, BUILD_EVENT, EventResult.SUCCESS)
                 await _notifier(deps).create_end(ctx, built)
+
+
+async def _awaits_this_build(ctx: RequestContext, msg: BuildAndRunInstance,
+                             deps: ComputeDeps) -> bool:
+    """Whether the instance waits for this very build: still scheduling, on this host.
+
+    A build message can come more than once (RabbitMQ redelivers what a consumer did
+    not ack before it stopped). A repeat finds the instance past scheduling (building
+    here under the lock it waited for, built, or failed), or on another host (a stale
+    try after a reschedule: a reschedule never returns to a host, so the host names the
+    try), and must change nothing: no claim, no release, no guest, no state. A deleted
+    instance goes on, so that the build frees what the instance still held."""
+    current = await _current(ctx, deps, msg.request.instance_id)
+    if current is None or (current.host == deps.host
+                           and current.task_state is TaskState.SCHEDULING):
+        return True
+    logger.warning("instance.build.duplicate: try %d for %s ignored; the instance is "
+                   "on %s in vm_state %s, task_state %s", msg.request.retry.attempts,
+                   deps.host, current.host, current.vm_state, current.task_state)
+    return False
 
 
 async def _build(ctx: RequestContext, msg: BuildAndRunInstance,
