@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from fastapi import Depends, FastAPI
 
-from strato.api import errors, versions
+from strato.api import errors, openapi, versions
 from strato.api.actions.routes import router as actions_router
 from strato.api.aggregates.routes import router as aggregates_router
 from strato.api.bodylimit import BodyLimitMiddleware, BodyLimits
@@ -62,6 +62,7 @@ def create_app(deps: ApiDeps, settings: ApiSettings) -> FastAPI:
     app.include_router(identity_router)
     app.include_router(identity_admin_router)
     app.include_router(keypairs_router)
+    openapi.install(app)  # /openapi.json with the request bodies the routes declare
     # The dashboard reaches this same application in-process, through its public API
     # client and the user's token: the middleware below checks it like any client.
     app.mount(DASHBOARD_PREFIX, create_dashboard(in_process(app)), name="dashboard")

@@ -21,6 +21,7 @@ from strato.api.aggregates import schemas, views
 from strato.api.bodies import read_json
 from strato.api.deps import ApiDeps, Context, Deps
 from strato.api.fields import MAX_DB_INT
+from strato.api.openapi import request_body
 from strato.api.placement import hosts_changed
 from strato.api.policies import aggregate_rule
 from strato.api.policy import PER_BODY, action
@@ -61,6 +62,7 @@ async def list_aggregates(deps: Deps, ctx: Context) -> JSONResponse:
 
 
 @router.post("/os-aggregates")
+@request_body(schemas._CreateBody)
 @action("os_compute_api:os-aggregates:create")
 async def create_aggregate(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """A new aggregate, in a zone when the body names one (admin): 200, as Nova."""
@@ -80,6 +82,7 @@ async def show_aggregate(aggregate_id: str, deps: Deps, ctx: Context) -> JSONRes
 
 
 @router.put("/os-aggregates/{aggregate_id}")
+@request_body(schemas._UpdateBody)
 @action("os_compute_api:os-aggregates:update")
 async def update_aggregate(aggregate_id: str, request: Request, deps: Deps,
                            ctx: Context) -> JSONResponse:
@@ -129,6 +132,7 @@ async def delete_aggregate(aggregate_id: str, deps: Deps, ctx: Context) -> Respo
 
 
 @router.post("/os-aggregates/{aggregate_id}/action")
+@request_body(schemas._HostBody, schemas._RemoveHostBody, schemas._MetadataBody)
 @action(PER_BODY)
 async def aggregate_action(aggregate_id: str, request: Request, deps: Deps,
                            ctx: Context) -> JSONResponse:

@@ -14,6 +14,7 @@ from strato.api.deps import ApiDeps, Context, Deps
 from strato.api.flavors import schemas, views
 from strato.api.flavors.service import get_flavor
 from strato.api.formats import base_url
+from strato.api.openapi import request_body
 from strato.api.paging import next_links, parse_page
 from strato.api.policy import action
 from strato.domain.context import RequestContext
@@ -73,6 +74,7 @@ async def show_flavor(flavor_id: str, request: Request, deps: Deps,
 
 
 @router.post("")
+@request_body(schemas._CreateFlavor)
 @action("os_compute_api:os-flavor-manage:create")
 async def create_flavor(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """``POST /v2.1/flavors`` (admin): 200 with the new flavor, as Nova."""

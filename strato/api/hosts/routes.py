@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from strato.api.bodies import parse_model, read_json
 from strato.api.deps import Context, Deps
 from strato.api.hosts import views
+from strato.api.openapi import request_body
 from strato.api.placement import hosts_changed
 from strato.api.policy import action
 from strato.domain.errors import Invalid, NotFound
@@ -79,6 +80,7 @@ async def list_hypervisors_detail(deps: Deps, ctx: Context) -> JSONResponse:
 
 
 @router.put("/os-services/{action}")
+@request_body(_ServiceUpdate)
 @action("os_compute_api:os-services:update")
 async def update_service(action: str, request: Request, deps: Deps,
                          ctx: Context) -> JSONResponse:

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from strato.api.bodies import read_json
 from strato.api.deps import Deps
 from strato.api.identity import schemas, views
+from strato.api.openapi import bodiless, request_body
 from strato.api.policy import action
 from strato.domain.identity import AuthFailed, DomainId, RoleAssignment, RoleId
 from strato.domain.ids import ProjectId, UserId
@@ -50,6 +51,7 @@ def _no_content() -> Response:
 # ---- domains -----------------------------------------------------------------------------
 
 @router.post(f"{_V3}/domains")
+@request_body(schemas._DomainCreate, key="domain")
 @action("identity:create_domain")
 async def create_domain(request: Request, deps: Deps) -> JSONResponse:
     domain = await _admin(deps).create_domain(schemas.domain_create(await read_json(request)))
@@ -73,6 +75,7 @@ async def show_domain(domain_id: str, deps: Deps) -> JSONResponse:
 
 
 @router.patch(f"{_V3}/domains/{{domain_id}}")
+@request_body(schemas._DomainUpdate, key="domain")
 @action("identity:update_domain")
 async def update_domain(domain_id: str, request: Request, deps: Deps) -> JSONResponse:
     domain = await _admin(deps).update_domain(
@@ -90,6 +93,7 @@ async def delete_domain(domain_id: str, deps: Deps) -> Response:
 # ---- projects ----------------------------------------------------------------------------
 
 @router.post(f"{_V3}/projects")
+@request_body(schemas._ProjectCreate, key="project")
 @action("identity:create_project")
 async def create_project(request: Request, deps: Deps) -> JSONResponse:
     project = await _admin(deps).create_project(
@@ -116,6 +120,7 @@ async def show_project(project_id: str, deps: Deps) -> JSONResponse:
 
 
 @router.patch(f"{_V3}/projects/{{project_id}}")
+@request_body(schemas._ProjectUpdate, key="project")
 @action("identity:update_project")
 async def update_project(project_id: str, request: Request, deps: Deps) -> JSONResponse:
     project = await _admin(deps).update_project(
@@ -133,6 +138,7 @@ async def delete_project(project_id: str, deps: Deps) -> Response:
 # ---- users -------------------------------------------------------------------------------
 
 @router.post(f"{_V3}/users")
+@request_body(schemas._UserCreate, key="user")
 @action("identity:create_user")
 async def create_user(request: Request, deps: Deps) -> JSONResponse:
     user, password = schemas.user_create(await read_json(request))
@@ -158,6 +164,7 @@ async def show_user(user_id: str, deps: Deps) -> JSONResponse:
 
 
 @router.patch(f"{_V3}/users/{{user_id}}")
+@request_body(schemas._UserUpdate, key="user")
 @action("identity:update_user")
 async def update_user(user_id: str, request: Request, deps: Deps) -> JSONResponse:
     user = await _admin(deps).update_user(UserId(user_id),
@@ -182,6 +189,7 @@ async def list_user_projects(user_id: str, request: Request, deps: Deps) -> JSON
 
 
 @router.post(f"{_V3}/users/{{user_id}}/password")
+@request_body(schemas._PasswordChange, key="user")
 @action("identity:change_password")
 async def change_password(user_id: str, request: Request, deps: Deps) -> Response:
     """The user's own change, proved by the original password (401 when wrong). Every
@@ -197,6 +205,7 @@ async def change_password(user_id: str, request: Request, deps: Deps) -> Respons
 # ---- roles -------------------------------------------------------------------------------
 
 @router.post(f"{_V3}/roles")
+@request_body(schemas._RoleCreate, key="role")
 @action("identity:create_role")
 async def create_role(request: Request, deps: Deps) -> JSONResponse:
     role = await deps.db.identity.create_role(schemas.role_create(await read_json(request)))
@@ -218,6 +227,7 @@ async def show_role(role_id: str, deps: Deps) -> JSONResponse:
 
 
 @router.patch(f"{_V3}/roles/{{role_id}}")
+@request_body(schemas._RoleUpdate, key="role")
 @action("identity:update_role")
 async def update_role(role_id: str, request: Request, deps: Deps) -> JSONResponse:
     role = await _admin(deps).update_role(RoleId(role_id),
@@ -251,6 +261,7 @@ async def list_grants(project_id: str, user_id: str, request: Request,
 
 
 @router.put(_GRANT)
+@bodiless
 @action("identity:create_grant")
 async def create_grant(project_id: str, user_id: str, role_id: str, deps: Deps) -> Response:
     await _admin(deps).assign(_grant(project_id, user_id, role_id))

@@ -16,6 +16,7 @@ from strato.api.auth import KeystoneAuth
 from strato.api.bodies import refuse_nul
 from strato.api.deps import Context, Deps
 from strato.api.identity import schemas, views
+from strato.api.openapi import keystone_auth, request_body
 from strato.api.policy import PUBLIC, action
 from strato.domain.context import RequestContext
 from strato.domain.errors import Invalid
@@ -89,6 +90,7 @@ async def identity_v3(deps: Deps) -> Response:
 
 
 @router.post("/identity/v3/auth/tokens")
+@request_body(keystone_auth())
 @action(PUBLIC)
 async def issue_token(request: Request, deps: Deps) -> Response:
     try:

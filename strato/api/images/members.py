@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, Response
 from strato.api.bodies import read_json
 from strato.api.deps import Context, Deps
 from strato.api.images import schemas, views
+from strato.api.openapi import glance_member, glance_member_status, request_body
 from strato.api.policy import action
 from strato.domain.ids import ImageId
 from strato.image import sharing
@@ -19,6 +20,7 @@ router = APIRouter(prefix="/v2/images/{image_id}/members")
 
 
 @router.post("")
+@request_body(glance_member())
 @action("image:add_member")
 async def add_member(image_id: str, request: Request, deps: Deps,
                      ctx: Context) -> JSONResponse:
@@ -47,6 +49,7 @@ async def show_member(image_id: str, member_id: str, deps: Deps,
 
 
 @router.put("/{member_id}")
+@request_body(glance_member_status())
 @action("image:modify_member")
 async def update_member(image_id: str, member_id: str, request: Request, deps: Deps,
                         ctx: Context) -> JSONResponse:

@@ -21,6 +21,7 @@ from strato.api.formats import base_url
 from strato.api.images import discovery, schemas, views
 from strato.api.images.members import router as members_router
 from strato.api.images.ranges import parse_range
+from strato.api.openapi import BINARY, bodiless, glance_image_create, glance_patch, request_body
 from strato.api.policy import action
 from strato.domain.ids import ImageId
 from strato.image import service
@@ -33,6 +34,7 @@ _images = APIRouter(prefix="/v2/images")
 
 
 @_images.post("")
+@request_body(glance_image_create())
 @action("image:add_image")
 async def create_image(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """``POST /v2/images``: register a queued image (its data comes with PUT .../file)."""
@@ -64,6 +66,8 @@ async def show_image(image_id: str, deps: Deps, ctx: Context) -> JSONResponse:
 
 
 @_images.patch("/{image_id}")
+@request_body(glance_patch(10), media_type="application/openstack-images-v2.1-json-patch")
+@request_body(glance_patch(4), media_type="application/openstack-images-v2.0-json-patch")
 @action("image:modify_image")
 async def update_image(image_id: str, request: Request, deps: Deps,
                        ctx: Context) -> JSONResponse:
@@ -87,6 +91,7 @@ async def delete_image(image_id: str, deps: Deps, ctx: Context) -> Response:
 
 
 @_images.put("/{image_id}/file")
+@request_body(BINARY, media_type="application/octet-stream")
 @action("image:upload_image")
 async def upload_image(image_id: str, request: Request, deps: Deps, ctx: Context) -> Response:
     """``PUT /v2/images/{id}/file``: stream the data in (``application/octet-stream``,
@@ -132,6 +137,7 @@ async def download_image(image_id: str, request: Request, deps: Deps,
 
 
 @_images.post("/{image_id}/actions/deactivate")
+@bodiless
 @action("image:deactivate")
 async def deactivate_image(image_id: str, deps: Deps, ctx: Context) -> Response:
     """``POST /v2/images/{id}/actions/deactivate``: 204; owner or admin."""
@@ -140,6 +146,7 @@ async def deactivate_image(image_id: str, deps: Deps, ctx: Context) -> Response:
 
 
 @_images.post("/{image_id}/actions/reactivate")
+@bodiless
 @action("image:reactivate")
 async def reactivate_image(image_id: str, deps: Deps, ctx: Context) -> Response:
     """``POST /v2/images/{id}/actions/reactivate``: 204; owner or admin."""
@@ -148,6 +155,7 @@ async def reactivate_image(image_id: str, deps: Deps, ctx: Context) -> Response:
 
 
 @_images.put("/{image_id}/tags/{tag}")
+@bodiless
 @action("image:modify_image")
 async def add_tag(image_id: str, tag: str, deps: Deps, ctx: Context) -> Response:
     """``PUT /v2/images/{id}/tags/{tag}``: 204 (also when the image had it already)."""

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from strato.api.bodies import read_json
 from strato.api.deps import Context, Deps
 from strato.api.keypairs import schemas, views
+from strato.api.openapi import request_body
 from strato.api.policy import action
 from strato.api.quotas.service import project_limits
 from strato.domain.context import RequestContext
@@ -40,6 +41,7 @@ async def _new_key_pair(fields: schemas.KeyPairCreate,
 
 
 @router.post("/os-keypairs")
+@request_body(schemas._CreateBody)
 @action("os_compute_api:os-keypairs:create")
 async def create_keypair(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """Import ``public_key``, or generate a key pair and return its private key once."""

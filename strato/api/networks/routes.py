@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from strato.api.bodies import read_json
 from strato.api.deps import Context, Deps
 from strato.api.networks import extensions, listing, schemas, views
+from strato.api.openapi import request_body
 from strato.api.policy import PUBLIC, action
 from strato.domain.context import RequestContext
 from strato.domain.errors import Forbidden, Invalid, NotFound
@@ -116,6 +117,7 @@ async def show_extension(alias: str) -> JSONResponse:
 # ---- networks ------------------------------------------------------------------------
 
 @router.post(f"{V2}/networks")
+@request_body(schemas.NetworkBody, key="network")
 @action("create_network")
 async def create_network(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     body = schemas.parse(schemas.NetworkBody, await read_json(request), "network")
@@ -146,6 +148,7 @@ async def show_network(network_id: str, request: Request, deps: Deps,
 
 
 @router.put(f"{V2}/networks/{{network_id}}")
+@request_body(schemas.NetworkUpdate, key="network")
 @action("update_network")
 async def update_network(network_id: str, request: Request, deps: Deps,
                          ctx: Context) -> JSONResponse:
@@ -167,6 +170,7 @@ async def delete_network(network_id: str, deps: Deps, ctx: Context) -> Response:
 # ---- subnets -------------------------------------------------------------------------
 
 @router.post(f"{V2}/subnets")
+@request_body(schemas.SubnetBody, key="subnet")
 @action("create_subnet")
 async def create_subnet(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     body = schemas.parse(schemas.SubnetBody, await read_json(request), "subnet")
@@ -200,6 +204,7 @@ async def show_subnet(subnet_id: str, request: Request, deps: Deps,
 
 
 @router.put(f"{V2}/subnets/{{subnet_id}}")
+@request_body(schemas.SubnetUpdate, key="subnet")
 @action("update_subnet")
 async def update_subnet(subnet_id: str, request: Request, deps: Deps,
                         ctx: Context) -> JSONResponse:
@@ -224,6 +229,7 @@ async def delete_subnet(subnet_id: str, deps: Deps, ctx: Context) -> Response:
 # ---- ports ---------------------------------------------------------------------------
 
 @router.post(f"{V2}/ports")
+@request_body(schemas.PortBody, key="port")
 @action("create_port")
 async def create_port(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     body = schemas.parse(schemas.PortBody, await read_json(request), "port")
@@ -260,6 +266,7 @@ async def show_port(port_id: str, request: Request, deps: Deps, ctx: Context) ->
 
 
 @router.put(f"{V2}/ports/{{port_id}}")
+@request_body(schemas.PortUpdate, key="port")
 @action("update_port")
 async def update_port(port_id: str, request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     body = schemas.parse(schemas.PortUpdate, await read_json(request), "port")

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from strato.api.bodies import read_json
 from strato.api.deps import Context, Deps
 from strato.api.networks import listing, sg_schemas, sg_views
+from strato.api.openapi import neutron_security_group, neutron_security_group_rule, request_body
 from strato.api.policy import action
 from strato.domain.context import RequestContext
 from strato.domain.ids import ProjectId, new_uuid
@@ -52,6 +53,7 @@ def _one(item: dict[str, Any], params: QueryParams) -> dict[str, Any]:
 
 
 @router.post(GROUPS)
+@request_body(neutron_security_group())
 @action("create_security_group")
 async def create_security_group(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """A new group with Neutron's egress rules (201); 409 past the quota."""
@@ -86,6 +88,7 @@ async def show_security_group(group_id: str, request: Request, deps: Deps,
 
 
 @router.put(GROUPS + "/{group_id}")
+@request_body(neutron_security_group(update=True))
 @action("update_security_group")
 async def update_security_group(group_id: str, request: Request, deps: Deps,
                                 ctx: Context) -> JSONResponse:
@@ -106,6 +109,7 @@ async def delete_security_group(group_id: str, deps: Deps, ctx: Context) -> Resp
 
 
 @router.post(RULES)
+@request_body(neutron_security_group_rule())
 @action("create_security_group_rule")
 async def create_security_group_rule(request: Request, deps: Deps,
                                      ctx: Context) -> JSONResponse:

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from strato.api.bodies import read_json
 from strato.api.deps import Context, Deps
+from strato.api.openapi import request_body
 from strato.api.policy import action
 from strato.api.quotas import schemas, views
 from strato.api.quotas.service import project_limits, quota_defaults
@@ -57,6 +58,7 @@ async def show_quota_defaults(project_id: str, deps: Deps) -> JSONResponse:
 
 
 @router.put("/os-quota-sets/{project_id}")
+@request_body(schemas._QuotaSetBody)
 @action("os_compute_api:os-quota-sets:update")
 async def update_quotas(project_id: str, request: Request, deps: Deps,
                         ctx: Context) -> JSONResponse:
@@ -87,6 +89,7 @@ async def show_quota_class(class_name: str, deps: Deps, ctx: Context) -> JSONRes
 
 
 @router.put("/os-quota-class-sets/{class_name}")
+@request_body(schemas._QuotaClassSetBody)
 @action("os_compute_api:os-quota-class-sets:update")
 async def update_quota_class(class_name: str, request: Request, deps: Deps,
                              ctx: Context) -> JSONResponse:

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from strato.api.bodies import read_json
 from strato.api.deps import Context, Deps
+from strato.api.openapi import request_body
 from strato.api.policy import action
 from strato.api.quotas.service import project_limits
 from strato.api.server_groups import schemas, views
@@ -33,6 +34,7 @@ def _scope(ctx: RequestContext) -> ProjectId | None:
 
 
 @router.post("/os-server-groups")
+@request_body(schemas._CreateBody)
 @action("os_compute_api:os-server-groups:create")
 async def create_server_group(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """A new group of the caller's project (200, as Nova); 403 past the quota."""

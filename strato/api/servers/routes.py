@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from strato.api.bodies import read_json
 from strato.api.deps import ApiDeps, Context, Deps
 from strato.api.formats import base_url
+from strato.api.openapi import nova_server_actions, request_body
 from strato.api.paging import next_links, parse_page
 from strato.api.policies import SERVER_ACTIONS
 from strato.api.policy import PER_BODY, action
@@ -27,6 +28,7 @@ router = APIRouter(prefix="/v2.1/servers")
 
 
 @router.post("")
+@request_body(schemas._CreateBody)
 @action("os_compute_api:servers:create")
 async def create_server(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """``POST /v2.1/servers``: 202 at once; the build continues in the background."""
@@ -128,6 +130,7 @@ async def delete_server(server_id: str, deps: Deps, ctx: Context) -> Response:
 
 
 @router.post("/{server_id}/action")
+@request_body(*nova_server_actions())
 @action(PER_BODY)
 async def server_action(server_id: str, request: Request, deps: Deps,
                         ctx: Context) -> Response:
