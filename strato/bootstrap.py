@@ -41,6 +41,7 @@ from strato.domain.context import admin_context
 from strato.domain.errors import StratoError
 from strato.domain.ids import HostName
 from strato.domain.resources import Resources
+from strato.identity.files import DATA_DIR_MODE, private_dir, private_file, tighten
 from strato.network.agent import DhcpAgent
 from strato.network.firewall import Firewall
 from strato.network.host import FakeHostNetwork, HostNetwork, LinuxBridgeHost
@@ -67,8 +68,9 @@ __all__ = ["Cloud", "ComputeSpec", "embedded", "make_driver", "open_database", "
 
 logger = logging.getLogger(__name__)
 
-# The identity that the service token acts as (in the admin project).
+# The identity that the service token acts as (in the admin project), and its one role.
 SERVICE_USER = "strato-service"
+SERVICE_ROLE = "service"
 
 
 LIBVIRT_SOCKET = Path("/var/run/libvirt/libvirt-sock")
@@ -99,7 +101,8 @@ def make_driver(settings: Settings, host: str, *,
                                disk_gb=fake.disk_gb),
             spawn_delay=fake.spawn_delay, console_delay=fake.console_delay,
             fail_names=frozenset(fake.fail_names),
-            fail_every=fake.fail_every, fail_retryable=fake.fail_retryable))
+            fail_every=fake.fail_every, fail_retryable=fake.fail_retryable,
+            state_file=Path(fake.state_dir) / f"{host}.json" if fake.state_dir else None))
     from strato.image.client import ImageClient, ImageServiceSource
     from strato.virt.libvirt.driver import LibvirtDriver
 
@@ -115,6 +118,7 @@ def service_token(settings: Settings) -> str:
     if settings.api.service_token:
         return settings.api.service_token
     path = settings.data_dir / "service-token"
+    tighten([path])
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         # Written whole under a private name, then linked into place: a process racing
@@ -159,17 +163,36 @@ def libvirt_config(settings: Settings, host: str) -> LibvirtDriverConfig:
 
 async def open_database(settings: Settings, *, migrate: bool = False) -> SqlDatabase:
     """Open the configured database, bringing its schema up to date first if asked."""
+    _private_data_dir(settings)
     if migrate:
         await upgrade(settings.database_url)
     return await SqlDatabase.open(settings.database_url,
                                   service_down_time=settings.scheduler.service_down_time)
 
 
+def _private_data_dir(settings: Settings) -> None:
+    """The data directory lists nothing to others; the default SQLite database (it holds
+    password hashes) and clouds.yaml are their owner's alone (SQLite makes its -wal and
+    -shm files with the database's mode)."""
+    private_dir(settings.data_dir, DATA_DIR_MODE)
+    tighten([settings.data_dir / "clouds.yaml"])  # the admin password
+    if settings.db.url is None:
+        database = private_file(settings.data_dir / "strato.db")
+        tighten(database.with_name(database.name + suffix) for suffix in ("-wal", "-shm"))
+
+
 async def _heartbeat(db: Database, binary: str, topic: str, stop: asyncio.Event,
                      interval: float) -> None:
     host = HostName(socket.gethostname())
     while not stop.is_set():
-        await db.services.heartbeat(binary=binary, host=host, topic=topic)
+        # A failed heartbeat (the database is down) is logged and tried at the next tick:
+        # the service keeps serving, and shows as up again once the database is back.
+        try:
+            await db.services.heartbeat(binary=binary, host=host, topic=topic)
+        except StratoError as exc:
+            logger.warning("%s heartbeat failed: %s", binary, exc)
+        except Exception:  # a bug in one tick must not stop the service
+            logger.exception("%s heartbeat failed", binary)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
 
@@ -258,6 +281,8 @@ async def _resync_network(network: HostNetwork, interval: float, stop: asyncio.E
             await network.refresh(ctx, full=True)
         except StratoError as exc:
             logger.warning("network resync failed: %s", exc)
+        except Exception:  # never stop the host: the next pass tries again
+            logger.exception("network resync failed")
 
 
 async def run_compute(settings: Settings, bus: Bus, spec: ComputeSpec,
@@ -324,8 +349,10 @@ async def run_dhcp_agent(settings: Settings, db: Database, bus: Bus,
             wake.clear()
             try:
                 await agent.sync()
-            except (StratoError, OSError, RuntimeError) as exc:
+            except StratoError as exc:
                 logger.warning("DHCP agent pass failed: %s", exc)
+            except Exception:  # never stop the agent (nor `strato up`): the next pass retries
+                logger.exception("DHCP agent pass failed")
             waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())}
             _done, pending = await asyncio.wait(waiters, timeout=settings.network.resync_interval,
                                                 return_when=asyncio.FIRST_COMPLETED)
@@ -361,16 +388,20 @@ async def create_api(settings: Settings, db: Database, bus: Bus) -> ASGIApp:
     from strato.api.deps import ApiDeps
     from strato.api.policies import load_policy
     from strato.image.store import ImageStore
+    from strato.image.upload import sweep_uploads
     from strato.seed import seed_admin
 
     user, project = await seed_admin(db, password=settings.identity.admin_password)
 
+    # The service token has the ``service`` role alone: the policy lets it read and
+    # download images (what computes need), nothing else.
     static = StaticTokenAuth(
         settings.api.admin_token, admin=(user.id, project.id),
-        tokens={service_token(settings): (SERVICE_USER, project.id, ("admin", "service"))})
+        tokens={service_token(settings): (SERVICE_USER, project.id, (SERVICE_ROLE,))})
     auth = KeystoneAuth(_token_service(settings, db), fallback=static)
-    deps = ApiDeps(db=db, bus=bus, image_store=ImageStore(settings.data_dir / "images"),
-                   auth=auth, settings=settings.api,
+    images = ImageStore(settings.data_dir / "images")
+    await sweep_uploads(db.images, images)  # uploads a killed API left saving
+    deps = ApiDeps(db=db, bus=bus, image_store=images, auth=auth, settings=settings.api,
                    policy=load_policy(settings.identity.policy_file))
     return create_app(deps, settings.api)
 
@@ -378,12 +409,18 @@ async def create_api(settings: Settings, db: Database, bus: Bus) -> ASGIApp:
 def _token_service(settings: Settings, db: Database) -> TokenService:
     """Fernet tokens over the key repository (created, with its first keys, if missing)."""
     from strato.identity.fernet import KeyRepository, TokenCodec
+    from strato.identity.lockout import LockoutPolicy, LoginGuard
     from strato.identity.service import TokenService
 
-    keys = KeyRepository(settings.fernet_key_repository, settings.identity.max_active_keys)
+    identity = settings.identity
+    keys = KeyRepository(settings.fernet_key_repository, identity.max_active_keys)
     keys.ensure()
-    return TokenService(db.identity, TokenCodec(keys), clock=db.now,
-                        expiration=timedelta(seconds=settings.identity.token_expiration))
+    guard = LoginGuard(LockoutPolicy(
+        failure_attempts=identity.lockout_failure_attempts, duration=identity.lockout_duration,
+        source_failures=identity.failed_login_source_limit,
+        source_window=identity.failed_login_source_window))
+    return TokenService(db.identity, TokenCodec(keys), clock=db.now, guard=guard,
+                        expiration=timedelta(seconds=identity.token_expiration))
 
 
 @dataclass
@@ -428,14 +465,17 @@ async def embedded(settings: Settings, computes: Sequence[ComputeSpec] = (),
                   stop=stop, drivers={s.host: s.driver for s in specs if s.driver})
     try:
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(run_conductor(settings, db, bus, stop))
-            tg.create_task(run_scheduler(settings, db, bus, stop))
-            for spec in specs:
-                tg.create_task(run_compute(settings, bus, spec, stop, cloud.computes))
+            # The conductor and scheduler stop last: a compute finishing a build (or the
+            # API an operation) while it stops still needs them to answer.
+            core_stop = asyncio.Event()
+            tg.create_task(run_conductor(settings, db, bus, core_stop))
+            tg.create_task(run_scheduler(settings, db, bus, core_stop))
+            edge = [tg.create_task(run_compute(settings, bus, spec, stop, cloud.computes))
+                    for spec in specs]
             if wants_dhcp_agent(settings, [s.driver for s in specs if s.driver]):
-                tg.create_task(run_dhcp_agent(settings, db, bus, stop))
+                edge.append(tg.create_task(run_dhcp_agent(settings, db, bus, stop)))
             if serve_http:
-                tg.create_task(run_api(settings, db, bus, stop))
+                edge.append(tg.create_task(run_api(settings, db, bus, stop)))
             try:
                 await _wait_for_computes(db, {s.host for s in specs})
                 if on_ready:
@@ -443,6 +483,10 @@ async def embedded(settings: Settings, computes: Sequence[ComputeSpec] = (),
                 yield cloud
             finally:
                 stop.set()
+                try:
+                    await asyncio.wait(edge)
+                finally:
+                    core_stop.set()
     finally:
         await bus.close()
         await db.close()

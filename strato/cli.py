@@ -93,11 +93,13 @@ def up(config: ConfigOpt = None,
     _run_until_signalled(main)
 
 
-async def _cli_token(settings: Settings, url: str) -> str:
+async def _cli_token(settings: Settings, url: str, wait: float = 0.0) -> str:
     """The token the CLI acts with: the static admin token when one is configured (a
-    test option), else the admin user's, logged in with its password. Waits for the API
-    first: ``make run`` starts ``strato up`` and the CLI together."""
-    await _wait_for_api(url)
+    test option), else the admin user's, logged in with its password. With ``wait``,
+    first waits that many seconds for the API to answer: ``make run`` starts
+    ``strato up`` and ``strato demo`` together."""
+    if wait:
+        await _wait_for_api(url, wait)
     if settings.api.admin_token:
         return settings.api.admin_token
     if not settings.identity.admin_password:
@@ -166,8 +168,12 @@ def db_upgrade(config: ConfigOpt = None) -> None:
 
 
 @app.command("bootstrap")
-def bootstrap_cmd(config: ConfigOpt = None) -> None:
-    """Create the default flavors (m1.tiny ... m1.xlarge) and the admin project and user."""
+def bootstrap_cmd(config: ConfigOpt = None,
+                  reset_admin_password: Annotated[bool, typer.Option(
+                      help="Set the admin user's password to identity.admin_password even "
+                      "when it already has one.")] = False) -> None:
+    """Create the default flavors (m1.tiny ... m1.xlarge) and the admin project and user
+    (its password identity.admin_password, when it has none yet)."""
     from strato.seed import seed_admin, seed_defaults
 
     settings = _settings(config)
@@ -176,7 +182,8 @@ def bootstrap_cmd(config: ConfigOpt = None) -> None:
         db = await bootstrap.open_database(settings, migrate=True)
         try:
             created = await seed_defaults(db)
-            user, project = await seed_admin(db)
+            user, project = await seed_admin(db, password=settings.identity.admin_password,
+                                             reset=reset_admin_password)
         finally:
             await db.close()
         typer.echo(f"created {created} flavor(s); admin user {user.name} ({user.id}) in "
@@ -198,7 +205,7 @@ def demo(url: Annotated[str, typer.Option(help="API URL.")] = "http://127.0.0.1:
     settings = _settings(config)
 
     async def main() -> None:
-        async with ComputeClient(url, await _cli_token(settings, url)) as client:
+        async with ComputeClient(url, await _cli_token(settings, url, wait=timeout)) as client:
             await _wait_for_cloud(client, timeout)
             if await _hypervisor_type(client) == "QEMU":
                 await _demo_real_vm(client, settings, url, timeout)

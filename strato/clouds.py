@@ -37,6 +37,7 @@ def write_clouds_yaml(settings: Settings) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_suffix(".part")
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # whatever the umask, and a stale draft's mode
     with os.fdopen(fd, "w") as out:
         out.write(clouds_yaml(settings))
     part.replace(path)

@@ -24,9 +24,28 @@ from pydantic_settings import (
 from strato.domain.errors import Invalid
 
 __all__ = ["ApiSettings", "ComputeSettings", "DbSettings", "FakeDriverSettings",
-           "IdentitySettings", "LibvirtSettings", "NetworkSettings", "RpcSettings",
+           "IdentitySettings", "ImageSettings", "LibvirtSettings", "NetworkSettings", "RpcSettings",
            "SchedulerSettings", "Settings",
            "load_settings"]
+
+
+class ImageSettings(BaseModel, frozen=True):
+    """The image service's limits (``api.image``): it runs inside the API process."""
+
+    image_size_cap: int = Field(
+        1099511627776, gt=0, description="Most bytes one image may hold (Glance's "
+        "image_size_cap, default 1 TiB); a larger upload is cut off with 413 and the image "
+        "is queued again, with no data kept.")
+    image_size_total: int = Field(
+        -1, ge=-1, description="Per-project image storage quota in MiB (Glance's unified "
+        "limit image_size_total): the sizes of a project's images together; -1: unlimited.")
+    project_image_size_total: dict[str, int] = Field(
+        {}, description="image_size_total (MiB, -1 unlimited) for particular projects, "
+        "by project id, over image_size_total.")
+
+    def size_total_mib(self, project_id: str) -> int:
+        """The project's image storage quota in MiB (-1: unlimited)."""
+        return self.project_image_size_total.get(project_id, self.image_size_total)
 
 
 class ApiSettings(BaseModel, frozen=True):
@@ -37,7 +56,8 @@ class ApiSettings(BaseModel, frozen=True):
         "are accepted.")
     service_token: str | None = Field(
         None, description="Static token services use between hosts (a compute "
-        "downloading images from the image API); it acts with the admin and service roles. "
+        "downloading images from the image API); it acts with the service role only, which "
+        "may read and download images and nothing else. "
         "Default: a random secret made once in <data_dir>/service-token (mode 0600). "
         "Computes on other hosts need the same value: set it here, or share that file.")
     public_url: str | None = Field(None, description="URL clients use to reach the API; "
@@ -59,6 +79,8 @@ class ApiSettings(BaseModel, frozen=True):
         1099511627776, gt=0, description="Most bytes of an image data upload "
         "(PUT /image/v2/images/{id}/file and the dashboard's upload), which streams to "
         "the image store; default 1 TiB (Glance's image_size_cap).")
+    image: ImageSettings = Field(default_factory=ImageSettings,
+                                 description="The image service's limits.")
 
     @property
     def url(self) -> str:
@@ -70,7 +92,10 @@ class ApiSettings(BaseModel, frozen=True):
 class IdentitySettings(BaseModel, frozen=True):
     admin_password: str | None = Field(
         "strato-admin", description="Password of the bootstrap admin user for Keystone "
-        "password authentication (set at every API start); unset: no password login.")
+        "password authentication, set when the admin user is created (or has no password "
+        "yet), as keystone-manage bootstrap does: a password changed later through the "
+        "Identity API stays; `strato bootstrap --reset-admin-password` sets this one "
+        "again. Unset: no password login.")
     token_expiration: int = Field(3600, gt=0, description="Seconds a Fernet token lasts.")
     max_active_keys: int = Field(3, ge=2, description="Fernet keys kept by "
                                  "`strato identity rotate-keys` (primary, staged and "
@@ -80,6 +105,22 @@ class IdentitySettings(BaseModel, frozen=True):
     policy_file: Path | None = Field(None, description="A YAML or JSON file of policy "
                                      "rules that override the defaults (`strato policy "
                                      "sample` prints them all). Default: none.")
+    lockout_failure_attempts: int = Field(
+        6, ge=0, description="Failed password logins of one user (each within "
+        "lockout_duration of the one before) after which its password logins are refused, "
+        "even with the right password, for lockout_duration (Keystone's "
+        "security_compliance option of the same name); a success starts the count again. "
+        "0: no lockout.")
+    lockout_duration: int = Field(
+        1800, gt=0, description="Seconds a locked user stays locked after its last failed "
+        "password login (Keystone's security_compliance lockout_duration).")
+    failed_login_source_limit: int = Field(
+        30, ge=0, description="Failed password logins (any user name, known or not) from "
+        "one client address per failed_login_source_window, past which that address's "
+        "password logins are answered 429 with Retry-After until the window ends. 0: no "
+        "limit.")
+    failed_login_source_window: int = Field(
+        300, gt=0, description="Seconds over which failed_login_source_limit counts.")
 
 
 class DbSettings(BaseModel, frozen=True):
@@ -106,6 +147,9 @@ class FakeDriverSettings(BaseModel, frozen=True):
     fail_names: tuple[str, ...] = Field((), description="Instance names whose spawn fails.")
     fail_every: int = Field(0, description="Fail every Nth spawn (0: never).")
     fail_retryable: bool = Field(True, description="Injected failures may be rescheduled.")
+    state_dir: str = Field("", description="Keep each host's fake guests in "
+                           "<state_dir>/<host>.json, so they outlive the compute process as "
+                           "a hypervisor's would (fault tests); empty: in memory only.")
 
 
 class LibvirtSettings(BaseModel, frozen=True):

@@ -35,17 +35,21 @@ async def seed_defaults(db: Database) -> int:
     return created
 
 
-async def seed_admin(db: Database, password: str | None = None) -> tuple[User, Project]:
+async def seed_admin(db: Database, password: str | None = None, *,
+                     reset: bool = False) -> tuple[User, Project]:
     """The admin user and its project in the default domain, created when missing; the
     user holds every default role on the project. ``password``, when given, becomes the
-    user's password (Keystone's bootstrap resets it the same way)."""
+    user's password if it has none yet (it was just created), as ``keystone-manage
+    bootstrap`` leaves an existing admin's password alone: a password changed through
+    the Identity API survives a restart. ``reset`` sets it anyway (an operator's
+    explicit ``strato bootstrap --reset-admin-password``)."""
     await db.identity.ensure_domain(DEFAULT_DOMAIN_ID, "Default")
     project = await db.identity.ensure_project(ADMIN_NAME, "Administrators of this cloud")
     user = await db.identity.ensure_user(ADMIN_NAME, project.id)
     for name in DEFAULT_ROLES:
         role = await db.identity.ensure_role(name)
         await db.identity.assign_role(user.id, project.id, role.id)
-    if password is not None:
+    if password is not None and (reset or await db.identity.password_hash(user.id) is None):
         await _set_password(db, user, password)
     return user, project
 

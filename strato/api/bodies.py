@@ -67,7 +67,7 @@ def nul_message(field: str) -> str:
     shown = field.replace("\x00", "\\u0000")
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
     return (f"Invalid input for field/attribute {shown}. "
-            "Value must not contain the NUL character (\\u0000).")
+            "Control characters are not allowed: the value holds a NUL character (\\u0000).")
 
 
 def parse_model(model: type[M], data: Any) -> M:

@@ -59,6 +59,7 @@ from strato.domain.networks import (
     MacAddressInUse,
     NetworkInUse,
     NetworkNotFound,
+    PolicyNotAuthorized,
     PortNotFound,
     SubnetInUse,
     SubnetNotFound,
@@ -144,6 +145,7 @@ _NEUTRON_NAMED: frozenset[type[StratoError]] = frozenset({
     SecurityGroupRuleNotFound, SecurityGroupRuleExists, SecurityGroupInUse,
     SecurityGroupCannotRemoveDefault, IpAddressGenerationFailure,
     IpAddressAlreadyAllocated, MacAddressInUse, NetworkInUse, SubnetInUse,
+    PolicyNotAuthorized,
 })
 # The type of any other domain error, by class; first match wins.
 _NEUTRON_GENERIC: tuple[tuple[type[StratoError], str], ...] = (

@@ -112,7 +112,8 @@ class AuthMiddleware:
     """Builds the :class:`RequestContext` from ``X-Auth-Token`` (401 when missing or
     unknown, except on the version documents; 503 when the token cannot be checked now),
     stores it as ``request.state.ctx`` and binds it for logging for the rest of the
-    request. First of all it refuses (400) a URL holding a NUL character."""
+    request. First of all it refuses a URL holding a NUL character: 404 in the path
+    (nothing can live there), 400 in the query."""
 
     def __init__(self, app: ASGIApp, backend: AuthBackend) -> None:
         self.app = app
@@ -125,6 +126,11 @@ class AuthMiddleware:
         state = _state(scope)
         ids = cast(RequestContext, state["ctx"])
         nul = nul_in_url(scope)
+        if nul == "path":
+            # No id or name holds one, so nothing lives at such a path.
+            await fault_response(404, "The resource could not be found.",
+                                 path=scope["path"])(scope, receive, send)
+            return
         if nul is not None:
             await fault_response(400, nul_message(nul), path=scope["path"])(
                 scope, receive, send)

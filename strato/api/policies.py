@@ -36,6 +36,8 @@ _BASE = [
                 "A member of the project, or an administrator."),
     RuleDefault("project_reader_or_admin", "rule:project_reader_api or rule:context_is_admin",
                 "A reader of the project, or an administrator."),
+    RuleDefault("service_api", "role:service",
+                "The services' own token (computes reading and downloading images)."),
 ]
 
 
@@ -141,7 +143,14 @@ def _image() -> Iterator[RuleDefault]:
             ("add_member", "member", "Share an image with a project."),
             ("modify_member", "member", "Accept or reject a shared image."),
             ("delete_member", "member", "Stop sharing an image with a project.")):
-        yield RuleDefault(f"image:{name}", f"rule:image:{base}", what)
+        rule = f"rule:image:{base}"
+        if name in _SERVICE_READS:
+            rule += " or rule:service_api"
+        yield RuleDefault(f"image:{name}", rule, what)
+
+
+# What the service token may do besides the ``@`` rules: what a compute needs to boot.
+_SERVICE_READS = frozenset({"get_image", "download_image"})
 
 
 def _network() -> Iterator[RuleDefault]:

@@ -35,6 +35,7 @@ from strato.domain.errors import (
     NotFound,
     RescheduleBuild,
     StratoError,
+    Unavailable,
 )
 from strato.domain.ids import HostName, InstanceId
 from strato.domain.instances import (
@@ -350,11 +351,9 @@ async def _build_steps(ctx: RequestContext, msg: BuildAndRunInstance, deps: Comp
                 await deps.driver.spawn(req, node=msg.node, vifs=vifs)
             started = timeline.now()
             info = await deps.driver.get_info(req.instance_id)
-            built = await deps.conductor.update_instance(
-                ctx, req.instance_id,
-                {"vm_state": VmState.ACTIVE, "task_state": None,
-                 "power_state": info.power_state, "launched_at": deps.clock()},
-                expected_task_state=(TaskState.SPAWNING,))
+            built = await _set_active(ctx, deps, req.instance_id, {
+                "vm_state": VmState.ACTIVE, "task_state": None,
+                "power_state": info.power_state, "launched_at": deps.clock()})
         except BaseException as exc:
             await deps.driver.destroy(req.instance_id)
             await deps.network.unplug(ctx, vifs)
@@ -369,6 +368,40 @@ async def _build_steps(ctx: RequestContext, msg: BuildAndRunInstance, deps: Comp
             raise
         await deps.conductor.record_build(ctx, dest, succeeded=True)
         return built, started
+
+
+# How often the move to ACTIVE is tried while the conductor cannot be reached, and the
+# pause between tries (the bus reconnects meanwhile).
+ACTIVE_TRIES = 4
+ACTIVE_RETRY_PAUSE = 2.0
+
+
+async def _set_active(ctx: RequestContext, deps: ComputeDeps, iid: InstanceId,
+                      changes: InstanceChanges) -> Instance:
+    """The spawned instance moved to ACTIVE. The guest runs by now, so a lost reply is
+    not a failed build: the conductor may have stored the change and its answer got lost
+    (the broker restarted). So an ``Unavailable`` is tried again; when a later try finds
+    the instance no longer spawning, it is read back, and if it is ACTIVE on this host the
+    earlier try landed and the build succeeded. Anything else is the build's failure."""
+    for attempt in range(ACTIVE_TRIES):
+        try:
+            return await deps.conductor.update_instance(
+                ctx, iid, changes, expected_task_state=(TaskState.SPAWNING,))
+        except Unavailable as exc:
+            if attempt == ACTIVE_TRIES - 1:
+                raise
+            logger.warning("moving to ACTIVE: %s; trying again", exc)
+            await asyncio.sleep(ACTIVE_RETRY_PAUSE)
+        except InvalidState:
+            if attempt == 0:
+                raise
+            current = await _current(ctx, deps, iid)
+            if (current is not None and current.vm_state == VmState.ACTIVE
+                    and current.task_state is None and current.host == deps.host):
+                logger.info("the move to ACTIVE had landed; its reply was lost")
+                return current
+            raise
+    raise AssertionError("unreachable")
 
 
 async def _networks_and_image(ctx: RequestContext, msg: BuildAndRunInstance,

@@ -110,8 +110,9 @@ async def init_host(deps: ComputeDeps, stop: asyncio.Event | None = None) -> Hos
         unknown = unknown_guests(instances, guests)
         warn_unknown(unknown)
         # Taps for every port bound here (gone after a host reboot), stale devices
-        # removed, the firewall rebuilt.
-        await deps.network.refresh(ctx, full=True)
+        # removed, the firewall rebuilt. A failure is logged: the host starts anyway
+        # and the network resync loop tries again.
+        await _refresh_network(ctx, deps)
         report = HostReport(
             failed_builds=tuple(outcomes.get("failed_builds", ())),
             finished_deletes=tuple(outcomes.get("finished_deletes", ())),
@@ -124,6 +125,15 @@ async def init_host(deps: ComputeDeps, stop: asyncio.Event | None = None) -> Hos
                     len(report.failed_builds), len(report.finished_deletes),
                     len(report.tracked), len(unknown))
         return report
+
+
+async def _refresh_network(ctx: RequestContext, deps: ComputeDeps) -> None:
+    try:
+        await deps.network.refresh(ctx, full=True)
+    except StratoError as exc:
+        logger.warning("init_host: network refresh failed (%s); the resync retries", exc)
+    except Exception:  # one bad port or rule must never keep the host down
+        logger.exception("init_host: network refresh failed; the resync retries")
 
 
 async def _patiently(call: Callable[[], Awaitable[T]], stop: asyncio.Event | None) -> T | None:

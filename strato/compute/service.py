@@ -51,6 +51,8 @@ def network_handlers(deps: ComputeDeps) -> HandlerTable:
             await deps.network.refresh(ctx)
         except StratoError as exc:  # the next resync pass tries again
             logger.warning("firewall refresh failed: %s", exc)
+        except Exception:  # a bug or a bad value must not take the host down
+            logger.exception("firewall refresh failed")
 
     return {NetworksChanged: changed}
 
@@ -81,6 +83,8 @@ async def report_periodically(deps: ComputeDeps, stop: asyncio.Event, interval: 
             await report_capacity(deps)
         except StratoError as exc:
             logger.warning("capacity report failed: %s", exc)
+        except Exception:  # the heartbeat goes on: the next tick tries again
+            logger.exception("capacity report failed")
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)
         except TimeoutError:

@@ -79,6 +79,8 @@ async def watch_builds(deps: DeadlineDeps, stop: asyncio.Event) -> None:
             await expire_builds(deps)
         except StratoError as exc:
             logger.warning("build deadline check failed: %s", exc)
+        except Exception:  # a lost connection or a bug: this pass only, not the loop
+            logger.exception("build deadline check failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
 

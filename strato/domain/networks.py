@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from strato.domain.errors import Conflict, NotFound
+from strato.domain.errors import Conflict, Forbidden, NotFound
 from strato.domain.ids import ProjectId
 
 __all__ = ["DEFAULT_MTU", "DEFAULT_SECURITY_GROUP", "DHCP_OWNER", "Direction", "FixedIp",
@@ -58,6 +58,10 @@ class IpAddressGenerationFailure(Conflict):
 class IpAddressAlreadyAllocated(Conflict):
     def __init__(self, ip: str, subnet_id: str) -> None:
         super().__init__(f"IP address {ip} already allocated in subnet {subnet_id}")
+
+
+class PolicyNotAuthorized(Forbidden):
+    """A field of a network resource the caller may not set (Neutron's field policies)."""
 
 
 class MacAddressInUse(Conflict):

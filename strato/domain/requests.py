@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from strato.domain.ids import (
     GroupId,
     HostName,
+    ImageId,
     InstanceId,
     NodeName,
     ProjectId,
@@ -106,3 +107,7 @@ class BootRequest:
     networks: tuple[RequestedNetwork, ...] = ()
     # Security group ids the new ports join (the project's ``default`` when empty).
     security_groups: tuple[str, ...] = ()
+    # The kernel and ramdisk images of an AMI-style ``image``, which the API checked the
+    # user may boot; the compute boots these, never ids read from image properties.
+    kernel_id: ImageId | None = None
+    ramdisk_id: ImageId | None = None

@@ -58,15 +58,19 @@ class KeyRepository:
         # Written aside and renamed: a reader never sees half a key.
         tmp = self.path / f".{index}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _KEY_MODE)
+        os.fchmod(fd, _KEY_MODE)  # a stale draft keeps the mode it was made with
         with os.fdopen(fd, "wb") as f:
             f.write(key)
         os.replace(tmp, self.path / str(index))
 
     def ensure(self) -> None:
         """Create the directory and its first keys unless they exist (Keystone's
-        ``fernet_setup``: a staged key ``0`` and a primary key ``1``)."""
+        ``fernet_setup``: a staged key ``0`` and a primary key ``1``). The directory
+        is 0700 and its keys 0600, tightened if found looser."""
         self.path.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
         os.chmod(self.path, _DIR_MODE)
+        for index in self._indexes():
+            os.chmod(self.path / str(index), _KEY_MODE)
         if not self._indexes():
             self._write(0, Fernet.generate_key())
             self.rotate()

@@ -10,11 +10,13 @@ from __future__ import annotations
 import base64
 import os
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-__all__ = ["Argon2Params", "DEFAULT_PARAMS", "hash_password", "verify_password"]
+__all__ = ["ARGON2", "Argon2Hasher", "Argon2Params", "DEFAULT_PARAMS", "PasswordHasher",
+           "hash_password", "verify_password"]
 
 _SALT_BYTES = 16
 _HASH_BYTES = 32
@@ -77,3 +79,32 @@ def verify_password(password: str, encoded: str | None) -> bool:
     except (InvalidKey, ValueError):
         return False
     return True
+
+
+class PasswordHasher(Protocol):
+    """Makes and checks password hashes (both deliberately slow: run them off the event
+    loop)."""
+
+    def hash(self, password: str) -> str:
+        """The encoded hash of ``password`` under a fresh salt."""
+        ...
+
+    def verify(self, password: str, encoded: str | None) -> bool:
+        """Whether ``password`` matches ``encoded``; a missing hash matches nothing."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Argon2Hasher:
+    """:func:`hash_password` and :func:`verify_password` under ``params``."""
+
+    params: Argon2Params = DEFAULT_PARAMS
+
+    def hash(self, password: str) -> str:
+        return hash_password(password, self.params)
+
+    def verify(self, password: str, encoded: str | None) -> bool:
+        return verify_password(password, encoded)
+
+
+ARGON2 = Argon2Hasher()

@@ -12,11 +12,18 @@ number in the database that every identity write moves on in its own transaction
 request then reads only that number; while it is unchanged, nothing the token depends on
 can have changed, in this process or any other. Expiry is checked on every use, and a
 change of the Fernet keys (a rotation) sends every token through decryption again.
+
+A password login runs the password hash exactly once whatever it names (a known user, an
+unknown one, a disabled one, one without a password): unknown and disabled users are
+checked against a dummy hash, so the answer's timing tells no one which names exist.
+Failed logins count towards the user's lockout and the address's throttle
+(:mod:`strato.identity.lockout`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +34,8 @@ from strato.domain.errors import NotFound
 from strato.domain.identity import AuthFailed, Domain, DomainId, Project, Role, User
 from strato.domain.ids import ProjectId, UserId
 from strato.identity.fernet import TokenCodec, TokenPayload, TokenRefused, new_audit_id
-from strato.identity.passwords import verify_password
+from strato.identity.lockout import LoginGuard
+from strato.identity.passwords import ARGON2, PasswordHasher
 
 __all__ = ["CACHE_SIZE", "AuthRequest", "NameRef", "TokenCacheStatistics", "TokenInfo",
            "TokenService"]
@@ -57,6 +65,8 @@ class AuthRequest:
     password: str | None = None
     token: str | None = None
     project: NameRef | None = None
+    # The address the request came from (the failed-login throttle counts by it).
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,8 +100,14 @@ class _Cached:
 
 class TokenService:
     def __init__(self, repo: IdentityRepo, codec: TokenCodec, *, expiration: timedelta,
-                 clock: Callable[[], datetime], cache_size: int = CACHE_SIZE) -> None:
+                 clock: Callable[[], datetime], cache_size: int = CACHE_SIZE,
+                 hasher: PasswordHasher = ARGON2, guard: LoginGuard | None = None) -> None:
+        """``hasher`` checks passwords; ``guard`` counts failed password logins (a
+        default :class:`LoginGuard` when not given)."""
         self._repo = repo
+        self._hasher = hasher
+        self._guard = guard if guard is not None else LoginGuard()
+        self._dummy_hash: str | None = None
         self._codec = codec
         self._expiration = expiration
         self._clock = clock
@@ -200,16 +216,45 @@ class TokenService:
     async def _check_password(self, request: AuthRequest) -> User:
         if request.user is None or request.password is None:
             raise AuthFailed(_REFUSED)
-        try:
-            user = await self._find_user(request.user)
-            encoded = await self._repo.password_hash(user.id)
-        except NotFound as exc:
-            raise AuthFailed(_REFUSED) from exc
-        # Argon2 is deliberately slow: off the event loop.
-        if not await asyncio.to_thread(verify_password, request.password, encoded) \
-                or not user.enabled:
+        self._guard.check_source(request.source)
+        user = await self._password_user(request.user)
+        encoded = await self._password_hash(user) if user is not None else None
+        locked = user is not None and self._guard.locked(user.id)
+        # One hash check on every path (argon2 is deliberately slow: off the event loop).
+        matches = await asyncio.to_thread(self._hasher.verify, request.password,
+                                          encoded or await self._dummy())
+        if user is None or encoded is None or not matches:
+            if not locked:
+                self._guard.failed(user.id if user else None, request.source)
             raise AuthFailed(_REFUSED)
+        if locked:  # Keystone refuses a locked account even the right password
+            raise AuthFailed(_REFUSED)
+        self._guard.succeeded(user.id)
         return user
+
+    async def _password_user(self, ref: NameRef) -> User | None:
+        """The user a password login names; None when there is none, or it (or its
+        domain) is disabled: those are checked against the dummy hash."""
+        try:
+            user = await self._find_user(ref)
+            enabled = user.enabled and (await self._repo.domain(user.domain_id)).enabled
+        except NotFound:
+            return None
+        return user if enabled else None
+
+    async def _password_hash(self, user: User) -> str | None:
+        try:
+            return await self._repo.password_hash(user.id)
+        except NotFound:  # deleted meanwhile
+            return None
+
+    async def _dummy(self) -> str:
+        """A hash of a random password, made once: what unknown users are checked
+        against."""
+        if self._dummy_hash is None:
+            self._dummy_hash = await asyncio.to_thread(self._hasher.hash,
+                                                       secrets.token_urlsafe(24))
+        return self._dummy_hash
 
     async def _find_user(self, ref: NameRef) -> User:
         if ref.id:

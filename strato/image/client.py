@@ -6,6 +6,9 @@ the destination, hashing as they go, and rename it into place only once the SHA-
 (Glance's ``os_hash_value``) matched. Computes on other hosts fetch images through this
 client with the service token; the CLI's ``strato image import`` uploads through it.
 
+Every id goes into a path as one escaped segment (``segment``): an id like ``../x?y``
+can never reach another route.
+
 HTTP failures become the domain's errors (404 ``NotFound``, 409 ``Conflict``, 400 and
 413 ``Invalid``, 401 and 403 ``Forbidden``, 5xx and unreachable ``Unavailable``), so a
 caller handles one error tree whatever the transport.
@@ -24,6 +27,7 @@ from typing import Any, BinaryIO
 
 import httpx
 
+from strato.client.compute import segment
 from strato.domain.errors import (
     Conflict,
     Forbidden,
@@ -86,7 +90,7 @@ class ImageClient:
 
     async def get(self, image_id: str) -> dict[str, Any]:
         """``GET /v2/images/{id}``: the image's record."""
-        return await self._json("GET", f"/v2/images/{image_id}")
+        return await self._json("GET", f"/v2/images/{segment(image_id)}")
 
     async def list(self, **filters: Any) -> list[dict[str, Any]]:
         """``GET /v2/images`` with Glance's filters (``name``, ``status``,
@@ -103,7 +107,7 @@ class ImageClient:
 
     async def delete(self, image_id: str) -> None:
         """``DELETE /v2/images/{id}``."""
-        await self._send("DELETE", f"/v2/images/{image_id}")
+        await self._send("DELETE", f"/v2/images/{segment(image_id)}")
 
     async def upload(self, image_id: str, source: ImageSource, size: int | None = None
                      ) -> None:
@@ -127,7 +131,7 @@ class ImageClient:
         headers = {"Content-Type": "application/octet-stream"}
         if size is not None:
             headers["Content-Length"] = str(size)
-        await self._send("PUT", f"/v2/images/{image_id}/file", content=chunks,
+        await self._send("PUT", f"/v2/images/{segment(image_id)}/file", content=chunks,
                          headers=headers)
 
     async def download_to(self, image_id: str, path: str | os.PathLike[str], *,
@@ -153,7 +157,7 @@ class ImageClient:
         return image
 
     async def _stream_to(self, image_id: str, temp: Path) -> tuple[int, str]:
-        request = self._http.build_request("GET", f"/v2/images/{image_id}/file")
+        request = self._http.build_request("GET", f"/v2/images/{segment(image_id)}/file")
         response = await self._send_request(request, stream=True)
         try:
             if response.status_code == 204:

@@ -10,11 +10,14 @@ image, so both follow one set of rules (Glance v2):
   (``Invalid``); ``disk_format``/``container_format`` change only while ``queued``,
   ``owner`` only by an admin and ``visibility=public`` only by an admin (``Forbidden``);
 - any other name is a free-form property whose value must be a string; ``replace`` or
-  ``remove`` of a property the image does not have is a ``Conflict``.
+  ``remove`` of a property the image does not have is a ``Conflict``; ``kernel_id`` and
+  ``ramdisk_id`` (the images an AMI-style image boots) must be image UUIDs, as in
+  Glance's schema.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -30,8 +33,8 @@ from strato.domain.images import (
     ImageStatus,
 )
 
-__all__ = ["MAX_PROPERTIES", "MAX_TAGS", "READ_ONLY", "PatchOp", "apply_patch", "check_tag",
-           "check_text"]
+__all__ = ["IMAGE_REFERENCES", "MAX_PROPERTIES", "MAX_TAGS", "READ_ONLY", "PatchOp",
+           "apply_patch", "check_tag", "check_text"]
 
 # Glance's image_property_quota and image_tag_quota defaults.
 MAX_PROPERTIES = 128
@@ -44,6 +47,8 @@ READ_ONLY = frozenset({"id", "status", "size", "virtual_size", "checksum", "os_h
                        "os_hash_value", "created_at", "updated_at", "self", "file", "schema",
                        "direct_url", "locations", "stores"})
 _RESERVED = frozenset({"location", "deleted", "deleted_at"})
+# Extra properties that name another image, by UUID (Glance's schema says so).
+IMAGE_REFERENCES = frozenset({"kernel_id", "ramdisk_id"})
 _RESERVED_PREFIX = "os_glance"
 
 
@@ -107,7 +112,20 @@ def _apply(image: Image, change: PatchOp, ctx: RequestContext) -> Image:
     if not isinstance(change.value, str):
         raise Invalid(f"Invalid value for property '{name}': extra properties are strings.")
     value = check_text(f"Property '{name}'", change.value, max_length=_MAX_VALUE)
+    if name in IMAGE_REFERENCES:
+        _check_image_reference(name, value)
     return replace(image, properties={**image.properties, name: value})
+
+
+def _check_image_reference(name: str, value: str) -> None:
+    """Glance's schema: ``kernel_id`` and ``ramdisk_id`` are image UUIDs."""
+    try:
+        uuid.UUID(value)
+        if len(value) != 36:
+            raise ValueError(value)
+    except ValueError:
+        raise Invalid(f"Invalid value {_short(value)} for '{name}': expected the UUID of "
+                      "an image.") from None
 
 
 # ---- core attributes: each checks its value and returns the changed image ----------------

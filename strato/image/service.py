@@ -22,18 +22,28 @@ from strato.domain.images import Image, ImageMember, ImageStatus, may_modify, ma
 from strato.image.patch import MAX_TAGS, PatchOp, apply_patch, check_tag
 from strato.image.store import ImageStore
 
-__all__ = ["create_image", "deactivate_image", "delete_image", "get_image", "get_own_image",
-           "is_visible", "list_images", "reactivate_image", "readable_data", "tag_image",
-           "untag_image", "update_image"]
+__all__ = ["SERVICE_ROLE", "create_image", "deactivate_image", "delete_image", "get_image",
+           "get_own_image", "is_visible", "list_images", "reactivate_image", "readable_data",
+           "reads_all", "tag_image", "untag_image", "update_image"]
 
 logger = logging.getLogger(__name__)
 
 
+# The role of the services' own token: computes read and download any image they are
+# asked to boot (the Compute API checked that the user may), and may change none.
+SERVICE_ROLE = "service"
+
+
+def reads_all(ctx: RequestContext) -> bool:
+    """Whether the caller reads every image: an admin, or the service token."""
+    return ctx.is_admin or SERVICE_ROLE in ctx.roles
+
+
 def is_visible(image: Image, ctx: RequestContext) -> bool:
     """Whether the caller may see ``image`` without looking up its members: true for
-    admins, the owner, public and community images. A member of a shared image needs
-    :func:`get_image`, which does."""
-    return may_see(image, ctx)
+    admins and the service token, the owner, public and community images. A member of a
+    shared image needs :func:`get_image`, which does."""
+    return reads_all(ctx) or may_see(image, ctx)
 
 
 async def get_image(repo: ImageRepo, ctx: RequestContext, image_id: ImageId) -> Image:
@@ -43,6 +53,8 @@ async def get_image(repo: ImageRepo, ctx: RequestContext, image_id: ImageId) -> 
         image = await repo.get(image_id)
     except NotFound:
         image = None
+    if image is not None and image.status != ImageStatus.DELETED and reads_all(ctx):
+        return image
     member: ImageMember | None = None
     if image is not None and image.visibility == "shared" and not may_see(image, ctx):
         try:
@@ -147,7 +159,7 @@ async def readable_data(repo: ImageRepo, ctx: RequestContext, image_id: ImageId)
     """The image whose data the caller is about to download, or ``None`` when it has no
     data yet (Glance answers 204). ``Forbidden`` for a deactivated image unless admin."""
     image = await get_image(repo, ctx, image_id)
-    if image.status == ImageStatus.DEACTIVATED and not ctx.is_admin:
+    if image.status == ImageStatus.DEACTIVATED and not reads_all(ctx):
         raise Forbidden("The requested image has been deactivated. Image data download "
                         "is forbidden.")
     if image.status not in (ImageStatus.ACTIVE, ImageStatus.DEACTIVATED):

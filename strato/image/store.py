@@ -6,6 +6,12 @@ only when every byte has arrived, so a reader never sees a half-written image an
 broken upload leaves nothing behind. This module is the only place that touches image
 files, and the only one that knows the OS's errors: they leave it as ``Unavailable``.
 
+Image files are the store's alone: the directory is made 0700 and every file 0600,
+whatever the process's umask. An upload holds an exclusive ``flock`` on its temporary
+file while it writes, so a temporary file nobody holds is the leftover of a process
+that died mid-upload: :meth:`ImageStore.sweep` (at API start) and
+:meth:`ImageStore.delete` remove those.
+
 Speed: the data is never held whole. It arrives in small chunks (64 KiB from uvicorn),
 is gathered into batches of :data:`BATCH_BYTES`, and each batch is hashed (MD5 for
 Glance's ``checksum``, SHA-512 for ``os_hash_value``) and written in worker threads:
@@ -16,6 +22,7 @@ batch. Blocking calls never run on the event loop.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import os
 import re
@@ -36,7 +43,11 @@ __all__ = ["BATCH_BYTES", "ImageStore", "StoredData"]
 BATCH_BYTES = 4 * 1024 * 1024
 _READ_BYTES = 1024 * 1024
 # Image ids become file names: letters, digits and dashes only (no "/", no "..").
-_SAFE_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_SAFE_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+# An upload's temporary file: ".<image id>.<random hex>.part".
+_PART = re.compile(r"\.([A-Za-z0-9-]{1,64})\.[0-9a-f]{32}\.part")
+_DIR_MODE = 0o700
+_FILE_MODE = 0o600
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,7 +71,7 @@ class ImageStore:
 
     def path(self, image_id: ImageId) -> Path:
         """Where the image's data lives once its upload completed."""
-        if not _SAFE_ID.match(image_id):
+        if not _SAFE_ID.fullmatch(image_id):
             raise Invalid(f"invalid image id {image_id!r}")
         return self.directory / image_id
 
@@ -74,8 +85,8 @@ class ImageStore:
         final = self.path(image_id)
         temp = final.with_name(f".{image_id}.{uuid.uuid4().hex}.part")
         with _os_errors("store"):
-            await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
-            handle = await asyncio.to_thread(temp.open, "wb")
+            await asyncio.to_thread(_private_dir, self.directory)
+            handle = await asyncio.to_thread(_open_locked, temp)
         try:
             # Only the store's own I/O is translated: an error of ``chunks`` (the
             # client's side) propagates as it is.
@@ -102,9 +113,40 @@ class ImageStore:
         return _chunks(handle, length)
 
     async def delete(self, image_id: ImageId) -> None:
-        """Remove the image's data; a missing file is not an error."""
+        """Remove the image's data, and the temporary files of its dead uploads (one
+        still being written is its upload's to remove); a missing file is not an error."""
+        path = self.path(image_id)
         with _os_errors("delete"):
-            await asyncio.to_thread(self.path(image_id).unlink, missing_ok=True)
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+            await asyncio.to_thread(self._remove_dead_parts, image_id)
+
+    async def sweep(self) -> set[ImageId]:
+        """Make the store private again (directory 0700, files 0600, as older versions
+        left them readable), remove every temporary file no live upload holds, and
+        return the ids of the images whose upload is live (another API process on this
+        store is writing it)."""
+        with _os_errors("sweep"):
+            return await asyncio.to_thread(self._sweep)
+
+    def _sweep(self) -> set[ImageId]:
+        if not self.directory.exists():
+            return set()
+        os.chmod(self.directory, _DIR_MODE)
+        for entry in self.directory.iterdir():
+            if _SAFE_ID.fullmatch(entry.name) and entry.is_file():
+                os.chmod(entry, _FILE_MODE)
+        return {ImageId(m.group(1)) for path, m in self._parts() if not _remove_if_dead(path)}
+
+    def _remove_dead_parts(self, image_id: ImageId) -> None:
+        for path, match in self._parts():
+            if match.group(1) == image_id:
+                _remove_if_dead(path)
+
+    def _parts(self) -> list[tuple[Path, re.Match[str]]]:
+        if not self.directory.exists():
+            return []
+        return [(entry, m) for entry in self.directory.iterdir()
+                if (m := _PART.fullmatch(entry.name))]
 
 
 @contextmanager
@@ -183,12 +225,50 @@ def _update(digest: hashlib._Hash, batch: list[bytes]) -> None:
         digest.update(chunk)
 
 
+def _private_dir(directory: Path) -> None:
+    directory.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+    if directory.stat().st_mode & 0o777 != _DIR_MODE:
+        os.chmod(directory, _DIR_MODE)  # mkdir's mode is masked by the umask
+
+
+def _open_locked(temp: Path) -> BinaryIO:
+    """A new temporary file, 0600 whatever the umask, locked for the upload that writes
+    it (the lock goes with the file's last close, or with the process)."""
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _FILE_MODE)
+    try:
+        os.fchmod(fd, _FILE_MODE)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _remove_if_dead(path: Path) -> bool:
+    """Remove the temporary file ``path`` unless a live upload holds its lock; whether
+    it was removed (or was gone already)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        path.unlink(missing_ok=True)
+        return True
+    finally:
+        os.close(fd)
+
+
 def _finish(handle: BinaryIO, temp: Path, final: Path, fsync: bool) -> None:
     handle.flush()
     if fsync:
         os.fsync(handle.fileno())
-    handle.close()
+    # Renamed while still locked: a sweep never takes a complete upload for a dead one.
     os.replace(temp, final)
+    handle.close()
 
 
 def _discard(handle: BinaryIO, temp: Path) -> None:

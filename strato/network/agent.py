@@ -11,7 +11,10 @@ One :meth:`DhcpAgent.sync` pass:
   DHCP port deleted.
 
 Passes are idempotent; the agent runs one after every port change it is told about and
-every ``interval`` seconds anyway, so a lost notice costs at most one interval.
+every ``interval`` seconds anyway, so a lost notice costs at most one interval. One
+network that fails (a bad value, a command that fails) is logged and retried at the next
+pass; the other networks are still served. A port whose MAC or address is not valid is
+left out of its network's hosts file (see :mod:`strato.network.dhcp`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class DhcpAgent:
     host: str
     state_dir: Path
     servers: dict[str, DhcpServer] = field(default_factory=dict)
+    # The agent's own record of its DHCP port per network (found or made by it).
+    ports: dict[str, str] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def _device_id(self, network_id: str) -> str:
@@ -61,31 +66,50 @@ class DhcpAgent:
                     continue
                 wanted.add(network.id)
                 mine = [p for p in ports if p.network_id == network.id]
-                await self._serve(network, dhcp_subnets, mine)
-            for network_id in set(self.servers) - wanted:
-                await self._retire(network_id, ports)
+                try:
+                    await self._serve(network, dhcp_subnets, mine)
+                except Exception:  # one network's failure must not stop the others
+                    logger.exception("DHCP for network %s failed; the next pass retries",
+                                     network.id)
+            for network_id in sorted(set(self.servers) - wanted):
+                try:
+                    await self._retire(network_id, ports)
+                except Exception:
+                    logger.exception("stopping DHCP for network %s failed; the next pass "
+                                     "retries", network_id)
 
     async def stop(self) -> None:
         """Stop every server this agent runs (its DHCP ports stay, for a restart)."""
         async with self._lock:
-            for server in self.servers.values():
-                await server.stop()
+            for network_id, server in self.servers.items():
+                try:
+                    await server.stop()
+                except Exception:  # the others are still stopped
+                    logger.exception("stopping DHCP for network %s failed", network_id)
             self.servers.clear()
+
+    def _is_own(self, port: Port, network: Network) -> bool:
+        """Whether ``port`` is this agent's DHCP port of ``network``: the device id it
+        gives its ports, bound here, owned by the network's project (a member of another
+        project cannot make such a port, whatever fields it sets)."""
+        return (port.device_id == self._device_id(network.id)
+                and port.device_owner == DHCP_OWNER and port.binding_host_id == self.host
+                and port.project_id == network.project_id)
 
     async def _serve(self, network: Network, subnets: list[Subnet],
                      ports: list[Port]) -> None:
-        device_id = self._device_id(network.id)
-        own = next((p for p in ports if p.device_id == device_id), None)
+        own = next((p for p in ports if p.id == self.ports.get(network.id)), None) \
+            or next((p for p in ports if self._is_own(p, network)), None)
         if own is None:
             own = await self.networks.create_port(
                 Port(id=new_uuid(), network_id=network.id,
                      project_id=ProjectId(network.project_id), mac_address="",
-                     name=f"dhcp port on {self.host}", device_id=device_id,
+                     name=f"dhcp port on {self.host}", device_id=self._device_id(network.id),
                      device_owner=DHCP_OWNER, binding_host_id=self.host),
                 fixed_ips=None, viewer=None)
             logger.info("DHCP port %s made for network %s", own.id, network.id)
-        address = next((f.ip_address for f in own.fixed_ips
-                        if ipaddress.ip_address(f.ip_address).version == 4), None)
+        self.ports[network.id] = own.id
+        address = next((f.ip_address for f in own.fixed_ips if _is_v4(f.ip_address)), None)
         if address is None:
             logger.warning("DHCP port of network %s has no IPv4 address", network.id)
             return
@@ -94,23 +118,38 @@ class DhcpAgent:
         ordered = [server_subnet, *(s for s in subnets if s.id != server_subnet.id)]
         hosts = [DhcpHost(mac=p.mac_address, ip=f.ip_address,
                           hostname=f"host-{f.ip_address}".replace(".", "-"))
-                 for p in ports if p.device_owner != DHCP_OWNER
-                 for f in p.fixed_ips if ipaddress.ip_address(f.ip_address).version == 4]
+                 for p in ports if p.id != own.id and not self._is_dhcp_port(p, network)
+                 for f in p.fixed_ips if _is_v4(f.ip_address)]
         server = self.servers.get(network.id)
         if server is None:
             server = self.servers[network.id] = DhcpServer(network.id, self.state_dir)
         await server.start([_dhcp_subnet(s) for s in ordered], address, network.mtu, hosts)
 
+    @staticmethod
+    def _is_dhcp_port(port: Port, network: Network) -> bool:
+        """Another agent's DHCP port (it asks no lease): only the network's own project
+        can make one, so no other tenant can take a port out of the hosts file."""
+        return port.device_owner == DHCP_OWNER and port.project_id == network.project_id
+
     async def _retire(self, network_id: str, ports: list[Port]) -> None:
-        server = self.servers.pop(network_id)
+        server = self.servers[network_id]
         await server.stop()
-        for port in ports:
-            if port.device_id == self._device_id(network_id):
-                try:
-                    await self.networks.delete_port(port.id, owner=None)
-                except NotFound:
-                    pass  # went with its network
+        del self.servers[network_id]
+        own = self.ports.pop(network_id, None)
+        if own is not None and any(p.id == own for p in ports):
+            try:
+                await self.networks.delete_port(own, owner=None)
+            except NotFound:
+                pass  # went with its network
         logger.info("DHCP for network %s stopped", network_id)
+
+
+def _is_v4(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).version == 4
+    except ValueError:
+        logger.error("%r is not an IP address; left out of DHCP", address)
+        return False
 
 
 def _dhcp_subnet(subnet: Subnet) -> DhcpSubnet:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import os
+import re
 import shutil
 import signal
 from collections.abc import Sequence
@@ -30,6 +32,9 @@ from strato.virt.qemuimg import execute
 __all__ = ["DhcpHost", "DhcpServer", "DhcpSubnet", "namespace_name"]
 
 _LEASE_SECONDS = 86400
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+
+logger = logging.getLogger(__name__)
 
 
 def namespace_name(network_id: str) -> str:
@@ -182,36 +187,56 @@ class DhcpServer:
 
     def _write(self, subnets: Sequence[DhcpSubnet], mtu: int,
                hosts: Sequence[DhcpHost]) -> None:
-        lines = []
-        for host in hosts:
-            ip = ipaddress.ip_address(host.ip)
-            mac = host.mac.lower()
-            if len(mac) != 17 or any(c not in "0123456789abcdef:" for c in mac):
-                raise ValueError(f"not a MAC address: {host.mac!r}")
-            name = sanitize_hostname(host.hostname, default=f"host-{ip}".replace(".", "-")
-                                     .replace(":", "-"))
-            addr = f"[{ip}]" if ip.version == 6 else str(ip)
-            lines.append(f"{mac},{name},{addr}")
+        """The hosts and options files. A host or an option whose values are not valid
+        is logged and left out: one bad port never stops the others' leases, and no
+        value can split a line of either file."""
+        lines = [line for host in hosts if (line := _host_line(host)) is not None]
         _atomic(self._dir / "host", lines)
         opts = []
         for i, subnet in enumerate(subnets):
-            tag = f"tag:s{i}"
-            if ipaddress.ip_network(subnet.cidr).version != 4:
-                continue
-            if subnet.gateway_ip:
-                opts.append(f"{tag},option:router,{ipaddress.ip_address(subnet.gateway_ip)}")
-            else:
-                opts.append(f"{tag},option:router")
-            if subnet.dns_nameservers:
-                servers = ",".join(str(ipaddress.ip_address(s))
-                                   for s in subnet.dns_nameservers)
-                opts.append(f"{tag},option:dns-server,{servers}")
-            if subnet.host_routes:
-                routes = ",".join(f"{ipaddress.ip_network(d)},{ipaddress.ip_address(n)}"
-                                  for d, n in subnet.host_routes)
-                opts.append(f"{tag},option:classless-static-route,{routes}")
-            opts.append(f"{tag},option:mtu,{int(mtu)}")
+            try:
+                opts += _subnet_options(f"tag:s{i}", subnet, mtu)
+            except ValueError as exc:
+                logger.error("DHCP options of subnet %s left out: %s", subnet.id, exc)
         _atomic(self._dir / "opts", opts)
+
+
+def _host_line(host: DhcpHost) -> str | None:
+    """``MAC,hostname,IP`` for dnsmasq's hosts file; None (logged) when the MAC or the
+    address is not one."""
+    try:
+        ip = ipaddress.ip_address(host.ip)
+    except ValueError:
+        logger.error("DHCP host %r left out: %r is not an IP address", host.mac, host.ip)
+        return None
+    mac = host.mac.lower()
+    if not _MAC.fullmatch(mac):
+        logger.error("DHCP host %s left out: %r is not a MAC address", ip, host.mac)
+        return None
+    name = sanitize_hostname(host.hostname, default=f"host-{ip}".replace(".", "-")
+                             .replace(":", "-"))
+    addr = f"[{ip}]" if ip.version == 6 else str(ip)
+    return f"{mac},{name},{addr}"
+
+
+def _subnet_options(tag: str, subnet: DhcpSubnet, mtu: int) -> list[str]:
+    """The DHCP options of one subnet (IPv4 only); ``ValueError`` on a bad value."""
+    if ipaddress.ip_network(subnet.cidr).version != 4:
+        return []
+    opts = []
+    if subnet.gateway_ip:
+        opts.append(f"{tag},option:router,{ipaddress.ip_address(subnet.gateway_ip)}")
+    else:
+        opts.append(f"{tag},option:router")
+    if subnet.dns_nameservers:
+        servers = ",".join(str(ipaddress.ip_address(s)) for s in subnet.dns_nameservers)
+        opts.append(f"{tag},option:dns-server,{servers}")
+    if subnet.host_routes:
+        routes = ",".join(f"{ipaddress.ip_network(d)},{ipaddress.ip_address(n)}"
+                          for d, n in subnet.host_routes)
+        opts.append(f"{tag},option:classless-static-route,{routes}")
+    opts.append(f"{tag},option:mtu,{int(mtu)}")
+    return opts
 
 
 def _check_reachable(directory: Path) -> None:

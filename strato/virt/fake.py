@@ -4,13 +4,22 @@ It follows the :class:`~strato.virt.driver.VirtDriver` contract exactly, manages
 number of nodes per host (so one compute process can stand in for a rack), and injects
 failures on demand: spawns of named instances, or every Nth spawn, fail with
 ``RescheduleBuild`` (or ``AbortBuild`` when configured not retryable).
+
+A guest exists from the start of its spawn (as a hypervisor's domain and disk do, shut
+off until it boots) and is removed again when its spawn fails. With ``state_file`` the
+guests are kept in that JSON file too, so they outlive the compute process as a
+hypervisor's would (a killed compute finds them again at start, and a test can read
+what the host holds).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from strato.domain.errors import AbortBuild, InvalidState, NotFound, RescheduleBuild
 from strato.domain.ids import HostName, InstanceId, NodeName
@@ -34,6 +43,7 @@ class FakeDriverConfig:
     fail_every: int = 0
     fail_retryable: bool = True
     overhead: Resources = Resources()
+    state_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +68,34 @@ class FakeDriver:
 
     config: FakeDriverConfig
     _guests: dict[InstanceId, _Guest] = field(default_factory=dict)
+    _spawning: set[InstanceId] = field(default_factory=set)  # defined, not booted yet
     _spawn_count: int = 0
     _failed: int = 0
     _started: bool = False
 
     async def start(self) -> None:
         self._started = True
+        self._load()
+
+    def _load(self) -> None:
+        path = self.config.state_file
+        if path is None or not path.exists():
+            return
+        for iid, saved in json.loads(path.read_text())["guests"].items():
+            self._guests[InstanceId(iid)] = _Guest(
+                node=NodeName(saved["node"]), power_state=PowerState(saved["power_state"]),
+                console=list(saved["console"]), macs=tuple(saved["macs"]))
+
+    def _save(self) -> None:
+        path = self.config.state_file
+        if path is None:
+            return
+        guests = {iid: {"node": g.node, "power_state": int(g.power_state),
+                        "console": g.console, "macs": list(g.macs)}
+                  for iid, g in self._guests.items()}
+        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temp.write_text(json.dumps({"host": self.config.host, "guests": guests}))
+        os.replace(temp, path)
 
     def node_names(self) -> list[NodeName]:
         if self.config.nodes == 1:
@@ -89,13 +121,27 @@ class FakeDriver:
         if node not in self.node_names():
             raise AbortBuild(f"node {node} is not on host {self.config.host}")
         self._spawn_count += 1
-        if self.config.spawn_delay:
-            await asyncio.sleep(self.config.spawn_delay)
-        self._maybe_fail(req)
-        self._guests[req.instance_id] = _Guest(
-            node=node, console=[f"fake-guest: uuid={req.instance_id} booted on {node}"],
-            macs=tuple(v.mac_address for v in vifs),
-            quiet_until=asyncio.get_running_loop().time() + self.config.console_delay)
+        # Defined (its disk made) at once, shut off until it boots.
+        guest = _Guest(node=node, power_state=PowerState.SHUTDOWN,
+                       macs=tuple(v.mac_address for v in vifs))
+        self._guests[req.instance_id] = guest
+        self._spawning.add(req.instance_id)
+        self._save()
+        try:
+            if self.config.spawn_delay:
+                await asyncio.sleep(self.config.spawn_delay)
+            self._maybe_fail(req)
+        except BaseException:
+            if self._guests.get(req.instance_id) is guest:
+                del self._guests[req.instance_id]
+                self._save()
+            raise
+        finally:
+            self._spawning.discard(req.instance_id)
+        guest.power_state = PowerState.RUNNING
+        guest.console.append(f"fake-guest: uuid={req.instance_id} booted on {node}")
+        guest.quiet_until = asyncio.get_running_loop().time() + self.config.console_delay
+        self._save()
 
     def _maybe_fail(self, req: BootRequest) -> None:
         every = self.config.fail_every
@@ -105,7 +151,8 @@ class FakeDriver:
             raise error(f"injected spawn failure of {req.name} on {self.config.host}")
 
     async def destroy(self, instance_id: InstanceId) -> None:
-        self._guests.pop(instance_id, None)
+        if self._guests.pop(instance_id, None) is not None:
+            self._save()
 
     async def get_info(self, instance_id: InstanceId) -> GuestInfo:
         guest = self._guest(instance_id)
@@ -130,11 +177,13 @@ class FakeDriver:
             raise InvalidState(f"guest {instance_id} is {guest.power_state.name.lower()}")
         guest.power_state = new
         guest.console.append(f"fake-guest: {line}")
+        self._save()
 
     async def reboot(self, instance_id: InstanceId, *, hard: bool = False) -> None:
         guest = self._guest(instance_id)
         guest.power_state = PowerState.RUNNING
         guest.console.append(f"fake-guest: {'hard' if hard else 'soft'} reboot")
+        self._save()
 
     async def power_off(self, instance_id: InstanceId, *, timeout: float | None = None) -> None:
         self._move(instance_id, tuple(PowerState), PowerState.SHUTDOWN, "power off")
@@ -169,7 +218,7 @@ class FakeDriver:
 
     def statistics(self) -> FakeDriverStatistics:
         return FakeDriverStatistics(spawned=self._spawn_count, failed=self._failed,
-                                    running=len(self._guests))
+                                    running=len(self._guests.keys() - self._spawning))
 
     def nics(self, instance_id: InstanceId) -> tuple[str, ...]:
         """The MACs of the guest's NICs, in order (``NotFound`` for an unknown guest)."""

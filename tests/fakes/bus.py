@@ -20,7 +20,7 @@ __all__ = ["RecordingBus", "Sent"]
 class Sent:
     """One message the code under test sent."""
 
-    kind: str  # "cast", "call" or "publish"
+    kind: str  # "cast", "call", "publish", or "reply" (of a call that was handled)
     target: Target
     message: object
     ctx: RequestContext

@@ -3,7 +3,9 @@
 Everything else is passed to the wrapped bus unchanged, so the services behave exactly as
 on it. A dropped cast or publish vanishes without a trace, as one lost by a broker or by
 a dying service would. A dropped call fails at once with ``Unavailable``, as it would
-after its timeout (without the wait, which would only slow the tests down).
+after its timeout (without the wait, which would only slow the tests down). A call whose
+*reply* is lost (:meth:`LossyBus.lose_reply`) is delivered and handled, and then fails
+the same way: what a broker restart between the two does.
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ class LossyBus:
 
     inner: Bus
     dropped: list[Sent] = field(default_factory=list)
+    # Every call that came back (with a reply, an error or a lost reply), in order.
+    finished: list[Sent] = field(default_factory=list)
     _rules: list[_Rule] = field(default_factory=list)
+    _reply_rules: list[_Rule] = field(default_factory=list)
 
     def drop(self, predicate: Predicate, *, times: int | None = None) -> None:
         """Lose every message ``predicate`` matches from now on (only the next
@@ -58,12 +63,18 @@ class LossyBus:
         """Lose messages of ``message_type`` (for which ``where`` holds)."""
         self.drop(lambda _t, m: isinstance(m, message_type) and where(m), times=times)
 
+    def lose_reply(self, predicate: Predicate, *, times: int | None = None) -> None:
+        """Deliver the calls ``predicate`` matches, but lose their replies."""
+        self._reply_rules.append(_Rule(predicate, times))
+
     def heal(self) -> None:
         """Stop losing messages."""
         self._rules.clear()
+        self._reply_rules.clear()
 
-    def _lost(self, kind: str, target: Target, message: object, ctx: RequestContext) -> bool:
-        for rule in self._rules:
+    def _lost(self, kind: str, target: Target, message: object, ctx: RequestContext,
+              rules: list[_Rule] | None = None) -> bool:
+        for rule in self._rules if rules is None else rules:
             if rule.remaining != 0 and rule.predicate(target, message):
                 if rule.remaining is not None:
                     rule.remaining -= 1
@@ -75,8 +86,14 @@ class LossyBus:
                    returns: Any = None, timeout: float = 60.0) -> Any:  # noqa: ASYNC109
         if self._lost("call", target, message, ctx):
             raise Unavailable(f"{type(message).__name__} to {target.address} was lost")
-        return await self.inner.call(target, message, ctx=ctx, returns=returns,
-                                     timeout=timeout)
+        try:
+            reply = await self.inner.call(target, message, ctx=ctx, returns=returns,
+                                          timeout=timeout)
+        finally:
+            self.finished.append(Sent("call", target, message, ctx))
+        if self._lost("reply", target, message, ctx, self._reply_rules):
+            raise Unavailable(f"no reply to {type(message).__name__} from {target.address}")
+        return reply
 
     async def cast(self, target: Target, message: object, *, ctx: RequestContext) -> None:
         if not self._lost("cast", target, message, ctx):

@@ -136,7 +136,7 @@ async def test_nul_in_a_body_query_or_path_is_a_400(pg: str, tmp_path: Path) -> 
         assert created.status_code == 400, created.text
         assert "badRequest" in created.json()
         assert (await client.get("/v2.1/servers", params={"name": "w\x00"})).status_code == 400
-        assert (await client.get("/v2.1/servers/abc%00")).status_code == 400
+        assert (await client.get("/v2.1/servers/abc%00")).status_code == 404
         assert (await client.get("/v2.1/servers")).json() == {"servers": []}
 
 

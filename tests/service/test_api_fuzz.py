@@ -15,6 +15,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 
 from tests.api_fixtures import ADMIN, ALICE, open_api
 
@@ -49,6 +50,7 @@ def test_no_operation_answers_a_5xx(tmp_path: Path, token: str) -> None:
             schema = schemathesis.openapi.from_dict(spec)
             failures: list[str] = []
             for result in schema.get_all_operations():
+                assert isinstance(result, Ok), result  # every operation loads
                 operation = result.ok()
 
                 @settings(max_examples=EXAMPLES, deadline=None, database=None,

@@ -1,9 +1,9 @@
 """No field may hold a NUL character (``\\u0000``), on any backend: PostgreSQL cannot
 store one in text, and SQLite would keep a value other tools cut short. Every API
 refuses one with a 400 in its own fault format before anything is written, whether it
-comes in a JSON body (any depth, keys too), a JSON-patch body, a query parameter or the
-path. The backend here is SQLite; tests/integration/test_db_faults.py repeats the
-compute checks on PostgreSQL."""
+comes in a JSON body (any depth, keys too), a JSON-patch body or a query parameter; in
+the path it is a 404 (nothing lives there). The backend here is SQLite;
+tests/integration/test_db_faults.py repeats the compute checks on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -75,7 +75,9 @@ async def test_compute_bodies_queries_and_paths_refuse_nul(
         "name": "f\x00", "ram": 64, "vcpus": 1, "disk": 1}}))
     _refused(await http.get("/v2.1/servers", params={"name": "w\x00"}))
     _refused(await http.get("/v2.1/servers/detail?status=%00"))
-    _refused(await http.get("/v2.1/servers/abc%00"))
+    missing = await http.get("/v2.1/servers/abc%00")
+    assert missing.status_code == 404, missing.text
+    assert missing.json()["itemNotFound"]["code"] == 404
     assert (await http.get("/v2.1/servers")).json() == {"servers": []}
     assert (await http.get("/v2.1/os-keypairs")).json() == {"keypairs": []}
     flavors = (await http.get("/v2.1/flavors")).json()["flavors"]

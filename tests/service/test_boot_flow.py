@@ -208,7 +208,7 @@ async def test_max_concurrent_builds_bounds_spawns_per_host(tmp_path: Path,
         assert peak == builds
 
 
-async def test_service_token_acts_with_admin_and_service_roles(tmp_path: Path) -> None:
+async def test_service_token_is_a_private_random_secret(tmp_path: Path) -> None:
     async with running_cloud(tmp_path, fake_hosts(1)) as h:
         # No service token configured: a random one was made once, readable by root only.
         secret = tmp_path / "service-token"
@@ -218,8 +218,12 @@ async def test_service_token_acts_with_admin_and_service_roles(tmp_path: Path) -
         service = ComputeClient("http://strato", token,
                                 transport=httpx.ASGITransport(app=h.cloud.app))  # type: ignore[arg-type]
         async with service:
-            resp = await service.request("GET", "/v2.1/os-hypervisors")
-            assert [hv["hypervisor_hostname"] for hv in resp.json()["hypervisors"]] == ["h1"]
+            # It reads images (what computes need) and is no admin.
+            resp = await service.request("GET", f"/image/v2/images/{h.image_id}")
+            assert resp.json()["id"] == h.image_id
+            with pytest.raises(ApiError) as refused:
+                await service.request("GET", "/v2.1/os-hypervisors")
+            assert refused.value.status == 403
         # Neither a made-up token nor the well-known defaults of earlier versions pass.
         for guess in ("not-a-token", "strato-service", "strato-admin"):
             stranger = ComputeClient("http://strato", guess,

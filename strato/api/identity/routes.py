@@ -21,6 +21,7 @@ from strato.api.policy import PUBLIC, action
 from strato.domain.context import RequestContext
 from strato.domain.errors import Invalid
 from strato.domain.identity import AuthFailed
+from strato.identity.lockout import LoginThrottled
 from strato.identity.service import TokenInfo, TokenService
 
 __all__ = ["router"]
@@ -95,12 +96,16 @@ async def identity_v3(deps: Deps) -> Response:
 async def issue_token(request: Request, deps: Deps) -> Response:
     try:
         tokens = await _tokens(deps)
-        auth = schemas.auth_request(await _json(request))
+        auth = schemas.auth_request(await _json(request),
+                                    source=request.client.host if request.client else None)
         token, info = await tokens.issue(auth)
     except _Refused as refused:
         return refused.response
     except Invalid as exc:
         return views.error(400, str(exc), deps.settings)
+    except LoginThrottled as exc:
+        return views.error(429, str(exc), deps.settings,
+                           headers={"Retry-After": str(exc.retry_after)})
     except AuthFailed as exc:
         return views.error(401, str(exc), deps.settings)
     body = views.token(info, deps.settings, with_catalog="nocatalog" not in request.query_params)

@@ -63,8 +63,9 @@ def _ref(body: dict[str, Any], what: str) -> NameRef:
     return ref
 
 
-def auth_request(body: Any) -> AuthRequest:
-    """The request a token body asks for; ``Invalid`` (400) when malformed."""
+def auth_request(body: Any, *, source: str | None = None) -> AuthRequest:
+    """The request a token body asks for, sent from the address ``source``; ``Invalid``
+    (400) when malformed."""
     if not isinstance(body, dict):
         raise Invalid("The request body must be a JSON object")
     auth = _object(body, "auth")
@@ -82,7 +83,7 @@ def auth_request(body: Any) -> AuthRequest:
     if "token" in methods:
         token = _text(_object(identity, "token"), "id")
     return AuthRequest(methods=tuple(methods), user=user, password=password, token=token,
-                       project=_scope(auth))
+                       project=_scope(auth), source=source)
 
 
 def _scope(auth: dict[str, Any]) -> NameRef | None:

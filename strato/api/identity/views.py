@@ -171,8 +171,10 @@ def _name(ref: dict[str, Any], owner: User | Project | None, names: Names) -> No
         ref["domain"] = _domain(owner_domain)
 
 
-def error(status: int, message: str, settings: ApiSettings) -> JSONResponse:
-    """Keystone's error body; a 401 names where to authenticate."""
-    headers = ({"WWW-Authenticate": f'Keystone uri="{identity_url(settings)}"'}
-               if status == 401 else None)
-    return fault_response(status, message, path="/identity", headers=headers)
+def error(status: int, message: str, settings: ApiSettings, *,
+          headers: dict[str, str] | None = None) -> JSONResponse:
+    """Keystone's error body, with ``headers``; a 401 names where to authenticate."""
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = f'Keystone uri="{identity_url(settings)}"'
+    return fault_response(status, message, path="/identity", headers=headers or None)

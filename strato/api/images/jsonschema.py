@@ -71,6 +71,12 @@ def _image_properties() -> dict[str, Any]:
         "self": _read_only("string", "An image self url"),
         "file": _read_only("string", "An image file url"),
         "schema": _read_only("string", "An image schema url"),
+        "kernel_id": _nullable("string", "ID of image stored in Glance that should be "
+                               "used as the kernel when booting an AMI-style image.",
+                               pattern=_UUID),
+        "ramdisk_id": _nullable("string", "ID of image stored in Glance that should be "
+                                "used as the ramdisk when booting an AMI-style image.",
+                                pattern=_UUID),
         "locations": {"type": "array", "description": "A set of URLs to access the image "
                                                      "file kept in external store",
                       "items": {"type": "object", "required": ["url", "metadata"],

@@ -25,6 +25,7 @@ from strato.api.openapi import BINARY, bodiless, glance_image_create, glance_pat
 from strato.api.policy import action
 from strato.domain.ids import ImageId
 from strato.image import service
+from strato.image.upload import ImageTooLarge, UploadLimits
 from strato.image.upload import upload_image as store_upload
 
 __all__ = ["api_router", "router"]
@@ -95,15 +96,22 @@ async def delete_image(image_id: str, deps: Deps, ctx: Context) -> Response:
 @action("image:upload_image")
 async def upload_image(image_id: str, request: Request, deps: Deps, ctx: Context) -> Response:
     """``PUT /v2/images/{id}/file``: stream the data in (``application/octet-stream``,
-    with a ``Content-Length`` or chunked); 204 once stored and checked."""
+    with a ``Content-Length`` or chunked); 204 once stored and checked; 413 past the
+    image size cap or the owner's image storage quota (the image stays queued)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/octet-stream":
         raise ApiFault(415, f"Unsupported Content-Type {content_type or '(none)'!r}: "
                             "upload image data as application/octet-stream.")
     chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
     declared = None if chunked else schemas.upload_size(request.headers.get("content-length"))
-    await store_upload(deps.db.images, deps.image_store, ctx=ctx, image_id=ImageId(image_id),
-                       chunks=_body(request), declared_size=declared)
+    image = deps.settings.image
+    limits = UploadLimits(size_cap=image.image_size_cap, size_total_mib=image.size_total_mib)
+    try:
+        await store_upload(deps.db.images, deps.image_store, ctx=ctx,
+                           image_id=ImageId(image_id), chunks=_body(request),
+                           declared_size=declared, limits=limits)
+    except ImageTooLarge as exc:
+        raise ApiFault(413, exc.message) from None  # Glance's HTTPRequestEntityTooLarge
     return Response(status_code=204)
 
 

@@ -32,6 +32,7 @@ from strato.domain.networks import (
     DEFAULT_MTU,
     Network,
     NetworkNotFound,
+    PolicyNotAuthorized,
     Port,
     PortNotFound,
     Subnet,
@@ -234,6 +235,9 @@ async def delete_subnet(subnet_id: str, deps: Deps, ctx: Context) -> Response:
 async def create_port(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     body = schemas.parse(schemas.PortBody, await read_json(request), "port")
     project = _project(ctx, body.tenant_id, body.project_id)
+    network = await deps.db.networks.get_network(body.network_id, viewer=_scope(ctx))
+    _check_port_fields(ctx, "create_port", network.project_id,
+                       body.model_dump(exclude_unset=True, by_alias=True))
     groups = body.security_groups
     if groups is None and not body.device_owner.startswith("network:"):
         # As Neutron: a port without groups is in its project's default group.
@@ -247,14 +251,38 @@ async def create_port(request: Request, deps: Deps, ctx: Context) -> JSONRespons
                 security_groups=tuple(groups or ()))
     created = await deps.db.networks.create_port(
         port, fixed_ips=schemas.fixed_ips(body.fixed_ips), viewer=_scope(ctx))
-    return JSONResponse({"port": views.port(created)}, status_code=201)
+    return JSONResponse({"port": views.port(created, is_admin=ctx.is_admin)}, status_code=201)
+
+
+def _check_port_fields(ctx: RequestContext, rule: str, network_owner: str,
+                       fields: dict[str, Any]) -> None:
+    """Neutron's field policies for ports: only an admin binds a port to a host; only
+    an admin or the network's owner gives a port a ``network:`` owner (which makes it
+    trusted: no security groups), chooses its MAC or its fixed IP addresses. ``Forbidden``
+    (403, PolicyNotAuthorized) names the rule."""
+    if ctx.is_admin:
+        return
+    owner = network_owner == ctx.project_id
+    denied = []
+    if fields.get("binding:host_id"):
+        denied.append("binding:host_id")
+    if str(fields.get("device_owner") or "").startswith("network:") and not owner:
+        denied.append("device_owner")
+    if fields.get("mac_address") and not owner:
+        denied.append("mac_address")
+    if any("ip_address" in ip for ip in fields.get("fixed_ips") or ()) and not owner:
+        denied.append("fixed_ips:ip_address")
+    if denied:
+        raise PolicyNotAuthorized(f"({' and '.join(f'rule:{rule}:{f}' for f in denied)}) "
+                        "is disallowed by policy")
 
 
 @router.get(f"{V2}/ports")
 @action("get_port")
 async def list_ports(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     ports = await deps.db.networks.list_ports(viewer=_scope(ctx))
-    return listing.collection(request, "ports", [views.port(p) for p in ports],
+    shown = [views.port(p, is_admin=ctx.is_admin) for p in ports]
+    return listing.collection(request, "ports", shown,
                               not_found=PortNotFound)
 
 
@@ -262,7 +290,7 @@ async def list_ports(request: Request, deps: Deps, ctx: Context) -> JSONResponse
 @action("get_port")
 async def show_port(port_id: str, request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     port = await deps.db.networks.get_port(port_id, viewer=_scope(ctx))
-    return _one(request, "port", views.port(port))
+    return _one(request, "port", views.port(port, is_admin=ctx.is_admin))
 
 
 @router.put(f"{V2}/ports/{{port_id}}")
@@ -270,12 +298,16 @@ async def show_port(port_id: str, request: Request, deps: Deps, ctx: Context) ->
 @action("update_port")
 async def update_port(port_id: str, request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     body = schemas.parse(schemas.PortUpdate, await read_json(request), "port")
+    current = await deps.db.networks.get_port(port_id, viewer=_scope(ctx))
+    network = await deps.db.networks.get_network(current.network_id, viewer=None)
+    _check_port_fields(ctx, "update_port", network.project_id,
+                       body.model_dump(exclude_unset=True, by_alias=True))
     changes = _set(body.model_dump(exclude_unset=True,
                                     exclude={"security_groups", "fixed_ips"}))
     port = await deps.db.networks.update_port(
         port_id, changes, fixed_ips=schemas.fixed_ips(body.fixed_ips),
         security_groups=body.security_groups, owner=_scope(ctx))
-    return JSONResponse({"port": views.port(port)})
+    return JSONResponse({"port": views.port(port, is_admin=ctx.is_admin)})
 
 
 @router.delete(f"{V2}/ports/{{port_id}}")

@@ -42,7 +42,20 @@ def subnet(sub: Subnet) -> dict[str, Any]:
             **_common(sub.project_id, sub.created_at, sub.updated_at)}
 
 
-def port(p: Port) -> dict[str, Any]:
+# Neutron shows a port's binding (where and how it is plugged) to admins only.
+_ADMIN_ONLY_PORT_FIELDS = ("binding:host_id", "binding:vif_type", "binding:vif_details",
+                           "binding:profile")
+
+
+def port(p: Port, *, is_admin: bool = True) -> dict[str, Any]:
+    shown = _port(p)
+    if not is_admin:
+        for key in _ADMIN_ONLY_PORT_FIELDS:
+            del shown[key]
+    return shown
+
+
+def _port(p: Port) -> dict[str, Any]:
     return {"id": p.id, "network_id": p.network_id, "name": p.name,
             "description": p.description, "mac_address": p.mac_address,
             "fixed_ips": [{"subnet_id": ip.subnet_id, "ip_address": ip.ip_address}

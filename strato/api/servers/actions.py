@@ -33,6 +33,7 @@ from strato.api.servers.schemas import (
     _check_metadata,
     _PersonalityBody,
     _resolve_image,
+    boot_files,
 )
 from strato.api.servers.service import delete_server, get_server
 from strato.api.servers.views import generate_password
@@ -306,7 +307,9 @@ async def rebuild(deps: ApiDeps, ctx: RequestContext, server_id: str,
     except (InvalidState, NotFound):
         # Deleted between our two writes: the delete wins, as it would on the compute.
         raise NotFound(f"Instance {instance.id} could not be found.") from None
+    kernel_id, ramdisk_id = boot_files(image)
     request = BootRequest(
+        kernel_id=kernel_id, ramdisk_id=ramdisk_id,
         instance_id=instance.id, project_id=instance.project_id, user_id=instance.user_id,
         name=instance.display_name, flavor=instance.flavor, image=image,
         reservation_id=ReservationId(instance.reservation_id),

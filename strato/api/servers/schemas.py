@@ -27,6 +27,7 @@ from strato.api.fields import Name, NovaBool, PositiveInt
 from strato.api.flavors.service import get_flavor
 from strato.api.paging import Page
 from strato.api.quotas.service import project_limits
+from strato.api.regexfilter import check_regex_filter
 from strato.db.uow import InstanceQuery
 from strato.domain.aggregates import DEFAULT_ZONE
 from strato.domain.context import RequestContext
@@ -428,7 +429,40 @@ async def _resolve_image(deps: ApiDeps, ctx: RequestContext, ref: str | None) ->
         raise InvalidReference("Can not find requested image") from None
     if image.status != ImageStatus.ACTIVE:
         raise InvalidReference(f"Image {image_id} is not active.")
+    for kind in BOOT_FILES:
+        await _check_boot_file(deps, ctx, image, kind)
     return image
+
+
+# An AMI-style image names the images its guest boots as kernel and initrd. Computes
+# fetch those with the service token, which reads every image: so the user's own rights
+# are checked here, and the compute boots only the ids the request carries.
+BOOT_FILES = ("kernel_id", "ramdisk_id")
+
+
+def boot_files(image: Image) -> tuple[ImageId | None, ImageId | None]:
+    """The kernel and ramdisk image ids of an image :func:`_resolve_image` accepted."""
+    kernel, ramdisk = (image.properties.get(kind) or None for kind in BOOT_FILES)
+    return (ImageId(kernel) if kernel else None, ImageId(ramdisk) if ramdisk else None)
+
+
+async def _check_boot_file(deps: ApiDeps, ctx: RequestContext, image: Image, kind: str) -> None:
+    """The image's ``kind`` (``kernel_id``/``ramdisk_id``) property, if set, is the UUID
+    of an active image the caller may see (400 otherwise, as Nova answers)."""
+    ref = image.properties.get(kind)
+    if not ref:
+        return
+    try:
+        uuid.UUID(ref)
+    except ValueError:
+        raise Invalid(f"Invalid {kind} property of image {image.id}: "
+                      f"{ref[:60]!r} is not an image UUID.") from None
+    try:
+        found = await get_image(deps.db.images, ctx, ImageId(ref))
+    except NotFound:
+        raise InvalidReference(f"Image {ref} could not be found.") from None
+    if found.status != ImageStatus.ACTIVE:
+        raise InvalidReference(f"Image {ref} is not active.")
 
 
 def _check_fit(flavor: Flavor, image: Image) -> None:
@@ -498,7 +532,9 @@ def to_boot_request(req: CreateServers, instance: Instance,
                     networking: Networking) -> BootRequest:
     """The conductor's request for building one of the instances ``req`` created, with
     the NICs and security groups ``req`` resolved to."""
+    kernel_id, ramdisk_id = boot_files(req.image)
     return BootRequest(
+        kernel_id=kernel_id, ramdisk_id=ramdisk_id,
         networks=networking.networks, security_groups=networking.security_groups,
         instance_id=instance.id, project_id=instance.project_id, user_id=instance.user_id,
         name=instance.display_name, flavor=req.flavor, image=req.image,
@@ -579,13 +615,8 @@ def _vm_states(statuses: list[str]) -> tuple[VmState, ...] | None:
 
 
 def _name_filter(raw: str | None) -> str | None:
-    if not raw:
-        return None
-    try:
-        re.compile(raw)
-    except re.error:
-        raise Invalid(f"Invalid regular expression for name: {raw!r}") from None
-    return raw
+    # A bounded, portable regex subset (strato.api.regexfilter), checked before the query.
+    return check_regex_filter("name", raw) if raw else None
 
 
 def _changes_since(raw: str | None) -> datetime | None:

@@ -254,18 +254,19 @@ class LibvirtDriver:
 
     async def _kernel_boot(self, req: BootRequest, directory: Path
                            ) -> tuple[KernelBoot | None, list[Path]]:
-        """AMI-style images name a kernel (and ramdisk) image: boot those directly."""
-        props = req.image.properties
-        kernel_id = props.get("kernel_id")
-        if not kernel_id:
+        """AMI-style images name a kernel (and ramdisk) image: boot those directly. The
+        ids are the request's, which the API checked the user may boot (never the
+        image's properties: the service token reads every image)."""
+        if req.kernel_id is None:
             return None, []
-        kernel = await self._boot_file(kernel_id, "kernel", directory / "kernel")
+        kernel = await self._boot_file(req.kernel_id, "kernel", directory / "kernel")
         bases = [kernel]
         initrd = None
-        if ramdisk_id := props.get("ramdisk_id"):
-            bases.append(await self._boot_file(ramdisk_id, "ramdisk", directory / "ramdisk"))
+        if req.ramdisk_id is not None:
+            bases.append(await self._boot_file(req.ramdisk_id, "ramdisk",
+                                               directory / "ramdisk"))
             initrd = directory / "ramdisk"
-        cmdline = props.get("os_command_line") or self.config.kernel_cmdline
+        cmdline = req.image.properties.get("os_command_line") or self.config.kernel_cmdline
         return KernelBoot(kernel=directory / "kernel", initrd=initrd, cmdline=cmdline), bases
 
     async def _boot_file(self, image_id: str, what: str, dest: Path) -> Path:
