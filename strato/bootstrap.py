@@ -35,8 +35,8 @@ from strato.conductor.deadlines import DeadlineDeps, watch_builds
 from strato.conductor.messages import TOPIC as CONDUCTOR_TOPIC
 from strato.config import ComputeSettings, Settings
 from strato.db.migrate import upgrade
+from strato.db.ports import Database
 from strato.db.sql import SqlDatabase
-from strato.db.uow import Database
 from strato.domain.context import admin_context
 from strato.domain.errors import StratoError
 from strato.domain.ids import HostName

@@ -3,7 +3,7 @@ the admin project and user, and Keystone's default roles."""
 
 from __future__ import annotations
 
-from strato.db.uow import Database
+from strato.db.ports import Database
 from strato.domain.errors import Conflict
 from strato.domain.identity import DEFAULT_DOMAIN_ID, DEFAULT_ROLES, Project, User
 from strato.domain.ids import FlavorId

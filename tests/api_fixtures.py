@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from strato.api import ApiDeps, StaticTokenAuth, create_app
 from strato.config import ApiSettings
 from strato.db.migrate import upgrade
+from strato.db.ports import InstanceQuery
 from strato.db.sql import SqlDatabase
-from strato.db.uow import InstanceQuery
 from strato.domain.ids import FlavorId, ImageId, ProjectId
 from strato.domain.images import Image, ImageStatus
 from strato.domain.instances import Instance

@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Mapping
 
 from strato.compute.build import ComputeDeps
-from strato.db.uow import Database, InstanceQuery, holds_resources
-from strato.domain.instances import Instance
+from strato.db.ports import Database, InstanceQuery
+from strato.domain.instances import Instance, holds_resources
 from strato.domain.resources import Resources
 
 __all__ = ["assert_books_balance"]

@@ -16,7 +16,7 @@ from strato.api.auth import AuthBackend
 from strato.api.policies import default_policy
 from strato.api.policy import Policy
 from strato.config import ApiSettings
-from strato.db.uow import Database
+from strato.db.ports import Database
 from strato.domain.context import RequestContext
 from strato.image.store import ImageStore
 from strato.rpc.bus import Bus

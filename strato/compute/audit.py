@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from strato.compute.tracker import TrackerDrift
-from strato.db.uow import AllocationHealing, holds_resources
+from strato.db.ports import AllocationHealing
 from strato.domain.context import RequestContext, admin_context
 from strato.domain.errors import InvalidState, NotFound
 from strato.domain.ids import InstanceId, NodeName
-from strato.domain.instances import Instance, InstanceChanges, PowerState, VmState
+from strato.domain.instances import Instance, InstanceChanges, PowerState, VmState, holds_resources
 from strato.domain.resources import Resources
 from strato.log import bind_context, bind_instance
 

@@ -25,7 +25,7 @@ from strato.log import bind_instance
 
 if TYPE_CHECKING:
     from strato.compute.client import ComputeClient
-    from strato.db.uow import Database
+    from strato.db.ports import Database
     from strato.scheduler.client import SchedulerClient
 
 __all__ = ["BootDeps", "build_instances", "reschedule_instance"]

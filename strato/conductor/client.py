@@ -28,7 +28,7 @@ from strato.conductor.messages import (
     StartEvent,
     UpdateInstance,
 )
-from strato.db.uow import AllocationHealing
+from strato.db.ports import AllocationHealing
 from strato.domain.actions import EventResult, InstanceAction, TimedEvent
 from strato.domain.context import RequestContext
 from strato.domain.ids import HostName, InstanceId

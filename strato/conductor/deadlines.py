@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from strato.db.uow import InstanceQuery
+from strato.db.ports import InstanceQuery
 from strato.domain.actions import EventResult
 from strato.domain.errors import InvalidState, NotFound, StratoError
 from strato.domain.ids import InstanceId
@@ -32,7 +32,7 @@ from strato.domain.instances import BUILD_TASKS, Fault, Instance, VmState
 from strato.log import bind_instance
 
 if TYPE_CHECKING:
-    from strato.db.uow import Database
+    from strato.db.ports import Database
 
 __all__ = ["DEADLINE_EVENT", "DeadlineDeps", "check_interval", "expire_builds",
            "timeout_message", "watch_builds"]

@@ -25,7 +25,7 @@ from strato.domain.networks import HostPorts, PortSecurity, Vif
 from strato.network.messages import FANOUT_TOPIC, NetworksChanged
 
 if TYPE_CHECKING:
-    from strato.db.uow import Database
+    from strato.db.ports import Database
     from strato.rpc.bus import Bus, HandlerTable
 
 __all__ = ["NetworkDeps", "handlers", "host_ports"]

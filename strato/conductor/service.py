@@ -30,14 +30,14 @@ from strato.conductor.messages import (
     StartEvent,
     UpdateInstance,
 )
-from strato.db.uow import AllocationHealing, InstanceQuery
+from strato.db.ports import AllocationHealing, InstanceQuery
 from strato.domain.actions import InstanceAction
 from strato.domain.context import RequestContext
 from strato.domain.errors import NotFound
 from strato.domain.instances import Instance
 
 if TYPE_CHECKING:
-    from strato.db.uow import Database
+    from strato.db.ports import Database
     from strato.rpc.bus import Bus, HandlerTable
 
 __all__ = ["COMPUTE_BINARY", "ConductorDeps", "handlers"]

@@ -25,7 +25,7 @@ _E = t.instance_actions_events.c
 
 class SqlActionRepo:
     """Actions in ``instance_actions`` and events in ``instance_actions_events``
-    (see :class:`strato.db.uow.ActionRepo`). An action is found by (instance, request
+    (see :class:`strato.db.ports.actions.ActionRepo`). An action is found by (instance, request
     id); should one request have started two, the newest is meant."""
 
     def __init__(self, store: Store) -> None:

@@ -156,7 +156,7 @@ async def _write_metadata(conn: AsyncConnection, dialect: str, aggregate_id: int
 
 class SqlAggregateRepo:
     """Aggregates in ``aggregates``, ``aggregate_hosts`` and ``aggregate_metadata``
-    (see :class:`strato.db.uow.AggregateRepo`)."""
+    (see :class:`strato.db.ports.aggregates.AggregateRepo`)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store

@@ -22,7 +22,8 @@ _X = t.flavor_extra_specs.c
 
 
 class SqlFlavorRepo:
-    """Flavors in ``flavors`` + ``flavor_extra_specs`` (see :class:`strato.db.uow.FlavorRepo`)."""
+    """Flavors in ``flavors`` + ``flavor_extra_specs`` (see
+    :class:`strato.db.ports.catalog.FlavorRepo`)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store

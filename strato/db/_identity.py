@@ -1,6 +1,6 @@
 """``IdentityRepo`` on SQL: domains, projects, users, passwords, roles, assignments and
 token revocations, plus the identity revision every write moves on (see
-:class:`strato.db.uow.IdentityRepo`)."""
+:class:`strato.db.ports.identity.IdentityRepo`)."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ _USER_COLUMNS = [c for c in t.users.c if c.name != "password_hash"]
 
 
 class SqlIdentityRepo:
-    """See :class:`strato.db.uow.IdentityRepo`."""
+    """See :class:`strato.db.ports.identity.IdentityRepo`."""
 
     def __init__(self, store: Store) -> None:
         self._store = store

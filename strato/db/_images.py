@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from strato.db import tables as t
 from strato.db._engine import Store
-from strato.db.uow import ImageQuery, ImageSort
+from strato.db.ports import ImageQuery, ImageSort
 from strato.domain.errors import InvalidState, NotFound, OverQuota
 from strato.domain.ids import ImageId, ProjectId
 from strato.domain.images import Image, ImageData, ImageMember, ImageStatus, MemberStatus
@@ -31,7 +31,7 @@ _METADATA = ("name", "disk_format", "container_format", "min_disk", "min_ram",
 
 
 class SqlImageRepo:
-    """Images, tags and members (see :class:`strato.db.uow.ImageRepo`)."""
+    """Images, tags and members (see :class:`strato.db.ports.images.ImageRepo`)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -55,7 +55,7 @@ class SqlImageRepo:
         return _image_from_row(row, tags[image_id])
 
     async def list(self, query: ImageQuery) -> list[Image]:
-        """See :meth:`strato.db.uow.ImageRepo.list`."""
+        """See :meth:`strato.db.ports.images.ImageRepo.list`."""
         visible = _visible(query)
         order = _sort_columns(query.sort)
         stmt = (sa.select(t.images).where(visible, *_filters(query))
@@ -69,7 +69,7 @@ class SqlImageRepo:
         return [_image_from_row(row, tags[row.id]) for row in rows]
 
     async def update(self, image: Image, *, expected: ImageStatus) -> Image:
-        """See :meth:`strato.db.uow.ImageRepo.update`."""
+        """See :meth:`strato.db.ports.images.ImageRepo.update`."""
         values = {key: value for key, value in _image_values(image, self._store.now()).items()
                   if key in _METADATA}
         values["updated_at"] = self._store.now()
@@ -93,7 +93,7 @@ class SqlImageRepo:
         return await self._move(image_id, values, expected)
 
     async def activate(self, image_id: ImageId, data: ImageData) -> Image:
-        """See :meth:`strato.db.uow.ImageRepo.activate`."""
+        """See :meth:`strato.db.ports.images.ImageRepo.activate`."""
         values = {"status": ImageStatus.ACTIVE.value, "size": data.size,
                   "checksum": data.checksum, "os_hash_algo": data.os_hash_algo,
                   "os_hash_value": data.os_hash_value, "virtual_size": data.virtual_size}

@@ -18,7 +18,7 @@ from strato.db._networks import release_instance_ports
 from strato.db._nodes import release_allocations
 from strato.db._quotas import count_usage, effective_limits, lock_project
 from strato.db._rows import change_values, instance_from_row, instance_values
-from strato.db.uow import InstanceQuery
+from strato.db.ports import InstanceQuery
 from strato.domain.errors import Invalid, InvalidState, NotFound, OverQuota
 from strato.domain.ids import GroupId, InstanceId, ProjectId, RequestId
 from strato.domain.instances import Instance, InstanceChanges, TaskState, VmState
@@ -31,7 +31,8 @@ _I = t.instances.c
 
 
 class SqlInstanceRepo:
-    """Instances in the ``instances`` table (see :class:`strato.db.uow.InstanceRepo`)."""
+    """Instances in the ``instances`` table (see
+    :class:`strato.db.ports.instances.InstanceRepo`)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store

@@ -45,7 +45,7 @@ def _named(query: sa.Select[Any], user_id: UserId, name: str) -> sa.Select[Any]:
 
 
 class SqlKeyPairRepo:
-    """Key pairs in ``key_pairs`` (see :class:`strato.db.uow.KeyPairRepo`)."""
+    """Key pairs in ``key_pairs`` (see :class:`strato.db.ports.keypairs.KeyPairRepo`)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store

@@ -445,7 +445,7 @@ async def _vifs(conn: AsyncConnection, port_rows: Sequence[Any]) -> dict[str, Vi
 
 class SqlNetworkRepo:
     """Networks, subnets, ports and ``ip_allocations`` (see
-    :class:`strato.db.uow.NetworkRepo`)."""
+    :class:`strato.db.ports.networks.NetworkRepo`)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -589,7 +589,7 @@ class SqlNetworkRepo:
     async def create_port(self, port: Port, *, fixed_ips: Sequence[FixedIp] | None,
                           viewer: ProjectId | None) -> Port:
         """Create ``port`` on its network (which ``viewer`` must see; ``None``: an admin)
-        with its fixed IPs (see :meth:`strato.db.uow.NetworkRepo.create_port`)."""
+        with its fixed IPs (see :meth:`strato.db.ports.networks.NetworkRepo.create_port`)."""
         now = self._store.now()
         mac_given = bool(port.mac_address)
         async with self._store.write(conflict=f"a port with id {port.id} exists") as conn:

@@ -27,18 +27,17 @@ from strato.db._rows import (
     node_record,
     used_from_row,
 )
-from strato.db.uow import (
+from strato.db.ports import (
     AllocationHealing,
     ComputeServiceState,
     HealedAllocation,
     NodeChanges,
     NodeRecord,
-    holds_resources,
 )
 from strato.domain.aggregates import AZ_KEY
 from strato.domain.errors import NotFound
 from strato.domain.ids import HostName, InstanceId, NodeName
-from strato.domain.instances import Instance
+from strato.domain.instances import Instance, holds_resources
 from strato.domain.requests import Destination
 from strato.domain.resources import Allocation, NodeCapacity, NodeUsage, Resources
 
@@ -65,7 +64,7 @@ class _Held:
 
 class SqlNodeRepo:
     """Nodes in ``compute_nodes`` and claims in ``allocations``
-    (see :class:`strato.db.uow.NodeRepo`)."""
+    (see :class:`strato.db.ports.nodes.NodeRepo`)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -201,7 +200,7 @@ class SqlNodeRepo:
 
     async def heal_host(self, host: HostName) -> AllocationHealing:
         """Make the allocations on the host's nodes match its instances (see
-        :meth:`strato.db.uow.NodeRepo.heal_host`), in one transaction.
+        :meth:`strato.db.ports.nodes.NodeRepo.heal_host`), in one transaction.
 
         The instances concerned are locked first (``FOR UPDATE``, in id order, on
         PostgreSQL; SQLite serialises writers anyway), so a delete of one waits for the

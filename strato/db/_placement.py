@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from strato.db import tables as t
 from strato.db._engine import Store
 from strato.db._instances import explain_miss
-from strato.db.uow import GroupMembers
+from strato.db.ports import GroupMembers
 from strato.domain.errors import NotFound
 from strato.domain.groups import GroupPolicy, ServerGroup
 from strato.domain.ids import GroupId, HostName, InstanceId, ProjectId, UserId
@@ -33,14 +33,14 @@ _N = t.compute_nodes.c
 
 def _placed() -> sa.ColumnElement[bool]:
     """Live instances that hold (or are building towards) resources: the SQL form of
-    :func:`strato.db.uow.holds_resources`."""
+    :func:`strato.domain.instances.holds_resources`."""
     return sa.and_(_I.deleted == sa.false(),
                    sa.not_(sa.and_(_I.vm_state == VmState.ERROR.value,
                                    _I.launched_at.is_(None))))
 
 
 class SqlPlacementRepo:
-    """See :class:`strato.db.uow.PlacementRepo`."""
+    """See :class:`strato.db.ports.placement.PlacementRepo`."""
 
     def __init__(self, store: Store) -> None:
         self._store = store

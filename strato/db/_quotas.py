@@ -95,7 +95,8 @@ def _check_values(limits: Mapping[str, int]) -> None:
 
 
 class SqlQuotaRepo:
-    """Limits in ``quotas`` and ``quota_classes`` (see :class:`strato.db.uow.QuotaRepo`)."""
+    """Limits in ``quotas`` and ``quota_classes`` (see
+    :class:`strato.db.ports.quotas.QuotaRepo`)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store

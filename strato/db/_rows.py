@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from strato.db.uow import NodeRecord, ServiceRecord
+from strato.db.ports import NodeRecord, ServiceRecord
 from strato.domain.actions import ActionEvent, EventResult, InstanceAction
 from strato.domain.ids import (
     FlavorId,

@@ -159,7 +159,7 @@ async def _default_row(conn: AsyncConnection, project_id: ProjectId) -> Any:
 
 class SqlSecurityGroupRepo:
     """Groups in ``security_groups`` + ``security_group_rules`` (see
-    :class:`strato.db.uow.SecurityGroupRepo`)."""
+    :class:`strato.db.ports.security_groups.SecurityGroupRepo`)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store

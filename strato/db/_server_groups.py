@@ -73,7 +73,7 @@ def _visible(query: sa.Select[Any], group_id: GroupId,
 
 class SqlServerGroupRepo:
     """Groups in ``server_groups`` + ``server_group_members`` (see
-    :class:`strato.db.uow.ServerGroupRepo`)."""
+    :class:`strato.db.ports.server_groups.ServerGroupRepo`)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store

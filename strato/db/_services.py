@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from strato.db import tables as t
 from strato.db._engine import Store, upsert
 from strato.db._rows import service_from_row
-from strato.db.uow import ServiceRecord
+from strato.db.ports import ServiceRecord
 from strato.domain.errors import NotFound
 from strato.domain.ids import HostName
 
@@ -17,7 +17,7 @@ _S = t.services.c
 
 
 class SqlServiceRepo:
-    """Services in the ``services`` table (see :class:`strato.db.uow.ServiceRepo`).
+    """Services in the ``services`` table (see :class:`strato.db.ports.services.ServiceRepo`).
     A service is up when its last heartbeat is within ``service_down_time`` of the clock."""
 
     def __init__(self, store: Store) -> None:

@@ -36,7 +36,7 @@ from strato.db._quotas import SqlQuotaRepo
 from strato.db._security_groups import SqlSecurityGroupRepo
 from strato.db._server_groups import SqlServerGroupRepo
 from strato.db._services import SqlServiceRepo
-from strato.db.uow import (
+from strato.db.ports import (
     ActionRepo,
     AggregateRepo,
     FlavorRepo,
@@ -57,7 +57,7 @@ __all__ = ["COMPUTE_BINARY", "SqlDatabase"]
 
 
 class SqlDatabase:
-    """The :class:`strato.db.uow.Database` on SQL; build it with :meth:`open`."""
+    """The :class:`strato.db.ports.database.Database` on SQL; build it with :meth:`open`."""
 
     def __init__(self, store: Store) -> None:
         self._store = store

@@ -20,7 +20,7 @@ from strato.domain.ids import HostName, ImageId, InstanceId, NodeName, ProjectId
 from strato.domain.resources import Flavor
 
 __all__ = ["BUILD_TASKS", "Fault", "Instance", "PowerState", "REBUILD_TASKS", "TaskState",
-           "VmState", "api_status", "check_task_transition"]
+           "VmState", "api_status", "check_task_transition", "holds_resources"]
 
 
 class VmState(enum.StrEnum):
@@ -196,6 +196,16 @@ class Instance:
     @property
     def status(self) -> str:
         return api_status(self.vm_state, self.task_state)
+
+
+def holds_resources(instance: Instance) -> bool:
+    """Whether the instance should hold an allocation on its host: every instance that is
+    not deleted, except a failed build (ERROR and never launched: the build gave its
+    allocation back). The compute's resource audit and
+    :meth:`strato.db.ports.NodeRepo.heal_host` both count by this rule."""
+    if instance.deleted or instance.vm_state is VmState.DELETED:
+        return False
+    return not (instance.vm_state is VmState.ERROR and instance.launched_at is None)
 
 
 class InstanceChanges(TypedDict, total=False):

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from strato.db.uow import IdentityRepo
+from strato.db.ports import IdentityRepo
 from strato.domain.errors import Forbidden, Invalid, InvalidReference, NotFound
 from strato.domain.identity import (
     DEFAULT_DOMAIN_ID,

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from strato.db.uow import IdentityRepo
+from strato.db.ports import IdentityRepo
 from strato.domain.errors import NotFound
 from strato.domain.identity import AuthFailed, Domain, DomainId, Project, Role, User
 from strato.domain.ids import ProjectId, UserId

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from strato.db.uow import ImageQuery, ImageRepo
+from strato.db.ports import ImageQuery, ImageRepo
 from strato.domain.context import RequestContext
 from strato.domain.errors import Forbidden, Invalid, NotFound
 from strato.domain.ids import ImageId

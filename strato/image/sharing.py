@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from strato.db.uow import ImageRepo
+from strato.db.ports import ImageRepo
 from strato.domain.context import RequestContext
 from strato.domain.errors import Forbidden, NotFound, OverQuota
 from strato.domain.ids import ImageId, ProjectId

@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 
-from strato.db.uow import ImageQuery, ImageRepo
+from strato.db.ports import ImageQuery, ImageRepo
 from strato.domain.context import RequestContext
 from strato.domain.errors import Invalid, InvalidState, NotFound, OverQuota, StratoError
 from strato.domain.ids import ImageId, ProjectId

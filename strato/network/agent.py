@@ -32,7 +32,7 @@ from strato.domain.networks import DHCP_OWNER, Network, Port, Subnet
 from strato.network.dhcp import DhcpHost, DhcpServer, DhcpSubnet
 
 if TYPE_CHECKING:
-    from strato.db.uow import NetworkRepo
+    from strato.db.ports import NetworkRepo
 
 __all__ = ["DHCP_OWNER", "DhcpAgent"]
 

@@ -30,7 +30,7 @@ from strato.domain.resources import Resources
 from strato.scheduler.state import HostState
 
 if TYPE_CHECKING:
-    from strato.db.uow import ComputeServiceState, Database, NodeRecord
+    from strato.db.ports import ComputeServiceState, Database, NodeRecord
 
 __all__ = ["CacheSettings", "HostStateCache", "NodeKey"]
 

@@ -36,7 +36,7 @@ from strato.scheduler.state import GroupPlacement, HostState, RequestSpec
 from strato.scheduler.weighers import DEFAULT_MULTIPLIERS
 
 if TYPE_CHECKING:
-    from strato.db.uow import Database
+    from strato.db.ports import Database
     from strato.rpc.bus import HandlerTable
 
 __all__ = ["SchedulerDeps", "SchedulerPolicy", "fanout_handlers", "handlers",

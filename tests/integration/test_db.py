@@ -23,9 +23,9 @@ from sqlalchemy.engine import Connection
 
 from strato.db._engine import create_engine
 from strato.db.migrate import upgrade
+from strato.db.ports import ImageQuery, ImageSort, InstanceQuery
 from strato.db.sql import COMPUTE_BINARY, SqlDatabase
 from strato.db.tables import metadata
-from strato.db.uow import ImageQuery, ImageSort, InstanceQuery
 from strato.domain.actions import EventResult
 from strato.domain.errors import (
     Conflict,

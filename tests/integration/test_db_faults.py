@@ -29,8 +29,8 @@ from strato.api import ApiDeps, StaticTokenAuth, create_app
 from strato.bootstrap import create_api
 from strato.config import ApiSettings, Settings
 from strato.db.migrate import upgrade
+from strato.db.ports import InstanceQuery
 from strato.db.sql import SqlDatabase
-from strato.db.uow import InstanceQuery
 from strato.domain.errors import Invalid, Unavailable
 from strato.domain.ids import FlavorId
 from strato.domain.resources import Flavor

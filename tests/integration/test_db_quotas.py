@@ -17,8 +17,8 @@ import sqlalchemy as sa
 
 from strato.db import tables as t
 from strato.db._engine import create_engine
+from strato.db.ports import InstanceQuery
 from strato.db.sql import SqlDatabase
-from strato.db.uow import InstanceQuery
 from strato.domain.errors import Conflict, Invalid, OverQuota
 from strato.domain.ids import InstanceId, ProjectId, RequestId, new_uuid
 from strato.domain.instances import Instance

@@ -32,8 +32,8 @@ import pytest
 
 from strato.client import ComputeClient
 from strato.client.auth import password_token
+from strato.db.ports import InstanceQuery
 from strato.db.sql import SqlDatabase
-from strato.db.uow import InstanceQuery
 from strato.testing.cluster import Cluster, run_cluster
 from strato.testing.private import (
     PrivatePostgres,

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from strato.db.migrate import upgrade
+from strato.db.ports import AllocationHealing, NodeChanges, NodeRecord, NodeRepo
 from strato.db.sql import SqlDatabase
-from strato.db.uow import AllocationHealing, NodeChanges, NodeRecord, NodeRepo
 from strato.domain.context import admin_context
 from strato.domain.errors import NoValidHost
 from strato.domain.ids import (

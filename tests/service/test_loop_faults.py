@@ -21,8 +21,8 @@ from strato.bootstrap import run_conductor, run_scheduler
 from strato.conductor.deadlines import DeadlineDeps, watch_builds
 from strato.config import Settings
 from strato.db.migrate import upgrade
+from strato.db.ports import InstanceQuery, InstanceRepo, ServiceRecord, ServiceRepo
 from strato.db.sql import SqlDatabase
-from strato.db.uow import InstanceQuery, InstanceRepo, ServiceRecord, ServiceRepo
 from strato.domain.errors import Unavailable
 from strato.domain.ids import HostName, RequestId
 from strato.domain.instances import Instance, VmState

@@ -19,7 +19,7 @@ import pytest
 from strato.api import ApiDeps, StaticTokenAuth, create_app
 from strato.bootstrap import run_scheduler
 from strato.client import ApiError, ComputeClient, ServerView
-from strato.db.uow import GroupMembers
+from strato.db.ports import GroupMembers
 from strato.domain.ids import GroupId, InstanceId
 from strato.image.store import ImageStore
 from tests.cloud_fixtures import Harness, fake_hosts, running_cloud

@@ -9,7 +9,7 @@ from typing import Any
 
 from strato.api.formats import iso_micro
 from strato.api.hosts.views import is_compute_service
-from strato.db.uow import ServiceRecord
+from strato.db.ports import ServiceRecord
 from strato.domain.aggregates import DEFAULT_ZONE, INTERNAL_ZONE, Aggregate
 from strato.domain.ids import HostName
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from strato.db.uow import Database
+from strato.db.ports import Database
 from strato.domain.context import RequestContext
 from strato.domain.errors import NotFound
 from strato.domain.ids import FlavorId

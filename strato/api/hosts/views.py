@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from strato.api.formats import iso_micro
-from strato.db.uow import ServiceRecord
+from strato.db.ports import ServiceRecord
 from strato.domain.aggregates import DEFAULT_ZONE, INTERNAL_ZONE
 from strato.domain.ids import HostName
 from strato.domain.resources import NodeUsage

@@ -15,7 +15,7 @@ from typing import Any
 from starlette.datastructures import QueryParams
 
 from strato.api.errors import ApiFault
-from strato.db.uow import IMAGE_SORT_KEYS, ImageQuery, ImageSort
+from strato.db.ports import IMAGE_SORT_KEYS, ImageQuery, ImageSort
 from strato.domain.errors import Forbidden, Invalid
 from strato.domain.ids import ImageId, ProjectId, new_uuid
 from strato.domain.images import MemberStatus

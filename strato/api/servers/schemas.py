@@ -28,7 +28,7 @@ from strato.api.flavors.service import get_flavor
 from strato.api.paging import Page
 from strato.api.quotas.service import project_limits
 from strato.api.regexfilter import check_regex_filter
-from strato.db.uow import InstanceQuery
+from strato.db.ports import InstanceQuery
 from strato.domain.aggregates import DEFAULT_ZONE
 from strato.domain.context import RequestContext
 from strato.domain.errors import Forbidden, Invalid, InvalidReference, NotFound, OverQuota

@@ -33,7 +33,7 @@ from strato.compute.messages import TOPIC as COMPUTE
 from strato.compute.messages import GetConsoleOutput, TerminateInstance
 from strato.conductor.messages import TOPIC as CONDUCTOR
 from strato.conductor.messages import BuildInstances
-from strato.db.uow import Database
+from strato.db.ports import Database
 from strato.domain.context import RequestContext
 from strato.domain.errors import (
     Conflict,
