@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from strato.domain.ids import InstanceId
 from tests.cloud_fixtures import fake_hosts, running_cloud
 
 
@@ -13,7 +14,7 @@ async def test_console_output_comes_from_the_guests_host(tmp_path: Path) -> None
                                                  flavor=h.flavors["m1.tiny"])
         server = await h.client.wait_for_status(server_id, {"ACTIVE"})
         driver = h.driver(server.host or "")
-        await driver.reboot(server_id)  # a second console line
+        await driver.reboot(InstanceId(server_id))  # a second console line
 
         async def console(body: object) -> tuple[int, dict[str, object]]:
             resp = await h.client._http.post(f"/v2.1/servers/{server_id}/action", json=body)
@@ -31,12 +32,13 @@ async def test_console_output_comes_from_the_guests_host(tmp_path: Path) -> None
             body["output"]
         assert await console({"os-getConsoleOutput": {"length": 0}}) == (200, {"output": ""})
 
-        for bad in ({"os-getConsoleOutput": {"length": "x"}},
-                    {"os-getConsoleOutput": {"length": -2}},
-                    {"os-getConsoleOutput": {"length": True}},
-                    {"os-getConsoleOutput": {"lines": 3}},
-                    {"os-getConsoleOutput": {}, "reboot": {}},
-                    {"no-such-action": {}}, []):
+        refused: tuple[object, ...] = ({"os-getConsoleOutput": {"length": "x"}},
+                                       {"os-getConsoleOutput": {"length": -2}},
+                                       {"os-getConsoleOutput": {"length": True}},
+                                       {"os-getConsoleOutput": {"lines": 3}},
+                                       {"os-getConsoleOutput": {}, "reboot": {}},
+                                       {"no-such-action": {}}, [])
+        for bad in refused:
             status, fault = await console(bad)
             assert status == 400, bad
             assert fault["badRequest"]["code"] == 400  # type: ignore[index]
