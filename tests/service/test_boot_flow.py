@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from strato.client import ApiError, ComputeClient
-from strato.domain.ids import HostName
+from strato.domain.ids import HostName, InstanceId
 from strato.domain.resources import Resources
 from tests.cloud_fixtures import fake_hosts, running_cloud, wait_until
 
@@ -118,7 +118,7 @@ async def test_delete_while_spawning_leaves_no_guest_and_no_allocation(tmp_path:
         assert (await h.client.list_servers()) == []
         assert await h.driver("h1").list_instances() == []
         assert all(u.used == Resources() for u in await h.cloud.db.nodes.usages())
-        stored = await h.cloud.db.instances.get(server_id, include_deleted=True)  # type: ignore[arg-type]
+        stored = await h.cloud.db.instances.get(InstanceId(server_id), include_deleted=True)
         assert stored.deleted and stored.vm_state == "deleted"
 
 
