@@ -150,7 +150,7 @@ async def run(guests: int, work: Path, tag: str) -> dict[str, Any]:
             async with embedded(settings, [ComputeSpec(settings.compute.host)]) as cloud:
                 await seed_defaults(cloud.db)
                 driver: Any = cloud.drivers[settings.compute.host]
-                transport = httpx.ASGITransport(app=cloud.app)  # type: ignore[arg-type]
+                transport = httpx.ASGITransport(app=cloud.app)
                 async with ComputeClient("http://strato", TOKEN, transport=transport,
                                          timeout=300) as client, \
                         ImageClient("http://strato", TOKEN, transport=transport) as images:

@@ -69,7 +69,7 @@ async def running_cloud(data_dir: Path, computes: Sequence[ComputeSpec],
     settings = test_settings(data_dir, **overrides)
     async with embedded(settings, computes) as cloud:
         await seed_defaults(cloud.db)
-        transport = httpx.ASGITransport(app=cloud.app)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=cloud.app)
         async with ComputeClient("http://strato", ADMIN_TOKEN, transport=transport) as client:
             # These flows create many servers in one project: lift Nova's default quotas
             # (tests/service/test_quotas.py covers them).

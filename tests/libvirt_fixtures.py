@@ -206,7 +206,7 @@ async def libvirt_cloud(data_dir: Path, box: Sandbox, *, serve_http: bool = Fals
         if serve_http:
             await _wait_for_port(port)
         await seed_defaults(cloud.db)
-        transport = httpx.ASGITransport(app=cloud.app)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=cloud.app)
         async with ComputeClient("http://strato", ADMIN_TOKEN, transport=transport,
                                  timeout=120.0) as client, \
                 ImageClient("http://strato", ADMIN_TOKEN, transport=transport) as images:

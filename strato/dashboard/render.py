@@ -4,7 +4,7 @@ answer with."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse
@@ -12,10 +12,7 @@ from starlette.responses import HTMLResponse
 from strato.client import ApiError
 from strato.dashboard.timeline import parse_time
 
-if TYPE_CHECKING:
-    from strato.dashboard.session import Session
-
-__all__ = ["api_error", "env", "render", "view"]
+__all__ = ["Viewer", "api_error", "env", "render", "view"]
 
 PREFIX = "/dashboard"
 
@@ -60,17 +57,26 @@ env.filters.update(ago=_ago, seconds=_seconds, size=_size)
 env.globals.update(prefix=PREFIX, addresses_of=_addresses)
 
 
+class Viewer(Protocol):
+    """Who is looking, as a page sees them: :class:`strato.dashboard.session.Session`
+    (which imports this module, so it is named here only by what pages need of it)."""
+
+    def context(self) -> dict[str, Any]:
+        """What every page's template sees about the session."""
+        ...
+
+
 def render(template: str, context: dict[str, Any], *, status: int = 200) -> HTMLResponse:
     return HTMLResponse(env.get_template(template).render(**context), status_code=status)
 
 
-def view(session: Session, template: str, http_status: int = 200,
+def view(session: Viewer, template: str, http_status: int = 200,
          **context: Any) -> HTMLResponse:
     """A page for a logged-in user (the header with their projects, the flash)."""
     return render(template, {**session.context(), **context}, status=http_status)
 
 
-def api_error(session: Session, exc: ApiError) -> HTMLResponse:
+def api_error(session: Viewer, exc: ApiError) -> HTMLResponse:
     """The API's refusal as a page: its status (a 5xx as 502) and its words."""
     status = exc.status if 400 <= exc.status < 500 else 502
     title = {403: "Not allowed", 404: "Not found"}.get(exc.status, "Refused")

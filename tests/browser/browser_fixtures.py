@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
@@ -18,14 +18,15 @@ __all__ = ["ARTIFACTS", "CHROMIUM", "browser_fixture", "log_in", "new_context", 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
 TIMEOUT_MS = 30_000
+P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def off_loop(fn: Callable[..., T], *args: object) -> T:
+def off_loop(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run ``fn`` (which runs its own event loop) in a thread: playwright's sync API
     keeps one running in the test's thread."""
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(fn, *args).result()
+        return pool.submit(fn, *args, **kwargs).result()
 
 
 @pytest.fixture(scope="module", name="browser")

@@ -123,7 +123,7 @@ async def lossy_cloud(data_dir: Path, computes: Sequence[ComputeSpec],
     settings = test_settings(data_dir, **overrides)
     async with embedded(settings, computes, bus=bus) as cloud:
         await seed_defaults(cloud.db)
-        transport = httpx.ASGITransport(app=cloud.app)  # type: ignore[arg-type]
+        transport = httpx.ASGITransport(app=cloud.app)
         async with ComputeClient("http://strato", ADMIN_TOKEN, transport=transport) as client:
             image_id = await client.create_image("test-image", b"x" * 4096, disk_format="raw")
             flavors = {f["name"]: f["id"] for f in await client.flavors()}

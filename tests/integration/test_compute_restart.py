@@ -32,8 +32,8 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
             yield running
 
 
-async def _hypervisor(client: ComputeClient) -> dict[str, int]:
-    found: list[dict[str, int]] = (await client.request(
+async def _hypervisor(client: ComputeClient) -> dict[str, object]:
+    found: list[dict[str, object]] = (await client.request(
         "GET", "/v2.1/os-hypervisors/detail")).json()["hypervisors"]
     return next(h for h in found if h["hypervisor_hostname"] == HOST)
 

@@ -504,7 +504,7 @@ async def test_duplicate_flavor_id_or_name_conflicts(db: SqlDatabase) -> None:
     assert await db.flavors.list() == [make_flavor()]
 
 
-def _image(name: str, owner: str = "p1", **fields: object) -> Image:
+def _image(name: str | None, owner: str = "p1", **fields: object) -> Image:
     return Image(id=ImageId(new_uuid()), name=name, owner=ProjectId(owner),
                  **fields)  # type: ignore[arg-type]
 

@@ -9,6 +9,7 @@ change bumping ``updated_at``, and failed writes leaving nothing behind.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 import sqlalchemy as sa
@@ -304,7 +305,7 @@ async def test_every_change_moves_the_scheduler_watermark(db: SqlDatabase,
     await computes(db, H1)
     mark = await watermark()
     agg = await db.aggregates.create("a")
-    changes = [
+    changes: list[Callable[[], Awaitable[object]]] = [
         lambda: db.aggregates.update(agg.id, name="b"),
         lambda: db.aggregates.update(agg.id, availability_zone="az1"),
         lambda: db.aggregates.add_host(agg.id, H1),

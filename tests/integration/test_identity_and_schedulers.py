@@ -9,7 +9,15 @@ import asyncio
 from strato.db.sql import SqlDatabase
 from strato.domain.context import admin_context
 from strato.domain.errors import NoValidHost
-from strato.domain.ids import ImageId, InstanceId, ProjectId, ReservationId, UserId
+from strato.domain.ids import (
+    HostName,
+    ImageId,
+    InstanceId,
+    NodeName,
+    ProjectId,
+    ReservationId,
+    UserId,
+)
 from strato.domain.images import Image, ImageStatus
 from strato.domain.requests import BootRequest
 from strato.scheduler.messages import SelectDestinations
@@ -57,7 +65,8 @@ async def test_two_schedulers_never_oversubscribe_and_retry_lost_races(
         await db.nodes.report([make_capacity("h1", "n1", memory_mb=512 * 6),
                                make_capacity("h2", "n2", memory_mb=512 * 6)])
         for host in ("h1", "h2"):
-            await db.services.heartbeat(binary="strato-compute", host=host, topic="compute")  # type: ignore[arg-type]
+            await db.services.heartbeat(binary="strato-compute", host=HostName(host),
+                                        topic="compute")
         instances = [make_instance() for _ in range(20)]
         await db.instances.create_many(instances, request_id=admin_context().request_id)
         schedulers = [SchedulerDeps(db=db), SchedulerDeps(db=other)]
@@ -73,7 +82,8 @@ async def test_two_schedulers_never_oversubscribe_and_retry_lost_races(
         placed = await asyncio.gather(*(place(i) for i in range(20)))
         assert sum(placed) == 12
         usage = {u.node: u for u in await db.nodes.usages()}
-        assert usage["n1"].used.memory_mb == usage["n2"].used.memory_mb == 512 * 6
-        assert usage["n1"].instances + usage["n2"].instances == 12
+        n1, n2 = usage[NodeName("n1")], usage[NodeName("n2")]
+        assert n1.used.memory_mb == n2.used.memory_mb == 512 * 6
+        assert n1.instances + n2.instances == 12
     finally:
         await other.close()

@@ -52,7 +52,7 @@ async def cloud(tmp_path: Path) -> AsyncIterator[Harness]:
 
 @pytest.fixture
 async def http(cloud: Harness) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=cloud.cloud.app)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=cloud.cloud.app)
     async with httpx.AsyncClient(base_url="http://strato", transport=transport) as client:
         yield client
 

@@ -4,7 +4,7 @@ to the tokens that depended on what changed."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ async def cloud(tmp_path: Path) -> AsyncIterator[Harness]:
 
 @pytest.fixture
 async def http(cloud: Harness) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=cloud.cloud.app)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=cloud.cloud.app)
     async with httpx.AsyncClient(base_url="http://strato", transport=transport,
                                  headers=ADMIN) as client:
         yield client
@@ -395,15 +395,16 @@ async def test_tokens_stop_with_what_they_depend_on(http: httpx.AsyncClient,
     assert await _works(http, token)
     bystander = await _token(http, *await _admin_login(http))
 
-    resp = {"unassign": lambda: http.delete(grant),
-            "delete role": lambda: http.delete(f"{V3}/roles/{role['id']}"),
-            "disable project": lambda: http.patch(f"{V3}/projects/{project['id']}",
-                                                  json={"project": {"enabled": False}}),
-            "delete project": lambda: http.delete(f"{V3}/projects/{project['id']}"),
-            "disable domain": lambda: http.patch(f"{V3}/domains/{domain['id']}",
-                                                 json={"domain": {"enabled": False}}),
-            "delete user": lambda: http.delete(f"{V3}/users/{user['id']}")}[change]
-    assert (await resp()).status_code in (200, 204)
+    changes: dict[str, Callable[[], Awaitable[httpx.Response]]] = {
+        "unassign": lambda: http.delete(grant),
+        "delete role": lambda: http.delete(f"{V3}/roles/{role['id']}"),
+        "disable project": lambda: http.patch(f"{V3}/projects/{project['id']}",
+                                              json={"project": {"enabled": False}}),
+        "delete project": lambda: http.delete(f"{V3}/projects/{project['id']}"),
+        "disable domain": lambda: http.patch(f"{V3}/domains/{domain['id']}",
+                                             json={"domain": {"enabled": False}}),
+        "delete user": lambda: http.delete(f"{V3}/users/{user['id']}")}
+    assert (await changes[change]()).status_code in (200, 204)
     assert not await _works(http, token)
     assert await _works(http, bystander)
 

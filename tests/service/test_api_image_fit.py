@@ -4,6 +4,7 @@ nothing."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TypedDict, Unpack
 
 import pytest
 
@@ -14,14 +15,23 @@ from tests.api_fixtures import Api, api_fixture  # noqa: F401 (the fixture is fo
 GIB = 2**30
 
 
-async def _image(api: Api, *, status: ImageStatus = ImageStatus.ACTIVE, **fields: int) -> str:
+class Sizes(TypedDict, total=False):
+    """The image fields these tests vary."""
+
+    min_ram: int
+    min_disk: int
+    size: int
+    virtual_size: int
+
+
+async def _image(api: Api, *, status: ImageStatus = ImageStatus.ACTIVE,
+                 **fields: Unpack[Sizes]) -> str:
     image_id = ImageId(new_uuid())
     now = datetime.now(UTC)
-    virtual = fields.pop("virtual_size", None)
     await api.db.images.create(Image(
         id=image_id, name="img", disk_format="qcow2", container_format="bare",
         visibility="public", owner=ProjectId("admin"), created_at=now, updated_at=now,
-        virtual_size=virtual, **fields))
+        **fields))
     if status is ImageStatus.ACTIVE:
         await api.db.images.set_status(image_id, status, size=fields.get("size", 1024),
                                        checksum="0" * 32)
@@ -35,7 +45,7 @@ async def _image(api: Api, *, status: ImageStatus = ImageStatus.ACTIVE, **fields
     ({"size": GIB + 1}, f"Flavor disk is {GIB} bytes, image is {GIB + 1} bytes."),
     ({"virtual_size": 10 * GIB}, f"Flavor disk is {GIB} bytes, image is {10 * GIB} bytes."),
 ])
-async def test_image_too_big_for_the_flavor_is_a_400(api: Api, fields: dict[str, int],
+async def test_image_too_big_for_the_flavor_is_a_400(api: Api, fields: Sizes,
                                                      message: str) -> None:
     image_id = await _image(api, **fields)
     response = await api.create_server(imageRef=image_id)

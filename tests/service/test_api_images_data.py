@@ -173,7 +173,7 @@ async def test_a_length_that_does_not_match_is_refused(api: Api, declared: int,
 
 async def test_upload_needs_both_formats(api: Api) -> None:
     for fields in ({"disk_format": None}, {"container_format": None}):
-        image_id = (await create(api, **fields))["id"]
+        image_id = (await create(api, token=ALICE, **fields))["id"]
         assert_fault(await upload(api, image_id, b"data"), 400, "must be set")
         await assert_status(api, image_id, "queued")
     assert files(api) == []

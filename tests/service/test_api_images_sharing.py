@@ -42,7 +42,7 @@ async def answer(api: Api, image_id: str, status: str, token: str = BOB,
 async def test_nothing_of_a_private_image_leaks(api: Api) -> None:
     image_id = await active_image(api, b"mine", visibility="private", os_distro="x")
     rename = [{"op": "replace", "path": "/name", "value": "bob's"}]
-    for method, path, kwargs in [
+    attempts: list[tuple[str, str, dict[str, Any]]] = [
         ("GET", "", {}), ("DELETE", "", {}), ("GET", "/file", {}),
         ("PUT", "/file", {"content": b"x",
                           "headers": {"Content-Type": "application/octet-stream"}}),
@@ -52,7 +52,8 @@ async def test_nothing_of_a_private_image_leaks(api: Api) -> None:
         ("DELETE", "/tags/t", {}), ("GET", "/members", {}),
         ("GET", "/members/project-b", {}),
         ("POST", "/members", {"json": {"member": "project-b"}}),
-    ]:
+    ]
+    for method, path, kwargs in attempts:
         response = await api.request(method, f"{IMAGES}/{image_id}{path}", token=BOB,
                                      **kwargs)
         assert_fault(response, 404, "")
@@ -199,7 +200,8 @@ async def test_duplicate_members_and_bad_answers(api: Api) -> None:
     image_id = (await create(api, visibility="shared"))["id"]
     assert (await share(api, image_id)).status_code == 200
     assert_fault(await share(api, image_id), 409, "already")
-    for body in ({"status": "maybe"}, {}, [], {"status": 1}):
+    bad_answers: tuple[object, ...] = ({"status": "maybe"}, {}, [], {"status": 1})
+    for body in bad_answers:
         response = await api.request("PUT", f"{IMAGES}/{image_id}/members/project-b",
                                      token=BOB, json=body)
         assert_fault(response, 400)
@@ -216,7 +218,7 @@ async def test_deleting_an_image_drops_its_members(api: Api) -> None:
     image_id = (await create(api, visibility="shared"))["id"]
     await share(api, image_id)
     assert (await api.request("DELETE", f"{IMAGES}/{image_id}")).status_code == 204
-    assert await api.db.images.list_members(image_id) == []  # type: ignore[arg-type]
+    assert await api.db.images.list_members(image_id) == []
 
 
 async def test_a_member_project_may_boot_a_shared_image_and_others_may_not(api: Api) -> None:

@@ -48,13 +48,14 @@ async def _ports(api: Api) -> list[dict[str, Any]]:
 
 async def test_member_cannot_set_privileged_fields_on_a_shared_network(api: Api) -> None:
     net = await _shared_network(api)
-    for fields, denied in [
+    privileged: list[tuple[dict[str, object], str]] = [
         ({"device_owner": "network:dhcp"}, "device_owner"),
         ({"device_owner": "network:router_interface"}, "device_owner"),
         ({"binding:host_id": "h1"}, "binding:host_id"),
         ({"mac_address": "fa:16:3e:00:00:01"}, "mac_address"),
         ({"fixed_ips": [{"ip_address": "10.9.0.7"}]}, "fixed_ips:ip_address"),
-    ]:
+    ]
+    for fields, denied in privileged:
         response = await api.request("POST", f"{V2}/ports", token=BOB,
                                      json={"port": {"network_id": net["id"], **fields}})
         assert_policy(response, f"create_port:{denied}")
@@ -65,10 +66,10 @@ async def test_member_cannot_set_privileged_fields_on_a_shared_network(api: Api)
     assert port.status_code == 201, port.text
     shown = port.json()["port"]
     assert "binding:host_id" not in shown and shown["security_groups"] != []
-    for fields, denied in [({"device_owner": "network:dhcp"}, "device_owner"),
-                           ({"binding:host_id": "h1"}, "binding:host_id"),
-                           ({"fixed_ips": [{"ip_address": "10.9.0.8"}]},
-                            "fixed_ips:ip_address")]:
+    privileged = [({"device_owner": "network:dhcp"}, "device_owner"),
+                  ({"binding:host_id": "h1"}, "binding:host_id"),
+                  ({"fixed_ips": [{"ip_address": "10.9.0.8"}]}, "fixed_ips:ip_address")]
+    for fields, denied in privileged:
         response = await api.request("PUT", f"{V2}/ports/{shown['id']}", token=BOB,
                                      json={"port": fields})
         assert_policy(response, f"update_port:{denied}")

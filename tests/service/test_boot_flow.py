@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from strato.client import ApiError, ComputeClient
+from strato.domain.ids import HostName, InstanceId
 from strato.domain.resources import Resources
 from tests.cloud_fixtures import fake_hosts, running_cloud, wait_until
 
@@ -30,7 +31,7 @@ async def test_fifty_servers_across_five_hosts_all_become_active(tmp_path: Path)
         assert max(per_host.values()) - min(per_host.values()) <= 1
         # Every guest exists on the host the API reports, and nowhere else.
         for host, count in per_host.items():
-            assert len(await h.driver(host).list_instances()) == count
+            assert len(await h.driver(host or "").list_instances()) == count
         usage = {u.host: u.used for u in await h.cloud.db.nodes.usages()}
         assert sum((u for u in usage.values()), Resources()) == Resources(
             vcpus=50, memory_mb=50 * 512, disk_gb=50)
@@ -117,7 +118,7 @@ async def test_delete_while_spawning_leaves_no_guest_and_no_allocation(tmp_path:
         assert (await h.client.list_servers()) == []
         assert await h.driver("h1").list_instances() == []
         assert all(u.used == Resources() for u in await h.cloud.db.nodes.usages())
-        stored = await h.cloud.db.instances.get(server_id, include_deleted=True)  # type: ignore[arg-type]
+        stored = await h.cloud.db.instances.get(InstanceId(server_id), include_deleted=True)
         assert stored.deleted and stored.vm_state == "deleted"
 
 
@@ -146,7 +147,7 @@ async def test_retryable_spawn_failure_reschedules_to_another_host(tmp_path: Pat
         assert server.status == "ACTIVE" and server.host == "h1"
         assert await h.driver("bad1").list_instances() == []
         usage = {u.host: u.used for u in await h.cloud.db.nodes.usages()}
-        assert usage["bad1"] == Resources() and usage["h1"].memory_mb == 512
+        assert usage[HostName("bad1")] == Resources() and usage[HostName("h1")].memory_mb == 512
 
 
 async def test_reschedule_gives_up_after_max_attempts(tmp_path: Path) -> None:
@@ -216,7 +217,7 @@ async def test_service_token_is_a_private_random_secret(tmp_path: Path) -> None:
         token = secret.read_text().strip()
         assert len(token) >= 40
         service = ComputeClient("http://strato", token,
-                                transport=httpx.ASGITransport(app=h.cloud.app))  # type: ignore[arg-type]
+                                transport=httpx.ASGITransport(app=h.cloud.app))
         async with service:
             # It reads images (what computes need) and is no admin.
             resp = await service.request("GET", f"/image/v2/images/{h.image_id}")
@@ -227,7 +228,7 @@ async def test_service_token_is_a_private_random_secret(tmp_path: Path) -> None:
         # Neither a made-up token nor the well-known defaults of earlier versions pass.
         for guess in ("not-a-token", "strato-service", "strato-admin"):
             stranger = ComputeClient("http://strato", guess,
-                                     transport=httpx.ASGITransport(app=h.cloud.app))  # type: ignore[arg-type]
+                                     transport=httpx.ASGITransport(app=h.cloud.app))
             async with stranger:
                 with pytest.raises(ApiError) as exc:
                     await stranger.request("GET", "/v2.1/os-hypervisors")

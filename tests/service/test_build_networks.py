@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from strato.domain.ids import InstanceId
 from strato.network.host import FakeHostNetwork
 from tests.cloud_fixtures import Harness, fake_hosts, running_cloud, wait_until
 
@@ -64,7 +65,7 @@ async def test_a_build_makes_binds_and_plugs_a_port_per_network(tmp_path: Path) 
                                          params={"name": "default"})).json()
         assert port["security_groups"] == [groups["security_groups"][0]["id"]]
         # The guest's NIC has the port's MAC, and the host plugged that port.
-        assert h.driver("h1").nics(server_id) == (port["mac_address"],)
+        assert h.driver("h1").nics(InstanceId(server_id)) == (port["mac_address"],)
         assert set(_plane(h, "h1").plugged) == {port["id"]}
         await h.client.delete_server(server_id)
         await h.client.wait_for_status(server_id, {"DELETED"})
@@ -83,7 +84,7 @@ async def test_nics_follow_the_request_order_and_fixed_ips(tmp_path: Path) -> No
             "ACTIVE"
         ports = {p["network_id"]: p for p in await _ports(h, device_id=server_id)}
         assert ports[first["id"]]["fixed_ips"][0]["ip_address"] == "10.21.0.50"
-        assert h.driver("h1").nics(server_id) == (ports[second["id"]]["mac_address"],
+        assert h.driver("h1").nics(InstanceId(server_id)) == (ports[second["id"]]["mac_address"],
                                                   ports[first["id"]]["mac_address"])
 
 
@@ -96,7 +97,7 @@ async def test_a_users_port_is_bound_then_unbound_not_deleted(tmp_path: Path) ->
             "ACTIVE"
         [bound] = await _ports(h, device_id=server_id)
         assert bound["id"] == own["id"] and bound["binding:host_id"] == "h1"
-        assert h.driver("h1").nics(server_id) == (own["mac_address"],)
+        assert h.driver("h1").nics(InstanceId(server_id)) == (own["mac_address"],)
         await h.client.delete_server(server_id)
         await h.client.wait_for_status(server_id, {"DELETED"})
         [left] = await _ports(h)
@@ -187,7 +188,7 @@ async def test_no_networks_means_no_nic_and_no_port(tmp_path: Path) -> None:
         server_id = await _boot(h, "alone", "none")
         assert (await h.client.wait_for_status(server_id, {"ACTIVE", "ERROR"})).status == \
             "ACTIVE"
-        assert h.driver("h1").nics(server_id) == ()
+        assert h.driver("h1").nics(InstanceId(server_id)) == ()
         assert await _ports(h) == []
 
 

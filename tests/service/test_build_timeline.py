@@ -256,7 +256,7 @@ async def test_the_boot_step_lasts_until_the_guest_writes_on_its_console(
             nonlocal events
             events = (await h.client.request("GET", _path(server_id, request_id))).json()[
                 "instanceAction"]["events"]
-            return events[-1]["event"] == "compute_boot"
+            return bool(events[-1]["event"] == "compute_boot")
 
         await wait_until(booted, timeout=10)
         boot, spawn = events[-1], next(e for e in events if e["event"] == "compute_spawn")

@@ -98,7 +98,7 @@ def _task_is(h: Harness, server_id: str, task: str) -> Callable[[], Awaitable[bo
 async def _h1_is_empty(h: Harness, server_id: str) -> bool:
     allocations = await h.cloud.db.nodes.allocations(InstanceId(server_id))
     usage = {u.host: (u.used, u.instances) for u in await h.cloud.db.nodes.usages()}
-    return allocations == [] and usage["h1"] == (Resources(), 0)
+    return allocations == [] and usage[HostName("h1")] == (Resources(), 0)
 
 
 async def _events(h: Harness, server_id: str, action: str) -> list[tuple[str, str | None]]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from strato.domain.ids import InstanceId
 from tests.cloud_fixtures import fake_hosts, running_cloud
 
 
@@ -13,9 +15,9 @@ async def test_console_output_comes_from_the_guests_host(tmp_path: Path) -> None
                                                  flavor=h.flavors["m1.tiny"])
         server = await h.client.wait_for_status(server_id, {"ACTIVE"})
         driver = h.driver(server.host or "")
-        await driver.reboot(server_id)  # a second console line
+        await driver.reboot(InstanceId(server_id))  # a second console line
 
-        async def console(body: object) -> tuple[int, dict[str, object]]:
+        async def console(body: object) -> tuple[int, dict[str, Any]]:
             resp = await h.client._http.post(f"/v2.1/servers/{server_id}/action", json=body)
             return resp.status_code, resp.json()
 
@@ -31,15 +33,16 @@ async def test_console_output_comes_from_the_guests_host(tmp_path: Path) -> None
             body["output"]
         assert await console({"os-getConsoleOutput": {"length": 0}}) == (200, {"output": ""})
 
-        for bad in ({"os-getConsoleOutput": {"length": "x"}},
-                    {"os-getConsoleOutput": {"length": -2}},
-                    {"os-getConsoleOutput": {"length": True}},
-                    {"os-getConsoleOutput": {"lines": 3}},
-                    {"os-getConsoleOutput": {}, "reboot": {}},
-                    {"no-such-action": {}}, []):
+        refused: tuple[object, ...] = ({"os-getConsoleOutput": {"length": "x"}},
+                                       {"os-getConsoleOutput": {"length": -2}},
+                                       {"os-getConsoleOutput": {"length": True}},
+                                       {"os-getConsoleOutput": {"lines": 3}},
+                                       {"os-getConsoleOutput": {}, "reboot": {}},
+                                       {"no-such-action": {}}, [])
+        for bad in refused:
             status, fault = await console(bad)
             assert status == 400, bad
-            assert fault["badRequest"]["code"] == 400  # type: ignore[index]
+            assert fault["badRequest"]["code"] == 400
 
 
 async def test_console_output_of_a_server_without_a_host_is_a_conflict(tmp_path: Path) -> None:

@@ -91,6 +91,10 @@ class RecordingNodes:
     async def usages(self) -> list[NodeUsage]:
         return await self.real.usages()
 
+    async def exists(self, *, host: HostName | None = None, node: NodeName | None = None,
+                     unzoned: bool = False) -> bool:
+        return await self.real.exists(host=host, node=node, unzoned=unzoned)
+
     async def claim(self, instance_id: InstanceId, dest: Destination, need: Resources) -> bool:
         return await self.real.claim(instance_id, dest, need)
 

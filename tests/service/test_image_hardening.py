@@ -62,7 +62,8 @@ async def _assert_refused(api: Api, image_id: str, message: str) -> None:
 async def test_another_projects_private_image_is_no_kernel_or_ramdisk(api: Api,
                                                                       kind: str) -> None:
     secret = await _stored_image(api, owner="project-b")  # bob's, private
-    ami = await _stored_image(api, owner="project-a", **{kind: secret})
+    ami = await _stored_image(api, owner="project-a", status=ImageStatus.ACTIVE,
+                              **{kind: secret})
     await _assert_refused(api, ami, f"Image {secret} could not be found.")
 
 

@@ -34,7 +34,7 @@ async def _api(tmp_path: Path) -> AsyncIterator[tuple[SqlDatabase, httpx.AsyncCl
     db = await open_database(settings, migrate=True)
     try:
         app = await create_api(settings, db, RecordingBus())
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://strato") as client:
             yield db, client
     finally:

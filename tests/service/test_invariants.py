@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from strato.domain.ids import InstanceId
+from strato.domain.ids import HostName, InstanceId, NodeName
 from strato.domain.requests import Destination
 from strato.domain.resources import Resources
 from tests.cloud_fixtures import fake_hosts, running_cloud
@@ -26,7 +26,8 @@ async def test_an_active_server_without_its_allocation_is_caught(tmp_path: Path)
         server = await h.client.get_server(server_id)
         assert server.host
         await h.cloud.db.nodes.claim(InstanceId(server_id),
-                                     Destination(host=server.host, node=server.host),
+                                     Destination(host=HostName(server.host),
+                                                 node=NodeName(server.host)),
                                      Resources(vcpus=1, memory_mb=512, disk_gb=1))
 
 
@@ -39,7 +40,8 @@ async def test_an_allocation_of_a_deleted_server_is_caught(tmp_path: Path) -> No
         await h.client.wait_for_status(server_id, {"DELETED"})
         assert server.host
         await h.cloud.db.nodes.claim(InstanceId(server_id),
-                                     Destination(host=server.host, node=server.host),
+                                     Destination(host=HostName(server.host),
+                                                 node=NodeName(server.host)),
                                      Resources(vcpus=1, memory_mb=512, disk_gb=1))
         with pytest.raises(AssertionError, match="should hold none"):
             await assert_books_balance(h.cloud.db)

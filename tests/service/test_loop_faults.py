@@ -10,7 +10,7 @@ first calls (:class:`FlakyServices`, :class:`FlakyInstances` implement the real 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -113,7 +113,7 @@ async def _until(event: asyncio.Event, task: asyncio.Task[None]) -> None:
     assert event.is_set()
 
 
-Runner = Callable[[Settings, SqlDatabase, LocalBus, asyncio.Event], Awaitable[None]]
+Runner = Callable[[Settings, SqlDatabase, LocalBus, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 @pytest.mark.parametrize(("run", "binary"), [(run_conductor, "strato-conductor"),
@@ -156,7 +156,7 @@ async def test_build_deadline_survives_failed_ticks(db: SqlDatabase) -> None:
     lost = make_instance()
     await db.instances.create_many([lost], request_id=RequestId("req-lost"))
     instances = FlakyInstances(db.instances, [make() for make in FAILURES])
-    db.instances = instances  # type: ignore[assignment]  # FlakyInstances is an InstanceRepo
+    db.instances = instances
 
     def later() -> datetime:
         return db.now() + timedelta(hours=1)

@@ -82,7 +82,7 @@ async def test_a_domain_that_never_runs_is_a_retryable_failure(tmp_path: Path) -
                                           spawn_timeout=0.05), images=None)  # type: ignore[arg-type]
     waiter = _Waiter({"started"}, {"stopped", "crashed"})
     try:
-        await d._wait_running(_StuckDomain(), waiter, "strato-x")  # type: ignore[arg-type]
+        await d._wait_running(_StuckDomain(), waiter, "strato-x")
     except RescheduleBuild as exc:
         assert "did not run within" in str(exc)
     else:

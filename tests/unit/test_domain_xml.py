@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from strato.domain.ids import ImageId, InstanceId, ProjectId, ReservationId, UserId
+from strato.domain.ids import FlavorId, ImageId, InstanceId, ProjectId, ReservationId, UserId
 from strato.domain.images import Image, ImageStatus
 from strato.domain.requests import BootRequest
-from strato.domain.resources import Flavor, FlavorId
+from strato.domain.resources import Flavor
 from strato.virt.libvirt.config import (
     METADATA_NS,
     DiskSpec,
