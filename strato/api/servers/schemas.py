@@ -504,7 +504,7 @@ async def _hints(availability_zone: str | None, hints: _HintsBody | None, deps: 
     if hints is not None and hints.group is not None:
         try:
             found = await deps.db.groups.get(
-                GroupId(hints.group), project_id=None if ctx.is_admin else ctx.project_id)
+                GroupId(hints.group), project_id=ctx.visible_project)
         except NotFound:
             raise InvalidReference(f"Invalid server group: Instance group {hints.group} "
                                    f"could not be found.") from None

@@ -67,11 +67,6 @@ class CreateResult:
     instances: tuple[Instance, ...]
 
 
-def _scope(ctx: RequestContext) -> ProjectId | None:
-    """The project a caller's reads are limited to; an admin sees every project."""
-    return None if ctx.is_admin else ctx.project_id
-
-
 async def create_servers(deps: ApiDeps, ctx: RequestContext,
                          req: CreateServers) -> CreateResult:
     """Store ``req.count`` instances (building/scheduling), or as many as the project's
@@ -250,7 +245,7 @@ async def _fail_unscheduled(db: Database, instance: Instance, exc: StratoError) 
 async def get_server(deps: ApiDeps, ctx: RequestContext, instance_id: str) -> Instance:
     """One instance the caller may see; ``NotFound`` with Nova's message otherwise."""
     try:
-        return await deps.db.instances.get(InstanceId(instance_id), project_id=_scope(ctx))
+        return await deps.db.instances.get(InstanceId(instance_id), project_id=ctx.visible_project)
     except NotFound:
         raise NotFound(f"Instance {instance_id} could not be found.") from None
 
