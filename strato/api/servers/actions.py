@@ -37,7 +37,7 @@ from strato.api.servers.schemas import (
 )
 from strato.api.servers.service import delete_server, get_server
 from strato.api.servers.views import generate_password
-from strato.compute.messages import TOPIC as COMPUTE
+from strato.compute.client import ServerAction
 from strato.compute.messages import (
     PauseInstance,
     RebootInstance,
@@ -56,7 +56,6 @@ from strato.domain.errors import Forbidden, Invalid, InvalidState, NotFound, Str
 from strato.domain.ids import InstanceId, NodeName, ReservationId
 from strato.domain.instances import Instance, InstanceChanges, TaskState, VmState
 from strato.domain.requests import BootRequest, InjectedFile
-from strato.rpc.bus import Target
 
 __all__ = ["ACTIONS", "RebuildResult", "delete", "lock", "perform", "rebuild", "unlock"]
 
@@ -71,7 +70,7 @@ class _Rule:
     name: str
     vm_states: frozenset[VmState]
     task: TaskState
-    message: Callable[[InstanceId], object]
+    message: Callable[[InstanceId], ServerAction]
 
 
 _A = VmState.ACTIVE
@@ -259,11 +258,12 @@ async def _give_back(deps: ApiDeps, instance_id: InstanceId, task: TaskState) ->
 
 
 async def _cast(deps: ApiDeps, ctx: RequestContext, instance: Instance, task: TaskState,
-                message: object) -> None:
+                message: ServerAction) -> None:
     """Hand the action to the instance's compute host; if the bus refuses it, give the
     task state back so the server is not stuck and the client may retry."""
+    assert instance.host is not None  # _check_allowed: an action needs a host
     try:
-        await deps.bus.cast(Target(COMPUTE, server=instance.host), message, ctx=ctx)
+        await deps.compute.perform_action(ctx, instance.host, message)
     except StratoError:
         await _give_back(deps, instance.id, task)
         raise

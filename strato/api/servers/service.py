@@ -29,10 +29,6 @@ from strato.api.servers.schemas import (
     Networking,
     to_boot_request,
 )
-from strato.compute.messages import TOPIC as COMPUTE
-from strato.compute.messages import GetConsoleOutput, TerminateInstance
-from strato.conductor.messages import TOPIC as CONDUCTOR
-from strato.conductor.messages import BuildInstances
 from strato.db.uow import Database
 from strato.domain.context import RequestContext
 from strato.domain.errors import (
@@ -47,7 +43,6 @@ from strato.domain.ids import InstanceId, ProjectId, ReservationId, new_uuid
 from strato.domain.instances import Fault, Instance, PowerState, TaskState, VmState
 from strato.domain.networks import Network, SecurityGroup, Subnet, Vif
 from strato.domain.requests import RequestedNetwork
-from strato.rpc.bus import Target
 
 __all__ = ["CreateResult", "create_servers", "delete_server", "get_server", "list_servers",
            "resolve_networking", "server_vifs"]
@@ -92,11 +87,9 @@ async def create_servers(deps: ApiDeps, ctx: RequestContext,
                 result.reservation_id)
     # Between min_count and the count made, the scheduler places as many as fit.
     min_count = req.min_count if req.min_count < len(result.instances) else None
-    message = BuildInstances(
-        requests=tuple(to_boot_request(req, i, networking) for i in result.instances),
-        min_count=min_count)
+    requests = tuple(to_boot_request(req, i, networking) for i in result.instances)
     try:
-        await deps.bus.cast(Target(CONDUCTOR), message, ctx=ctx)
+        await deps.conductor.build_instances(ctx, requests, min_count)
     except StratoError as exc:
         logger.error("cannot cast BuildInstances for %s: %s", result.reservation_id, exc)
         failed = [await _fail_unscheduled(deps.db, i, exc) for i in result.instances]
@@ -283,8 +276,7 @@ async def delete_server(deps: ApiDeps, ctx: RequestContext, instance: Instance) 
         logger.info("instance.delete: %s deleted locally (no host)", instance.id)
         return
     try:
-        await deps.bus.cast(Target(COMPUTE, server=instance.host),
-                            TerminateInstance(instance_id=instance.id), ctx=ctx)
+        await deps.compute.terminate_instance(ctx, instance.host, instance.id)
     except StratoError:
         # Give the delete back so the client's retry is not a silent no-op.
         await deps.db.instances.update(instance.id, {"task_state": None},
@@ -300,11 +292,7 @@ async def console_output(deps: ApiDeps, ctx: RequestContext, instance_id: str,
     if instance.host is None or instance.vm_state not in _CONSOLE_STATES:
         raise InvalidState(f"Cannot 'os-getConsoleOutput' instance {instance.id} while it "
                            f"is in vm_state {instance.vm_state}")
-    text: str = await deps.bus.call(
-        Target(COMPUTE, server=instance.host),
-        GetConsoleOutput(instance_id=instance.id, length=length), ctx=ctx, returns=str,
-        timeout=30.0)
-    return text
+    return await deps.compute.console_output(ctx, instance.host, instance.id, length)
 
 
 _CONSOLE_STATES = frozenset({VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED,
