@@ -15,6 +15,8 @@ from starlette.requests import Request
 from strato.api.auth import AuthBackend
 from strato.api.policies import default_policy
 from strato.api.policy import Policy
+from strato.compute.client import ComputeClient
+from strato.conductor.client import ConductorClient
 from strato.config import ApiSettings
 from strato.db.ports import Database
 from strato.domain.context import RequestContext
@@ -34,6 +36,16 @@ class ApiDeps:
     auth: AuthBackend
     settings: ApiSettings
     policy: Policy = field(default_factory=default_policy)
+
+    @property
+    def compute(self) -> ComputeClient:
+        """The typed client of the compute hosts, over :attr:`bus`."""
+        return ComputeClient(self.bus)
+
+    @property
+    def conductor(self) -> ConductorClient:
+        """The typed client of the conductor, over :attr:`bus` (the API only casts)."""
+        return ConductorClient(self.bus)
 
 
 # The dependencies are ``async def`` although they never wait: FastAPI runs plain ``def``

@@ -35,7 +35,7 @@ from strato.api.images import jsonschema
 from strato.api.images import schemas as image_schemas
 from strato.api.networks import sg_schemas
 from strato.api.policies import SERVER_ACTIONS
-from strato.api.servers import actions as server_actions
+from strato.api.servers import action_schemas as server_actions
 from strato.domain.images import MemberStatus
 from strato.domain.security_groups import ETHERTYPES, PROTOCOLS
 
@@ -280,7 +280,7 @@ def neutron_security_group_rule() -> dict[str, Any]:
 
 
 def nova_server_actions() -> tuple[Schema, ...]:
-    """``POST /servers/{id}/action``: one action (``strato.api.servers.actions``); those
+    """``POST /servers/{id}/action``: one action (``strato.api.servers.action_schemas``); those
     with arguments by their models, the others taking ``null`` or ``{}``."""
     with_models: dict[str, Schema] = {"reboot": server_actions._RebootBody,
                                       "lock": server_actions._LockBody,

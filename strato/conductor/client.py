@@ -48,9 +48,12 @@ class ConductorClient:
     bus: Bus
     timeout: float = 60.0
 
-    async def build_instances(self, ctx: RequestContext,
-                              requests: tuple[BootRequest, ...]) -> None:
-        await self.bus.cast(_TARGET, BuildInstances(requests=requests), ctx=ctx)
+    async def build_instances(self, ctx: RequestContext, requests: tuple[BootRequest, ...],
+                              min_count: int | None = None) -> None:
+        """Schedule and build the instances (cast); ``min_count`` of a multi-create: as
+        many as fit, at least this many (None: all)."""
+        await self.bus.cast(_TARGET, BuildInstances(requests=requests, min_count=min_count),
+                            ctx=ctx)
 
     async def reschedule(self, ctx: RequestContext, msg: RescheduleInstance) -> None:
         await self.bus.cast(_TARGET, msg, ctx=ctx)

@@ -27,6 +27,12 @@ class RequestContext:
     def is_admin(self) -> bool:
         return "admin" in self.roles
 
+    @property
+    def visible_project(self) -> ProjectId | None:
+        """The project the caller's reads and listings are limited to; ``None`` for an
+        admin, who sees every project."""
+        return None if self.is_admin else self.project_id
+
     def elevated(self) -> RequestContext:
         """The same request, with the admin role (for service-internal work)."""
         return replace(self, roles=tuple(sorted({*self.roles, "admin"})))

@@ -78,7 +78,7 @@ async def get_own_image(repo: ImageRepo, ctx: RequestContext, image_id: ImageId)
 async def list_images(repo: ImageRepo, ctx: RequestContext, query: ImageQuery) -> list[Image]:
     """The images of ``query`` the caller may list (``query.viewer`` is set here: every
     image for an admin); ``Invalid`` for a marker the caller cannot see."""
-    query = replace(query, viewer=None if ctx.is_admin else ctx.project_id)
+    query = replace(query, viewer=ctx.visible_project)
     try:
         return await repo.list(query)
     except NotFound:

@@ -23,7 +23,7 @@ async def _instance(deps: ApiDeps, ctx: RequestContext, server_id: str) -> Insta
     # "why did my build fail" is asked after the server is gone, too.
     try:
         return await deps.db.instances.get(
-            InstanceId(server_id), project_id=None if ctx.is_admin else ctx.project_id,
+            InstanceId(server_id), project_id=ctx.visible_project,
             include_deleted=True)
     except NotFound:
         raise NotFound(f"Instance {server_id} could not be found.") from None

@@ -47,10 +47,6 @@ V2 = "/v2.0"
 _RESOURCES = ("network", "subnet", "port")
 
 
-def _scope(ctx: RequestContext) -> ProjectId | None:
-    return None if ctx.is_admin else ctx.project_id
-
-
 def _project(ctx: RequestContext, tenant_id: str | None, project_id: str | None) -> ProjectId:
     """The project a new resource belongs to: the caller's, or any an admin names."""
     named = project_id or tenant_id
@@ -135,7 +131,7 @@ async def create_network(request: Request, deps: Deps, ctx: Context) -> JSONResp
 @router.get(f"{V2}/networks")
 @action("get_network")
 async def list_networks(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
-    nets = await deps.db.networks.list_networks(viewer=_scope(ctx))
+    nets = await deps.db.networks.list_networks(viewer=ctx.visible_project)
     return listing.collection(request, "networks", [views.network(n) for n in nets],
                               not_found=NetworkNotFound)
 
@@ -144,7 +140,7 @@ async def list_networks(request: Request, deps: Deps, ctx: Context) -> JSONRespo
 @action("get_network")
 async def show_network(network_id: str, request: Request, deps: Deps,
                        ctx: Context) -> JSONResponse:
-    net = await deps.db.networks.get_network(network_id, viewer=_scope(ctx))
+    net = await deps.db.networks.get_network(network_id, viewer=ctx.visible_project)
     return _one(request, "network", views.network(net))
 
 
@@ -157,14 +153,14 @@ async def update_network(network_id: str, request: Request, deps: Deps,
     changes = _set(body.model_dump(exclude_unset=True))
     if "shared" in changes and not ctx.is_admin:
         raise Forbidden("(rule:update_network:shared) is disallowed by policy")
-    net = await deps.db.networks.update_network(network_id, changes, owner=_scope(ctx))
+    net = await deps.db.networks.update_network(network_id, changes, owner=ctx.visible_project)
     return JSONResponse({"network": views.network(net)})
 
 
 @router.delete(f"{V2}/networks/{{network_id}}")
 @action("delete_network")
 async def delete_network(network_id: str, deps: Deps, ctx: Context) -> Response:
-    await deps.db.networks.delete_network(network_id, owner=_scope(ctx))
+    await deps.db.networks.delete_network(network_id, owner=ctx.visible_project)
     return Response(status_code=204)
 
 
@@ -184,14 +180,14 @@ async def create_subnet(request: Request, deps: Deps, ctx: Context) -> JSONRespo
                  dns_nameservers=schemas.dns_nameservers(body.dns_nameservers),
                  host_routes=schemas.host_routes(body.host_routes),
                  enable_dhcp=body.enable_dhcp)
-    created = await deps.db.networks.create_subnet(sub, owner=_scope(ctx))
+    created = await deps.db.networks.create_subnet(sub, owner=ctx.visible_project)
     return JSONResponse({"subnet": views.subnet(created)}, status_code=201)
 
 
 @router.get(f"{V2}/subnets")
 @action("get_subnet")
 async def list_subnets(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
-    subs = await deps.db.networks.list_subnets(viewer=_scope(ctx))
+    subs = await deps.db.networks.list_subnets(viewer=ctx.visible_project)
     return listing.collection(request, "subnets", [views.subnet(s) for s in subs],
                               not_found=SubnetNotFound)
 
@@ -200,7 +196,7 @@ async def list_subnets(request: Request, deps: Deps, ctx: Context) -> JSONRespon
 @action("get_subnet")
 async def show_subnet(subnet_id: str, request: Request, deps: Deps,
                       ctx: Context) -> JSONResponse:
-    sub = await deps.db.networks.get_subnet(subnet_id, viewer=_scope(ctx))
+    sub = await deps.db.networks.get_subnet(subnet_id, viewer=ctx.visible_project)
     return _one(request, "subnet", views.subnet(sub))
 
 
@@ -216,14 +212,14 @@ async def update_subnet(subnet_id: str, request: Request, deps: Deps,
         changes["dns_nameservers"] = schemas.dns_nameservers(body.dns_nameservers)
     if body.host_routes is not None:
         changes["host_routes"] = schemas.host_routes(body.host_routes)
-    sub = await deps.db.networks.update_subnet(subnet_id, changes, owner=_scope(ctx))
+    sub = await deps.db.networks.update_subnet(subnet_id, changes, owner=ctx.visible_project)
     return JSONResponse({"subnet": views.subnet(sub)})
 
 
 @router.delete(f"{V2}/subnets/{{subnet_id}}")
 @action("delete_subnet")
 async def delete_subnet(subnet_id: str, deps: Deps, ctx: Context) -> Response:
-    await deps.db.networks.delete_subnet(subnet_id, owner=_scope(ctx))
+    await deps.db.networks.delete_subnet(subnet_id, owner=ctx.visible_project)
     return Response(status_code=204)
 
 
@@ -235,7 +231,7 @@ async def delete_subnet(subnet_id: str, deps: Deps, ctx: Context) -> Response:
 async def create_port(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     body = schemas.parse(schemas.PortBody, await read_json(request), "port")
     project = _project(ctx, body.tenant_id, body.project_id)
-    network = await deps.db.networks.get_network(body.network_id, viewer=_scope(ctx))
+    network = await deps.db.networks.get_network(body.network_id, viewer=ctx.visible_project)
     _check_port_fields(ctx, "create_port", network.project_id,
                        body.model_dump(exclude_unset=True, by_alias=True))
     groups = body.security_groups
@@ -250,7 +246,7 @@ async def create_port(request: Request, deps: Deps, ctx: Context) -> JSONRespons
                 device_owner=body.device_owner, binding_host_id=body.binding_host_id,
                 security_groups=tuple(groups or ()))
     created = await deps.db.networks.create_port(
-        port, fixed_ips=schemas.fixed_ips(body.fixed_ips), viewer=_scope(ctx))
+        port, fixed_ips=schemas.fixed_ips(body.fixed_ips), viewer=ctx.visible_project)
     return JSONResponse({"port": views.port(created, is_admin=ctx.is_admin)}, status_code=201)
 
 
@@ -280,7 +276,7 @@ def _check_port_fields(ctx: RequestContext, rule: str, network_owner: str,
 @router.get(f"{V2}/ports")
 @action("get_port")
 async def list_ports(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
-    ports = await deps.db.networks.list_ports(viewer=_scope(ctx))
+    ports = await deps.db.networks.list_ports(viewer=ctx.visible_project)
     shown = [views.port(p, is_admin=ctx.is_admin) for p in ports]
     return listing.collection(request, "ports", shown,
                               not_found=PortNotFound)
@@ -289,7 +285,7 @@ async def list_ports(request: Request, deps: Deps, ctx: Context) -> JSONResponse
 @router.get(f"{V2}/ports/{{port_id}}")
 @action("get_port")
 async def show_port(port_id: str, request: Request, deps: Deps, ctx: Context) -> JSONResponse:
-    port = await deps.db.networks.get_port(port_id, viewer=_scope(ctx))
+    port = await deps.db.networks.get_port(port_id, viewer=ctx.visible_project)
     return _one(request, "port", views.port(port, is_admin=ctx.is_admin))
 
 
@@ -298,7 +294,7 @@ async def show_port(port_id: str, request: Request, deps: Deps, ctx: Context) ->
 @action("update_port")
 async def update_port(port_id: str, request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     body = schemas.parse(schemas.PortUpdate, await read_json(request), "port")
-    current = await deps.db.networks.get_port(port_id, viewer=_scope(ctx))
+    current = await deps.db.networks.get_port(port_id, viewer=ctx.visible_project)
     network = await deps.db.networks.get_network(current.network_id, viewer=None)
     _check_port_fields(ctx, "update_port", network.project_id,
                        body.model_dump(exclude_unset=True, by_alias=True))
@@ -306,13 +302,13 @@ async def update_port(port_id: str, request: Request, deps: Deps, ctx: Context) 
                                     exclude={"security_groups", "fixed_ips"}))
     port = await deps.db.networks.update_port(
         port_id, changes, fixed_ips=schemas.fixed_ips(body.fixed_ips),
-        security_groups=body.security_groups, owner=_scope(ctx))
+        security_groups=body.security_groups, owner=ctx.visible_project)
     return JSONResponse({"port": views.port(port, is_admin=ctx.is_admin)})
 
 
 @router.delete(f"{V2}/ports/{{port_id}}")
 @action("delete_port")
 async def delete_port(port_id: str, deps: Deps, ctx: Context) -> Response:
-    await deps.db.networks.delete_port(port_id, owner=_scope(ctx))
+    await deps.db.networks.delete_port(port_id, owner=ctx.visible_project)
     return Response(status_code=204)
 

@@ -25,8 +25,7 @@ from strato.api.deps import Context, Deps
 from strato.api.networks import listing, sg_schemas, sg_views
 from strato.api.openapi import neutron_security_group, neutron_security_group_rule, request_body
 from strato.api.policy import action
-from strato.domain.context import RequestContext
-from strato.domain.ids import ProjectId, new_uuid
+from strato.domain.ids import new_uuid
 from strato.domain.networks import Direction, SecurityGroupRule
 from strato.domain.security_groups import (
     SECURITY_GROUP_QUOTA,
@@ -41,11 +40,6 @@ router = APIRouter(prefix="/networking")
 
 GROUPS = "/v2.0/security-groups"
 RULES = "/v2.0/security-group-rules"
-
-
-def _scope(ctx: RequestContext) -> ProjectId | None:
-    """The project whose groups the caller may see: its own, or every one (admin)."""
-    return None if ctx.is_admin else ctx.project_id
 
 
 def _one(item: dict[str, Any], params: QueryParams) -> dict[str, Any]:
@@ -72,7 +66,7 @@ async def list_security_groups(request: Request, deps: Deps, ctx: Context) -> JS
     order (by id unless sorted), after making sure the caller's project has its
     default group."""
     await deps.db.security_groups.ensure_default(ctx.project_id)
-    groups = await deps.db.security_groups.list(project_id=_scope(ctx))
+    groups = await deps.db.security_groups.list(project_id=ctx.visible_project)
     return listing.collection(request, "security_groups",
                               [sg_views.security_group(g) for g in groups],
                               not_found=SecurityGroupNotFound)
@@ -82,7 +76,7 @@ async def list_security_groups(request: Request, deps: Deps, ctx: Context) -> JS
 @action("get_security_group")
 async def show_security_group(group_id: str, request: Request, deps: Deps,
                               ctx: Context) -> JSONResponse:
-    group = await deps.db.security_groups.get(group_id, project_id=_scope(ctx))
+    group = await deps.db.security_groups.get(group_id, project_id=ctx.visible_project)
     return JSONResponse({"security_group": _one(sg_views.security_group(group),
                                                 request.query_params)})
 
@@ -95,7 +89,7 @@ async def update_security_group(group_id: str, request: Request, deps: Deps,
     """Change the name and/or description; the default group keeps its name."""
     fields = sg_schemas.parse_group_update(await read_json(request))
     group = await deps.db.security_groups.update(
-        group_id, project_id=_scope(ctx), name=fields.name, description=fields.description)
+        group_id, project_id=ctx.visible_project, name=fields.name, description=fields.description)
     return JSONResponse({"security_group": sg_views.security_group(group)})
 
 
@@ -103,7 +97,7 @@ async def update_security_group(group_id: str, request: Request, deps: Deps,
 @action("delete_security_group")
 async def delete_security_group(group_id: str, deps: Deps, ctx: Context) -> Response:
     """204; 409 for the default group (unless admin, as Neutron) or a group in use."""
-    await deps.db.security_groups.delete(group_id, project_id=_scope(ctx),
+    await deps.db.security_groups.delete(group_id, project_id=ctx.visible_project,
                                          allow_default=ctx.is_admin)
     return Response(status_code=204)
 
@@ -123,7 +117,7 @@ async def create_security_group_rule(request: Request, deps: Deps,
         port_range_min=spec.port_range_min, port_range_max=spec.port_range_max,
         remote_ip_prefix=spec.remote_ip_prefix, remote_group_id=spec.remote_group_id,
         description=fields.description)
-    stored = await deps.db.security_groups.add_rule(rule, project_id=_scope(ctx),
+    stored = await deps.db.security_groups.add_rule(rule, project_id=ctx.visible_project,
                                                     limit=SECURITY_GROUP_RULE_QUOTA)
     return JSONResponse({"security_group_rule": sg_views.security_group_rule(stored)},
                         status_code=201)
@@ -133,7 +127,7 @@ async def create_security_group_rule(request: Request, deps: Deps,
 @action("get_security_group_rule")
 async def list_security_group_rules(request: Request, deps: Deps,
                                     ctx: Context) -> JSONResponse:
-    rules = await deps.db.security_groups.list_rules(project_id=_scope(ctx))
+    rules = await deps.db.security_groups.list_rules(project_id=ctx.visible_project)
     return listing.collection(request, "security_group_rules",
                               [sg_views.security_group_rule(r) for r in rules],
                               not_found=SecurityGroupRuleNotFound)
@@ -143,7 +137,7 @@ async def list_security_group_rules(request: Request, deps: Deps,
 @action("get_security_group_rule")
 async def show_security_group_rule(rule_id: str, request: Request, deps: Deps,
                                    ctx: Context) -> JSONResponse:
-    rule = await deps.db.security_groups.get_rule(rule_id, project_id=_scope(ctx))
+    rule = await deps.db.security_groups.get_rule(rule_id, project_id=ctx.visible_project)
     return JSONResponse({"security_group_rule": _one(sg_views.security_group_rule(rule),
                                                      request.query_params)})
 
@@ -151,5 +145,5 @@ async def show_security_group_rule(rule_id: str, request: Request, deps: Deps,
 @router.delete(RULES + "/{rule_id}")
 @action("delete_security_group_rule")
 async def delete_security_group_rule(rule_id: str, deps: Deps, ctx: Context) -> Response:
-    await deps.db.security_groups.delete_rule(rule_id, project_id=_scope(ctx))
+    await deps.db.security_groups.delete_rule(rule_id, project_id=ctx.visible_project)
     return Response(status_code=204)

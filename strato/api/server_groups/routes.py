@@ -19,18 +19,12 @@ from strato.api.openapi import request_body
 from strato.api.policy import action
 from strato.api.quotas.service import project_limits
 from strato.api.server_groups import schemas, views
-from strato.domain.context import RequestContext
 from strato.domain.groups import ServerGroup
-from strato.domain.ids import GroupId, ProjectId, new_uuid
+from strato.domain.ids import GroupId, new_uuid
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v2.1")
-
-
-def _scope(ctx: RequestContext) -> ProjectId | None:
-    """The project whose groups the caller may see: its own, or every one (admin)."""
-    return None if ctx.is_admin else ctx.project_id
 
 
 @router.post("/os-server-groups")
@@ -62,7 +56,7 @@ async def list_server_groups(request: Request, deps: Deps, ctx: Context) -> JSON
 @action("os_compute_api:os-server-groups:show")
 async def show_server_group(group_id: str, deps: Deps, ctx: Context) -> JSONResponse:
     """One group with its live members; 404 if unknown or not visible."""
-    group = await deps.db.groups.get(GroupId(group_id), project_id=_scope(ctx))
+    group = await deps.db.groups.get(GroupId(group_id), project_id=ctx.visible_project)
     return JSONResponse({"server_group": views.server_group(group)})
 
 
@@ -70,5 +64,5 @@ async def show_server_group(group_id: str, deps: Deps, ctx: Context) -> JSONResp
 @action("os_compute_api:os-server-groups:delete")
 async def delete_server_group(group_id: str, deps: Deps, ctx: Context) -> Response:
     """Delete the group (204); its members keep running, no longer grouped."""
-    await deps.db.groups.delete(GroupId(group_id), project_id=_scope(ctx))
+    await deps.db.groups.delete(GroupId(group_id), project_id=ctx.visible_project)
     return Response(status_code=204)

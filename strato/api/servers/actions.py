@@ -6,7 +6,8 @@ admins), the vm_state table, then a compare-and-swap of the task state from none
 action's task, so of two racing actions exactly one starts (the other is a 409). The
 action is recorded (``os-instance-actions``) and one message is cast to the instance's
 compute host, which runs the driver and clears the task (``strato.compute.lifecycle``).
-Lock and unlock only write the instance's row.
+Lock and unlock only write the instance's row. The bodies are parsed by
+``strato.api.servers.action_schemas``.
 
 Conflicts use Nova's words: "Cannot 'reboot' instance <id> while it is in vm_state
 stopped" (``raise_http_conflict_for_instance_invalid_state``) and "Instance <id> is
@@ -19,25 +20,25 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-
-from strato.api.bodies import parse_model
 from strato.api.deps import ApiDeps
-from strato.api.fields import Name, NovaBool
-from strato.api.servers.schemas import (
-    MAX_INJECTED_FILES,
-    _check_fit,
-    _check_ip,
-    _check_metadata,
-    _PersonalityBody,
-    _resolve_image,
-    boot_files,
+from strato.api.servers.action_schemas import (
+    no_arguments,
+    parse_lock,
+    parse_reboot,
+    parse_rebuild,
 )
-from strato.api.servers.service import delete_server, get_server
+from strato.api.servers.service import (
+    BootInputs,
+    boot_request,
+    check_fit,
+    delete_server,
+    get_server,
+    resolve_image,
+)
 from strato.api.servers.views import generate_password
-from strato.compute.messages import TOPIC as COMPUTE
+from strato.compute.client import ServerAction
 from strato.compute.messages import (
     PauseInstance,
     RebootInstance,
@@ -53,10 +54,8 @@ from strato.compute.messages import (
 from strato.domain.actions import EventResult
 from strato.domain.context import RequestContext
 from strato.domain.errors import Forbidden, Invalid, InvalidState, NotFound, StratoError
-from strato.domain.ids import InstanceId, NodeName, ReservationId
+from strato.domain.ids import InstanceId, NodeName
 from strato.domain.instances import Instance, InstanceChanges, TaskState, VmState
-from strato.domain.requests import BootRequest, InjectedFile
-from strato.rpc.bus import Target
 
 __all__ = ["ACTIONS", "RebuildResult", "delete", "lock", "perform", "rebuild", "unlock"]
 
@@ -71,7 +70,7 @@ class _Rule:
     name: str
     vm_states: frozenset[VmState]
     task: TaskState
-    message: Callable[[InstanceId], object]
+    message: Callable[[InstanceId], ServerAction]
 
 
 _A = VmState.ACTIVE
@@ -128,68 +127,6 @@ async def soft_delete(deps: ApiDeps, ctx: RequestContext, instance: Instance) ->
     return True
 
 
-# --- bodies (Nova's JSON schemas: nova/api/openstack/compute/schemas/) ------------------
-
-_Strict = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-
-class _Reboot(BaseModel):
-    model_config = _Strict
-
-    type: Literal["HARD", "Hard", "hard", "SOFT", "Soft", "soft"]
-
-
-class _RebootBody(BaseModel):
-    model_config = _Strict
-
-    reboot: _Reboot
-
-
-class _Lock(BaseModel):
-    model_config = _Strict
-
-    locked_reason: Annotated[str, Field(min_length=1, max_length=255)] | None = None
-
-
-class _LockBody(BaseModel):
-    model_config = _Strict
-
-    lock: _Lock | None
-
-
-class _Rebuild(BaseModel):
-    model_config = _Strict
-
-    image_ref: str = Field(alias="imageRef")
-    name: Name | None = None
-    metadata: Annotated[dict[str, str], AfterValidator(_check_metadata)] | None = None
-    admin_pass: str | None = Field(None, alias="adminPass")
-    preserve_ephemeral: NovaBool = False
-    personality: Annotated[list[_PersonalityBody],
-                           Field(max_length=MAX_INJECTED_FILES)] = []
-    disk_config: Literal["AUTO", "MANUAL"] | None = Field(None, alias="OS-DCF:diskConfig")
-    access_ip_v4: Annotated[str, AfterValidator(_check_ip(4))] | None = Field(
-        None, alias="accessIPv4")
-    access_ip_v6: Annotated[str, AfterValidator(_check_ip(6))] | None = Field(
-        None, alias="accessIPv6")
-
-
-class _RebuildBody(BaseModel):
-    model_config = _Strict
-
-    rebuild: _Rebuild
-
-
-def no_arguments(action: str, args: Any) -> None:
-    """Actions without arguments take ``null`` (what the SDKs send) or ``{}``."""
-    if args is None or args == {}:
-        return
-    if isinstance(args, dict):
-        raise Invalid(f"Invalid input for {action}: Additional properties are not allowed "
-                      f"({', '.join(repr(k) for k in args)} was unexpected)")
-    raise Invalid(f"Invalid input for {action}: {args!r} is not of type 'object', 'null'")
-
-
 # --- power actions ----------------------------------------------------------------------
 
 async def perform(deps: ApiDeps, ctx: RequestContext, server_id: str, action: str,
@@ -197,8 +134,7 @@ async def perform(deps: ApiDeps, ctx: RequestContext, server_id: str, action: st
     """Start ``reboot`` or one of the argument-less power actions (``os-stop`` ...):
     the compute host finishes it (202)."""
     if action == "reboot":
-        kind = parse_model(_RebootBody, {"reboot": args}).reboot.type.upper()
-        rule = _HARD_REBOOT if kind == "HARD" else _SOFT_REBOOT
+        rule = _HARD_REBOOT if parse_reboot(args) else _SOFT_REBOOT
     else:
         rule = _RULES[action]
         no_arguments(action, args)
@@ -259,11 +195,12 @@ async def _give_back(deps: ApiDeps, instance_id: InstanceId, task: TaskState) ->
 
 
 async def _cast(deps: ApiDeps, ctx: RequestContext, instance: Instance, task: TaskState,
-                message: object) -> None:
+                message: ServerAction) -> None:
     """Hand the action to the instance's compute host; if the bus refuses it, give the
     task state back so the server is not stuck and the client may retry."""
+    assert instance.host is not None  # _check_allowed: an action needs a host
     try:
-        await deps.bus.cast(Target(COMPUTE, server=instance.host), message, ctx=ctx)
+        await deps.compute.perform_action(ctx, instance.host, message)
     except StratoError:
         await _give_back(deps, instance.id, task)
         raise
@@ -286,14 +223,14 @@ async def rebuild(deps: ApiDeps, ctx: RequestContext, server_id: str,
     """Nova's rebuild on the same host: the image (active, fitting the server's flavor)
     becomes the server's, with a new name and metadata when given; the compute destroys
     the guest and spawns it again from that image (its claim unchanged)."""
-    body = parse_model(_RebuildBody, {"rebuild": args}).rebuild
+    body = parse_rebuild(args)
     limit = deps.settings.max_metadata_items
     if body.metadata is not None and len(body.metadata) > limit:
         raise Invalid(f"Quota exceeded for metadata_items: at most {limit} items allowed")
     instance = await get_server(deps, ctx, server_id)
     _check_allowed(instance, ctx, "rebuild", _REBUILD_STATES)
-    image = await _resolve_image(deps, ctx, body.image_ref)
-    _check_fit(instance.flavor, image)
+    image = await resolve_image(deps, ctx, body.image_ref)
+    check_fit(instance.flavor, image)
     task = TaskState.REBUILDING
     await _start(deps, ctx, instance, "rebuild", _REBUILD_STATES, task)
     changes: InstanceChanges = {"image_ref": image.id}
@@ -307,16 +244,8 @@ async def rebuild(deps: ApiDeps, ctx: RequestContext, server_id: str,
     except (InvalidState, NotFound):
         # Deleted between our two writes: the delete wins, as it would on the compute.
         raise NotFound(f"Instance {instance.id} could not be found.") from None
-    kernel_id, ramdisk_id = boot_files(image)
-    request = BootRequest(
-        kernel_id=kernel_id, ramdisk_id=ramdisk_id,
-        instance_id=instance.id, project_id=instance.project_id, user_id=instance.user_id,
-        name=instance.display_name, flavor=instance.flavor, image=image,
-        reservation_id=ReservationId(instance.reservation_id),
-        launch_index=instance.launch_index, metadata=dict(instance.metadata),
-        user_data=instance.user_data, key_name=instance.key_name,
-        key_data=await _key_data(deps, instance), config_drive=instance.config_drive,
-        files=tuple(InjectedFile(path=f.path, contents=f.contents) for f in body.personality))
+    request = boot_request(instance, BootInputs(
+        image=image, key_data=await _key_data(deps, instance), files=body.files))
     await _cast(deps, ctx, instance, task, RebuildInstance(
         request=request, node=NodeName(instance.node or ""),
         stopped=instance.vm_state == VmState.STOPPED))
@@ -328,14 +257,14 @@ async def rebuild(deps: ApiDeps, ctx: RequestContext, server_id: str,
 async def lock(deps: ApiDeps, ctx: RequestContext, server_id: str, args: Any) -> None:
     """Lock the server against actions (and delete) by non-admins. The owner locking an
     already locked server changes nothing; an admin's lock is the admin's to lift."""
-    body = parse_model(_LockBody, {"lock": args}).lock
+    reason = parse_lock(args)
     instance = await get_server(deps, ctx, server_id)
     is_owner = instance.project_id == ctx.project_id
     if instance.locked and is_owner:
         return
     changes: InstanceChanges = {"locked": True, "locked_by": "owner" if is_owner else "admin"}
-    if body is not None and body.locked_reason is not None:
-        changes["locked_reason"] = body.locked_reason
+    if reason is not None:
+        changes["locked_reason"] = reason
     await _lock_write(deps, ctx, instance, "lock", changes)
 
 

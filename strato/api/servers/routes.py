@@ -17,7 +17,7 @@ from strato.api.openapi import nova_server_actions, request_body
 from strato.api.paging import next_links, parse_page
 from strato.api.policies import SERVER_ACTIONS
 from strato.api.policy import PER_BODY, action
-from strato.api.servers import actions, schemas, service, views
+from strato.api.servers import action_schemas, actions, listing, schemas, service, views
 from strato.domain.context import RequestContext
 from strato.domain.errors import Invalid, NotFound
 from strato.domain.instances import Instance
@@ -32,7 +32,7 @@ router = APIRouter(prefix="/v2.1/servers")
 @action("os_compute_api:servers:create")
 async def create_server(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     """``POST /v2.1/servers``: 202 at once; the build continues in the background."""
-    req = await schemas.parse_create(await read_json(request), deps, ctx)
+    req = schemas.parse_create(await read_json(request))
     result = await service.create_servers(deps, ctx, req)
     if req.return_reservation_id:
         return JSONResponse({"reservation_id": result.reservation_id}, status_code=202)
@@ -52,7 +52,7 @@ async def _listing(request: Request, deps: ApiDeps, ctx: RequestContext,
                    view: _PageView) -> JSONResponse:
     page = parse_page(request.query_params)
     instances = await service.list_servers(
-        deps, schemas.parse_list(request.query_params, page, ctx))
+        deps, listing.parse_list(request.query_params, page, ctx))
     base = base_url(request, deps.settings)
     body: dict[str, Any] = {"servers": await view(instances, base)}
     if more := next_links(url=base + request.url.path, params=request.query_params,
@@ -138,12 +138,12 @@ async def server_action(server_id: str, request: Request, deps: Deps,
     answers 200 with the text; ``rebuild`` 202 with the server (and its new password);
     the others (reboot, os-stop, os-start, pause, unpause, suspend, resume, lock, unlock)
     202 with an empty body, the compute host finishing the work."""
-    name, args = schemas.parse_action(await read_json(request))
+    name, args = action_schemas.parse_action(await read_json(request))
     if name not in SERVER_ACTIONS:
         raise Invalid(f"There is no such action: {name}")
     deps.policy.enforce(ctx, SERVER_ACTIONS[name])
     if name == "os-getConsoleOutput":
-        length = schemas.parse_console_length(args)
+        length = action_schemas.parse_console_length(args)
         return JSONResponse({"output": await service.console_output(deps, ctx, server_id,
                                                                      length)})
     if name == "rebuild":
@@ -152,7 +152,7 @@ async def server_action(server_id: str, request: Request, deps: Deps,
         return JSONResponse({"server": {**view, "adminPass": result.admin_pass}},
                             status_code=202)
     if name == "forceDelete":
-        actions.no_arguments(name, args)
+        action_schemas.no_arguments(name, args)
         await actions.delete(deps, ctx, server_id, force=True)
     elif name == "lock":
         await actions.lock(deps, ctx, server_id, args)

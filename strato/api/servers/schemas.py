@@ -1,10 +1,11 @@
-"""Nova server request bodies and queries -> domain requests (microversion 2.1).
+"""``POST /v2.1/servers`` bodies -> :class:`CreateServers` (microversion 2.1).
 
-This module is the only builder of :class:`~strato.domain.requests.BootRequest`:
-:func:`parse_create` validates a ``POST /servers`` body and resolves its flavor and
-image into a :class:`CreateServers`; :func:`to_boot_request` turns that plus one stored
-instance into the request the conductor receives. Nothing below ``strato.api`` sees the
-wire format.
+Pure, synchronous wire parsing: :func:`parse_create` validates the body's form (Nova's
+JSON schema, its messages) and reads nothing. Its flavor, image, key pair, zone, server
+group, networks and security groups are still references: ``strato.api.servers.service``
+looks them up (``resolve_create``) and builds the instances and their
+:class:`~strato.domain.requests.BootRequest` from what they resolved to. The listing query
+is ``strato.api.servers.listing``'s, the action bodies ``strato.api.servers.action_schemas``'.
 """
 
 from __future__ import annotations
@@ -15,41 +16,18 @@ import ipaddress
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
-from starlette.datastructures import QueryParams
 
 from strato.api.bodies import parse_model
-from strato.api.deps import ApiDeps
 from strato.api.fields import Name, NovaBool, PositiveInt
-from strato.api.flavors.service import get_flavor
-from strato.api.paging import Page
-from strato.api.quotas.service import project_limits
-from strato.api.regexfilter import check_regex_filter
-from strato.db.ports import InstanceQuery
-from strato.domain.aggregates import DEFAULT_ZONE
-from strato.domain.context import RequestContext
-from strato.domain.errors import Forbidden, Invalid, InvalidReference, NotFound, OverQuota
-from strato.domain.ids import (
-    GroupId,
-    HostName,
-    ImageId,
-    InstanceId,
-    NodeName,
-    ProjectId,
-    ReservationId,
-)
-from strato.domain.images import Image, ImageStatus
-from strato.domain.instances import Instance, VmState
-from strato.domain.quotas import DEFAULT_LIMITS, exceeds
-from strato.domain.requests import BootRequest, InjectedFile, RequestedNetwork, SchedulerHints
-from strato.domain.resources import Flavor
-from strato.image.service import get_image
+from strato.domain.errors import Invalid
+from strato.domain.ids import GroupId, HostName, NodeName
+from strato.domain.quotas import DEFAULT_LIMITS
+from strato.domain.requests import InjectedFile, RequestedNetwork
 
-__all__ = ["MAX_COUNT", "CreateServers", "ListServers", "NetworkChoice", "Networking",
-           "parse_create", "parse_list", "to_boot_request"]
+__all__ = ["MAX_COUNT", "CreateServers", "NetworkChoice", "parse_create", "ref_id"]
 
 # Most servers one request may create: a bigger batch is a mistake, not a workload.
 MAX_COUNT = 1000
@@ -127,7 +105,7 @@ class _SecurityGroupBody(BaseModel):
 
 
 # Nova's default quotas for injected files (personality): count, bytes per file, path
-# length. A create checks the project's own quotas instead (see _check_quotas).
+# length. A create checks the project's own quotas instead (service.resolve_create).
 MAX_INJECTED_FILES = DEFAULT_LIMITS["injected_files"]
 MAX_INJECTED_FILE_BYTES = DEFAULT_LIMITS["injected_file_content_bytes"]
 MAX_INJECTED_PATH_BYTES = DEFAULT_LIMITS["injected_file_path_bytes"]
@@ -136,8 +114,8 @@ MAX_INJECTED_PATH_BYTES = DEFAULT_LIMITS["injected_file_path_bytes"]
 class _PersonalityForm(BaseModel):
     """One injected file, its form only: an absolute path and base64 contents. A create
     checks the count and sizes against the project's quotas (``injected_files``,
-    ``injected_file_path_bytes``, ``injected_file_content_bytes``) in
-    :func:`parse_create`."""
+    ``injected_file_path_bytes``, ``injected_file_content_bytes``) when the service
+    resolves it (``strato.api.servers.service.resolve_create``)."""
 
     model_config = _Strict
 
@@ -272,91 +250,55 @@ NetworkChoice = Literal["auto", "none"] | tuple[RequestedNetwork, ...] | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Networking:
-    """A create's NICs and security groups, resolved against the Network API: every
-    network and port exists and is the project's to use; group names became ids."""
-
-    networks: tuple[RequestedNetwork, ...] = ()
-    security_groups: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class CreateServers:
-    """A validated ``POST /servers``, with its flavor and image resolved (its networks
-    and security groups are resolved by the service, into a :class:`Networking`)."""
+    """A ``POST /servers`` body, valid in form; its references (flavor, image, key
+    pair, zone/host/node, server group, networks, security groups) not yet looked up."""
 
     name: str
-    flavor: Flavor
-    image: Image
-    count: int             # max_count: as many as the quota allows, down to min_count
+    flavor_id: str
+    image_ref: str | None   # as the body gave it (a bare id or a URL), or None
+    count: int              # max_count: as many as the quota allows, down to min_count
     min_count: int = 1
     metadata: dict[str, str] = field(default_factory=dict)
     user_data: str | None = None
     key_name: str | None = None
-    key_data: str | None = None  # the public key of ``key_name``
     config_drive: bool = False
     files: tuple[InjectedFile, ...] = ()
-    hints: SchedulerHints = SchedulerHints()
+    # availability_zone "zone", "zone:host" or "zone:host:node" (either part may be
+    # empty: ":host", "zone::node"), split.
+    zone: str | None = None
+    force_host: HostName | None = None
+    force_node: NodeName | None = None
+    group: GroupId | None = None  # the ``group`` scheduler hint
     return_reservation_id: bool = False
     admin_pass: str | None = None
     networks: NetworkChoice = None
     security_groups: tuple[str, ...] = ()  # names (or ids), as the body gave them
 
 
-async def parse_create(body: Any, deps: ApiDeps, ctx: RequestContext) -> CreateServers:
-    """Validate a create body; ``Invalid`` (400) names the first bad field, an unusable
-    flavor or image is ``InvalidReference`` (400, as Nova answers for a body's refs).
-    Metadata and injected files are checked against the project's quotas here (403,
-    Nova's QuotaError); the instance quotas are checked when the rows are written. The
+def parse_create(body: Any) -> CreateServers:
+    """Validate a create body's form; ``Invalid`` (400) names the first bad field. The
     ``networks`` entries are checked in form only (see :func:`_requested_networks`)."""
     parsed = parse_model(_CreateBody, body)
     server = parsed.server
     count = server.max_count or server.min_count or 1
     networks = _requested_networks(server.networks, count)
-    _check_quotas(server, await project_limits(deps, ctx.project_id))
-    flavor = await _resolve_flavor(deps, ctx, _last_segment(str(server.flavor_ref)))
-    image = await _resolve_image(deps, ctx, server.image_ref)
-    _check_fit(flavor, image)
+    zone, _, rest = (server.availability_zone or "").partition(":")
+    host, _, node = rest.partition(":")
+    hints = parsed.hints or parsed.legacy_hints
     return CreateServers(
-        name=server.name, flavor=flavor, image=image, networks=networks,
+        name=server.name, flavor_id=ref_id(str(server.flavor_ref)),
+        image_ref=server.image_ref, networks=networks,
         security_groups=tuple(dict.fromkeys(g.name for g in server.security_groups or ())),
         count=count, min_count=server.min_count or 1,
         metadata=dict(server.metadata), user_data=server.user_data,
-        key_name=server.key_name, key_data=await _key_data(deps, ctx, server.key_name),
-        config_drive=server.config_drive,
+        key_name=server.key_name, config_drive=server.config_drive,
         files=tuple(InjectedFile(path=f.path, contents=f.contents)
                     for f in server.personality),
-        hints=await _hints(server.availability_zone, parsed.hints or parsed.legacy_hints,
-                           deps, ctx),
+        zone=zone or None, force_host=HostName(host) if host else None,
+        force_node=NodeName(node) if node else None,
+        group=GroupId(hints.group) if hints is not None and hints.group is not None else None,
         return_reservation_id=server.return_reservation_id, admin_pass=server.admin_pass)
-
-
-async def _key_data(deps: ApiDeps, ctx: RequestContext, key_name: str | None) -> str | None:
-    """The public key of the caller's key pair ``key_name``; ``Invalid`` (400, Nova's
-    message) if the caller has none of that name."""
-    if key_name is None:
-        return None
-    try:
-        return (await deps.db.key_pairs.get(ctx.user_id, key_name)).public_key
-    except NotFound:
-        raise Invalid("Invalid key_name provided.") from None
-
-
-def _check_quotas(server: _ServerBody, limits: dict[str, int]) -> None:
-    limit = limits["metadata_items"]
-    if exceeds(limit, 0, len(server.metadata)):
-        raise OverQuota(f"Quota exceeded for metadata_items: at most {limit} items allowed")
-    limit = limits["injected_files"]
-    if exceeds(limit, 0, len(server.personality)):
-        raise OverQuota(f"Quota exceeded for injected_files: at most {limit} personality "
-                      "files allowed")
-    path_limit = limits["injected_file_path_bytes"]
-    size_limit = limits["injected_file_content_bytes"]
-    for file in server.personality:
-        if exceeds(path_limit, 0, len(file.path.encode())):
-            raise OverQuota(f"Personality file path exceeds maximum {path_limit} bytes")
-        if exceeds(size_limit, 0, file.size):
-            raise OverQuota(f"Personality file content exceeds maximum {size_limit} bytes")
 
 
 def _requested_networks(body: Literal["auto", "none"] | list[_NetworkBody] | None,
@@ -397,267 +339,7 @@ def _requested_network(entry: _NetworkBody) -> RequestedNetwork:
     return RequestedNetwork(network_id=entry.uuid, fixed_ip=entry.fixed_ip)
 
 
-def _last_segment(ref: str) -> str:
-    # A reference may be a bare id or a URL ending in it (".../flavors/42").
+def ref_id(ref: str) -> str:
+    """The id a body's reference names: a bare id, or a URL ending in it
+    (``.../flavors/42``)."""
     return ref.rstrip("/").rsplit("/", 1)[-1]
-
-
-async def _resolve_flavor(deps: ApiDeps, ctx: RequestContext, flavor_id: str) -> Flavor:
-    try:
-        flavor = await get_flavor(deps.db, ctx, flavor_id)
-    except NotFound as exc:
-        # A body's reference to something missing is a 400 in Nova, not a 404.
-        raise InvalidReference(exc.message) from None
-    if flavor.disabled:
-        raise InvalidReference(f"Flavor {flavor_id} is disabled.")
-    return flavor
-
-
-async def _resolve_image(deps: ApiDeps, ctx: RequestContext, ref: str | None) -> Image:
-    if not ref:
-        # Booting from a volume would allow this; strato has no volumes yet.
-        raise Invalid("Missing imageRef attribute")
-    image_id = _last_segment(ref)
-    try:
-        uuid.UUID(image_id)
-    except ValueError:
-        raise Invalid("Invalid imageRef provided.") from None
-    try:
-        # The image service's own visibility rule: members of a shared image may boot it.
-        image = await get_image(deps.db.images, ctx, ImageId(image_id))
-    except NotFound:
-        raise InvalidReference("Can not find requested image") from None
-    if image.status != ImageStatus.ACTIVE:
-        raise InvalidReference(f"Image {image_id} is not active.")
-    for kind in BOOT_FILES:
-        await _check_boot_file(deps, ctx, image, kind)
-    return image
-
-
-# An AMI-style image names the images its guest boots as kernel and initrd. Computes
-# fetch those with the service token, which reads every image: so the user's own rights
-# are checked here, and the compute boots only the ids the request carries.
-BOOT_FILES = ("kernel_id", "ramdisk_id")
-
-
-def boot_files(image: Image) -> tuple[ImageId | None, ImageId | None]:
-    """The kernel and ramdisk image ids of an image :func:`_resolve_image` accepted."""
-    kernel, ramdisk = (image.properties.get(kind) or None for kind in BOOT_FILES)
-    return (ImageId(kernel) if kernel else None, ImageId(ramdisk) if ramdisk else None)
-
-
-async def _check_boot_file(deps: ApiDeps, ctx: RequestContext, image: Image, kind: str) -> None:
-    """The image's ``kind`` (``kernel_id``/``ramdisk_id``) property, if set, is the UUID
-    of an active image the caller may see (400 otherwise, as Nova answers)."""
-    ref = image.properties.get(kind)
-    if not ref:
-        return
-    try:
-        uuid.UUID(ref)
-    except ValueError:
-        raise Invalid(f"Invalid {kind} property of image {image.id}: "
-                      f"{ref[:60]!r} is not an image UUID.") from None
-    try:
-        found = await get_image(deps.db.images, ctx, ImageId(ref))
-    except NotFound:
-        raise InvalidReference(f"Image {ref} could not be found.") from None
-    if found.status != ImageStatus.ACTIVE:
-        raise InvalidReference(f"Image {ref} is not active.")
-
-
-def _check_fit(flavor: Flavor, image: Image) -> None:
-    """Nova's flavor-versus-image checks, with its messages (400 FlavorMemoryTooSmall,
-    FlavorDiskSmallerThanMinDisk, FlavorDiskSmallerThanImage)."""
-    if flavor.memory_mb < image.min_ram:
-        raise InvalidReference("Flavor's memory is too small for requested image.")
-    if not flavor.root_gb:
-        return  # a root disk of 0 means "as big as the image" (Nova's image-backed rule)
-    flavor_bytes = flavor.root_gb * 2**30
-    if image.min_disk > flavor.root_gb:
-        raise InvalidReference(
-            f"Flavor's disk is too small for requested image. Flavor disk is "
-            f"{flavor_bytes} bytes, minimum size is {image.min_disk * 2**30} bytes.")
-    # The disk must hold the image expanded (virtual size), not just its file.
-    image_bytes = max(image.size or 0, image.virtual_size or 0)
-    if image_bytes > flavor_bytes:
-        raise InvalidReference(
-            f"Flavor's disk is too small for requested image. Flavor disk is "
-            f"{flavor_bytes} bytes, image is {image_bytes} bytes.")
-
-
-async def _hints(availability_zone: str | None, hints: _HintsBody | None, deps: ApiDeps,
-                 ctx: RequestContext) -> SchedulerHints:
-    """Where the user asked the instances to go, checked against what exists.
-
-    ``availability_zone`` is ``zone``, ``zone:host`` or ``zone:host:node`` (either part
-    may be empty: ``:host``, ``zone::node``); forcing a host or node is admin-only (403),
-    and a zone, host or node that does not exist is a 400, as in Nova. The ``group``
-    hint must name a server group the caller can see (400 otherwise)."""
-    zone, _, rest = (availability_zone or "").partition(":")
-    host, _, node = rest.partition(":")
-    if (host or node) and not ctx.is_admin:
-        raise Forbidden("Policy doesn't allow os_compute_api:servers:create:forced_host "
-                        "to be performed.")
-    if zone or host or node:
-        await _check_placement(deps, zone, host, node)
-    group = None
-    if hints is not None and hints.group is not None:
-        try:
-            found = await deps.db.groups.get(
-                GroupId(hints.group), project_id=None if ctx.is_admin else ctx.project_id)
-        except NotFound:
-            raise InvalidReference(f"Invalid server group: Instance group {hints.group} "
-                                   f"could not be found.") from None
-        group = found.id
-    return SchedulerHints(availability_zone=zone or None,
-                          force_host=HostName(host) if host else None,
-                          force_node=NodeName(node) if node else None, group=group)
-
-
-async def _check_placement(deps: ApiDeps, zone: str, host: str, node: str) -> None:
-    """The zone is one an aggregate names, or the default zone while a node is in no
-    zone; the host and node exist. Targeted reads: no full scan of the nodes."""
-    nodes = deps.db.nodes
-    if zone and zone not in set((await deps.db.aggregates.host_zones()).values()) and not (
-            zone == DEFAULT_ZONE and await nodes.exists(unzoned=True)):
-        raise Invalid("The requested availability zone is not available")
-    if host and not await nodes.exists(host=HostName(host)):
-        raise Invalid(f"Compute host {host} could not be found.")
-    if node and not await nodes.exists(host=HostName(host) if host else None,
-                                       node=NodeName(node)):
-        raise Invalid(f"Compute host node {host or '*'}/{node} could not be found.")
-
-
-def to_boot_request(req: CreateServers, instance: Instance,
-                    networking: Networking) -> BootRequest:
-    """The conductor's request for building one of the instances ``req`` created, with
-    the NICs and security groups ``req`` resolved to."""
-    kernel_id, ramdisk_id = boot_files(req.image)
-    return BootRequest(
-        kernel_id=kernel_id, ramdisk_id=ramdisk_id,
-        networks=networking.networks, security_groups=networking.security_groups,
-        instance_id=instance.id, project_id=instance.project_id, user_id=instance.user_id,
-        name=instance.display_name, flavor=req.flavor, image=req.image,
-        reservation_id=ReservationId(instance.reservation_id),
-        launch_index=instance.launch_index, metadata=dict(instance.metadata),
-        user_data=instance.user_data, key_name=instance.key_name, key_data=req.key_data,
-        config_drive=instance.config_drive, files=req.files, hints=req.hints)
-
-
-# --- GET /servers and /servers/detail -----------------------------------------------
-
-# Nova's API status -> the vm_states it stands for (nova/api/openstack/common.py).
-_STATES_BY_STATUS: dict[str, tuple[VmState, ...]] = {
-    "ACTIVE": (VmState.ACTIVE,), "BUILD": (VmState.BUILDING,), "ERROR": (VmState.ERROR,),
-    "SHUTOFF": (VmState.STOPPED,), "PAUSED": (VmState.PAUSED,),
-    "SUSPENDED": (VmState.SUSPENDED,), "DELETED": (VmState.DELETED,),
-}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ListServers:
-    """A server listing: the repository query, or ``None`` when a filter (an unknown
-    status) already means "nothing", as Nova answers an empty list then."""
-
-    query: InstanceQuery | None
-
-
-def parse_list(params: QueryParams, page: Page, ctx: RequestContext) -> ListServers:
-    """The listing query from ``GET /servers`` parameters; unknown parameters are
-    ignored (Nova 2.1). ``all_tenants`` and ``status=DELETED`` need the admin role (403
-    otherwise); ``changes-since`` includes deleted servers, as in Nova."""
-    all_tenants = _all_tenants(params)
-    if all_tenants and not ctx.is_admin:
-        raise Forbidden("Policy doesn't allow os_compute_api:servers:index:get_all_tenants "
-                        "to be performed.")
-    vm_states = _vm_states(params.getlist("status"))
-    if vm_states == ():
-        return ListServers(query=None)
-    wants_deleted = VmState.DELETED in (vm_states or ())
-    if wants_deleted and not ctx.is_admin:
-        raise Forbidden("Only administrators may list deleted instances")
-    changes_since = _changes_since(params.get("changes-since"))
-    project = _project_filter(params, ctx, all_tenants)
-    return ListServers(query=InstanceQuery(
-        project_id=project, name=_name_filter(params.get("name")), vm_states=vm_states,
-        changes_since=changes_since,
-        host=HostName(params["host"]) if ctx.is_admin and params.get("host") else None,
-        reservation_id=params.get("reservation_id") or None,
-        include_deleted=changes_since is not None or wants_deleted,
-        limit=page.limit, marker=InstanceId(page.marker) if page.marker else None))
-
-
-def _all_tenants(params: QueryParams) -> bool:
-    if "all_tenants" not in params:
-        return False
-    raw = params["all_tenants"].lower()
-    if raw in ("", "true", "1", "on", "yes", "t", "y"):
-        return True
-    if raw in ("false", "0", "off", "no", "f", "n"):
-        return False
-    raise Invalid(f"Invalid value '{params['all_tenants']}' for all_tenants")
-
-
-def _project_filter(params: QueryParams, ctx: RequestContext,
-                    all_tenants: bool) -> ProjectId | None:
-    if not all_tenants:
-        return ctx.project_id
-    wanted = params.get("project_id") or params.get("tenant_id")
-    return ProjectId(wanted) if wanted else None
-
-
-def _vm_states(statuses: list[str]) -> tuple[VmState, ...] | None:
-    """``None`` for no status filter; an empty tuple when no status is known."""
-    if not statuses:
-        return None
-    states = [s for status in statuses for s in _STATES_BY_STATUS.get(status.upper(), ())]
-    return tuple(dict.fromkeys(states))
-
-
-def _name_filter(raw: str | None) -> str | None:
-    # A bounded, portable regex subset (strato.api.regexfilter), checked before the query.
-    return check_regex_filter("name", raw) if raw else None
-
-
-def _changes_since(raw: str | None) -> datetime | None:
-    if raw is None:
-        return None
-    # An unencoded "+" in the UTC offset arrives as a space: try that reading too.
-    for text in (raw.strip(), "+".join(raw.strip().rsplit(" ", 1))):
-        try:
-            value = datetime.fromisoformat(text)
-        except ValueError:
-            continue
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-    raise Invalid(f"Invalid input for query parameters changes-since. Value: {raw}. "
-                  f"'{raw}' is not a 'date-time'")
-
-
-def parse_action(body: Any) -> tuple[str, Any]:
-    """A server action body: exactly one key, the action's name, and its arguments."""
-    if not isinstance(body, dict) or len(body) != 1:
-        raise Invalid("An action body must be an object with exactly one action.")
-    [(name, args)] = body.items()
-    return str(name), args
-
-
-def parse_console_length(args: Any) -> int | None:
-    """``os-getConsoleOutput``'s ``length``: lines from the end; absent, null or -1 for
-    all (Nova also takes the number as a string)."""
-    if args is None:
-        args = {}
-    if not isinstance(args, dict) or set(args) - {"length"}:
-        raise Invalid("Invalid input for os-getConsoleOutput: only 'length' is allowed.")
-    length = args.get("length")
-    if length is None:
-        return None
-    if isinstance(length, bool) or not isinstance(length, int | str):
-        raise Invalid("Invalid input for field/attribute length: must be an integer.")
-    try:
-        value = int(length)
-    except ValueError:
-        raise Invalid("Invalid input for field/attribute length: must be an integer."
-                      ) from None
-    if value < -1:
-        raise Invalid("Invalid input for field/attribute length: must be -1 or more.")
-    return None if value == -1 else value

@@ -1,56 +1,62 @@
 """What the server routes do, without HTTP: create, read, list and delete servers.
 
-Create follows the first steps of Nova's boot path: check the requested networks, ports
-and security groups against the Network API (every 400/409 before anything is written),
-write the instance rows (building, scheduling) and their "create" actions in one
-transaction, which first counts the project's usage against its quotas (as many servers
-as fit, down to ``min_count``, else 403), then cast one ``BuildInstances`` to the
-conductor and return at once. Delete marks the instance ``deleting`` with a
-compare-and-swap, so a build racing it loses, and either deletes locally (never
-scheduled) or asks the instance's compute host to tear it down.
+A create reads as three steps. ``strato.api.servers.schemas.parse_create`` parses the
+body (pure, synchronous); :func:`resolve_create` looks up everything it names (quotas on
+metadata and files, flavor, image, key pair, zone/host/node, server group, security groups,
+networks and ports: every 400/403/409 before anything is written); :func:`new_instances`
+and :func:`boot_request` build the rows and the conductor's requests from that.
+
+Create follows the first steps of Nova's boot path: after the resolve, write the
+instance rows (building, scheduling) and their "create" actions in one transaction,
+which first counts the project's usage against its quotas (as many servers as fit, down
+to ``min_count``, else 403), then cast one ``BuildInstances`` to the conductor and
+return at once. Delete marks the instance ``deleting`` with a compare-and-swap, so a
+build racing it loses, and either deletes locally (never scheduled) or asks the
+instance's compute host to tear it down.
 """
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import logging
 import secrets
 import string
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from strato.api.deps import ApiDeps
-from strato.api.quotas.service import quota_defaults
-from strato.api.servers.schemas import (
-    CreateServers,
-    ListServers,
-    NetworkChoice,
-    Networking,
-    to_boot_request,
-)
-from strato.compute.messages import TOPIC as COMPUTE
-from strato.compute.messages import GetConsoleOutput, TerminateInstance
-from strato.conductor.messages import TOPIC as CONDUCTOR
-from strato.conductor.messages import BuildInstances
+from strato.api.flavors.service import get_flavor
+from strato.api.quotas.service import project_limits, quota_defaults
+from strato.api.servers.listing import ListServers
+from strato.api.servers.schemas import CreateServers, NetworkChoice, ref_id
 from strato.db.ports import Database
+from strato.domain.aggregates import DEFAULT_ZONE
 from strato.domain.context import RequestContext
 from strato.domain.errors import (
     Conflict,
+    Forbidden,
     Invalid,
     InvalidReference,
     InvalidState,
     NotFound,
+    OverQuota,
     StratoError,
 )
-from strato.domain.ids import InstanceId, ProjectId, ReservationId, new_uuid
+from strato.domain.ids import ImageId, InstanceId, ProjectId, ReservationId, new_uuid
+from strato.domain.images import Image, ImageStatus
 from strato.domain.instances import Fault, Instance, PowerState, TaskState, VmState
 from strato.domain.networks import Network, SecurityGroup, Subnet, Vif
-from strato.domain.requests import RequestedNetwork
-from strato.rpc.bus import Target
+from strato.domain.quotas import exceeds
+from strato.domain.requests import BootRequest, InjectedFile, RequestedNetwork, SchedulerHints
+from strato.domain.resources import Flavor
+from strato.image.service import get_image
 
-__all__ = ["CreateResult", "create_servers", "delete_server", "get_server", "list_servers",
-           "resolve_networking", "server_vifs"]
+__all__ = ["BootInputs", "CreateResult", "ResolvedCreate", "boot_request", "check_fit",
+           "create_servers", "delete_server", "get_server", "list_servers", "new_instances",
+           "resolve_create", "resolve_image", "server_vifs"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +73,29 @@ class CreateResult:
     instances: tuple[Instance, ...]
 
 
-def _scope(ctx: RequestContext) -> ProjectId | None:
-    """The project a caller's reads are limited to; an admin sees every project."""
-    return None if ctx.is_admin else ctx.project_id
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BootInputs:
+    """What a :class:`~strato.domain.requests.BootRequest` carries beyond its instance's
+    row, every part already looked up: the image (the user may boot it, and its kernel
+    and ramdisk), the key pair's public key, the files to inject, the checked placement
+    hints, NICs and security group ids."""
+
+    image: Image
+    key_data: str | None = None
+    files: tuple[InjectedFile, ...] = ()
+    hints: SchedulerHints = SchedulerHints()
+    networks: tuple[RequestedNetwork, ...] = ()
+    security_groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResolvedCreate:
+    """A create with every reference looked up: what :func:`new_instances` and
+    :func:`boot_request` build from."""
+
+    request: CreateServers
+    flavor: Flavor
+    boot: BootInputs
 
 
 async def create_servers(deps: ApiDeps, ctx: RequestContext,
@@ -77,31 +103,29 @@ async def create_servers(deps: ApiDeps, ctx: RequestContext,
     """Store ``req.count`` instances (building/scheduling), or as many as the project's
     quota allows down to ``req.min_count`` (``OverQuota`` and nothing stored below
     that), and ask the conductor to build them. If the conductor cannot be reached, the
-    instances go to ERROR with a fault instead of staying in BUILD forever. The
-    networks and security groups are resolved first (:func:`resolve_networking`): a
-    bad one is a 400 or 409 with nothing stored."""
-    networking = await resolve_networking(deps, ctx, req)
+    instances go to ERROR with a fault instead of staying in BUILD forever. Everything
+    ``req`` names is resolved first (:func:`resolve_create`): a bad reference is a 400,
+    403 or 409 with nothing stored."""
+    resolved = await resolve_create(deps, ctx, req)
     reservation = ReservationId("r-" + "".join(
         secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8)))
     now = datetime.now(UTC)
 
     def build(count: int) -> tuple[Instance, ...]:
-        return _new_instances(ctx, req, reservation, count, now)
+        return new_instances(ctx, resolved, reservation, count, now)
 
     created = await deps.db.instances.create_within_quota(
-        build, project_id=ctx.project_id, flavor=req.flavor, min_count=req.min_count,
+        build, project_id=ctx.project_id, flavor=resolved.flavor, min_count=req.min_count,
         max_count=req.count, defaults=quota_defaults(deps.settings),
-        request_id=ctx.request_id, group=req.hints.group)
+        request_id=ctx.request_id, group=resolved.boot.hints.group)
     result = CreateResult(reservation_id=reservation, instances=tuple(created))
     logger.info("instance.create: %d instance(s), reservation %s", len(result.instances),
                 result.reservation_id)
     # Between min_count and the count made, the scheduler places as many as fit.
     min_count = req.min_count if req.min_count < len(result.instances) else None
-    message = BuildInstances(
-        requests=tuple(to_boot_request(req, i, networking) for i in result.instances),
-        min_count=min_count)
+    requests = tuple(boot_request(i, resolved.boot) for i in result.instances)
     try:
-        await deps.bus.cast(Target(CONDUCTOR), message, ctx=ctx)
+        await deps.conductor.build_instances(ctx, requests, min_count)
     except StratoError as exc:
         logger.error("cannot cast BuildInstances for %s: %s", result.reservation_id, exc)
         failed = [await _fail_unscheduled(deps.db, i, exc) for i in result.instances]
@@ -109,14 +133,174 @@ async def create_servers(deps: ApiDeps, ctx: RequestContext,
     return result
 
 
-async def resolve_networking(deps: ApiDeps, ctx: RequestContext,
-                             req: CreateServers) -> Networking:
-    """``req``'s security groups as ids and its NICs checked against the Network API,
-    as the caller's project sees it (the project the servers and their ports belong
-    to). Nothing is written; Nova's 400s and 409s for what cannot be used."""
+# --- resolve: every lookup a create needs -----------------------------------------------
+
+async def resolve_create(deps: ApiDeps, ctx: RequestContext,
+                         req: CreateServers) -> ResolvedCreate:
+    """Look up what ``req`` names, as the caller (and its project, which the servers
+    and their ports belong to) sees it; nothing is written. In Nova's order: metadata
+    and injected files against the project's quotas (403, Nova's QuotaError), the flavor
+    and image (an unusable one ``InvalidReference``, 400, as Nova answers for a body's
+    refs) and their fit, the key pair, the zone/host/node and server group, then the
+    security groups and the NICs (Nova's 400s and 409s for what cannot be used)."""
+    _check_quotas(req, await project_limits(deps, ctx.project_id))
+    flavor = await _resolve_flavor(deps, ctx, req.flavor_id)
+    image = await resolve_image(deps, ctx, req.image_ref)
+    check_fit(flavor, image)
+    key_data = await _key_data(deps, ctx, req.key_name)
+    hints = await _hints(deps, ctx, req)
     groups = await _security_group_ids(deps, ctx.project_id, req.security_groups)
     networks = await _networks(deps, ctx.project_id, req.networks)
-    return Networking(networks=networks, security_groups=groups)
+    return ResolvedCreate(request=req, flavor=flavor, boot=BootInputs(
+        image=image, key_data=key_data, files=req.files, hints=hints, networks=networks,
+        security_groups=groups))
+
+
+def _check_quotas(req: CreateServers, limits: dict[str, int]) -> None:
+    limit = limits["metadata_items"]
+    if exceeds(limit, 0, len(req.metadata)):
+        raise OverQuota(f"Quota exceeded for metadata_items: at most {limit} items allowed")
+    limit = limits["injected_files"]
+    if exceeds(limit, 0, len(req.files)):
+        raise OverQuota(f"Quota exceeded for injected_files: at most {limit} personality "
+                      "files allowed")
+    path_limit = limits["injected_file_path_bytes"]
+    size_limit = limits["injected_file_content_bytes"]
+    for file in req.files:
+        if exceeds(path_limit, 0, len(file.path.encode())):
+            raise OverQuota(f"Personality file path exceeds maximum {path_limit} bytes")
+        # The schema checked the contents are base64.
+        if exceeds(size_limit, 0, len(base64.b64decode(file.contents, validate=True))):
+            raise OverQuota(f"Personality file content exceeds maximum {size_limit} bytes")
+
+
+async def _resolve_flavor(deps: ApiDeps, ctx: RequestContext, flavor_id: str) -> Flavor:
+    try:
+        flavor = await get_flavor(deps.db, ctx, flavor_id)
+    except NotFound as exc:
+        # A body's reference to something missing is a 400 in Nova, not a 404.
+        raise InvalidReference(exc.message) from None
+    if flavor.disabled:
+        raise InvalidReference(f"Flavor {flavor_id} is disabled.")
+    return flavor
+
+
+async def resolve_image(deps: ApiDeps, ctx: RequestContext, ref: str | None) -> Image:
+    """The active image a body's ``imageRef`` names, with its kernel and ramdisk (if
+    any) checked the same way; the reference's form is checked here, after the lookups
+    Nova makes before it (400 ``Invalid`` for a missing or malformed one, 400
+    ``InvalidReference`` for an image the caller cannot boot)."""
+    if not ref:
+        # Booting from a volume would allow this; strato has no volumes yet.
+        raise Invalid("Missing imageRef attribute")
+    image_id = ref_id(ref)
+    try:
+        uuid.UUID(image_id)
+    except ValueError:
+        raise Invalid("Invalid imageRef provided.") from None
+    try:
+        # The image service's own visibility rule: members of a shared image may boot it.
+        image = await get_image(deps.db.images, ctx, ImageId(image_id))
+    except NotFound:
+        raise InvalidReference("Can not find requested image") from None
+    if image.status != ImageStatus.ACTIVE:
+        raise InvalidReference(f"Image {image_id} is not active.")
+    for kind in BOOT_FILES:
+        await _check_boot_file(deps, ctx, image, kind)
+    return image
+
+
+# An AMI-style image names the images its guest boots as kernel and initrd. Computes
+# fetch those with the service token, which reads every image: so the user's own rights
+# are checked here, and the compute boots only the ids the request carries.
+BOOT_FILES = ("kernel_id", "ramdisk_id")
+
+
+async def _check_boot_file(deps: ApiDeps, ctx: RequestContext, image: Image, kind: str) -> None:
+    """The image's ``kind`` (``kernel_id``/``ramdisk_id``) property, if set, is the UUID
+    of an active image the caller may see (400 otherwise, as Nova answers)."""
+    ref = image.properties.get(kind)
+    if not ref:
+        return
+    try:
+        uuid.UUID(ref)
+    except ValueError:
+        raise Invalid(f"Invalid {kind} property of image {image.id}: "
+                      f"{ref[:60]!r} is not an image UUID.") from None
+    try:
+        found = await get_image(deps.db.images, ctx, ImageId(ref))
+    except NotFound:
+        raise InvalidReference(f"Image {ref} could not be found.") from None
+    if found.status != ImageStatus.ACTIVE:
+        raise InvalidReference(f"Image {ref} is not active.")
+
+
+def check_fit(flavor: Flavor, image: Image) -> None:
+    """Nova's flavor-versus-image checks, with its messages (400 FlavorMemoryTooSmall,
+    FlavorDiskSmallerThanMinDisk, FlavorDiskSmallerThanImage)."""
+    if flavor.memory_mb < image.min_ram:
+        raise InvalidReference("Flavor's memory is too small for requested image.")
+    if not flavor.root_gb:
+        return  # a root disk of 0 means "as big as the image" (Nova's image-backed rule)
+    flavor_bytes = flavor.root_gb * 2**30
+    if image.min_disk > flavor.root_gb:
+        raise InvalidReference(
+            f"Flavor's disk is too small for requested image. Flavor disk is "
+            f"{flavor_bytes} bytes, minimum size is {image.min_disk * 2**30} bytes.")
+    # The disk must hold the image expanded (virtual size), not just its file.
+    image_bytes = max(image.size or 0, image.virtual_size or 0)
+    if image_bytes > flavor_bytes:
+        raise InvalidReference(
+            f"Flavor's disk is too small for requested image. Flavor disk is "
+            f"{flavor_bytes} bytes, image is {image_bytes} bytes.")
+
+
+async def _key_data(deps: ApiDeps, ctx: RequestContext, key_name: str | None) -> str | None:
+    """The public key of the caller's key pair ``key_name``; ``Invalid`` (400, Nova's
+    message) if the caller has none of that name."""
+    if key_name is None:
+        return None
+    try:
+        return (await deps.db.key_pairs.get(ctx.user_id, key_name)).public_key
+    except NotFound:
+        raise Invalid("Invalid key_name provided.") from None
+
+
+async def _hints(deps: ApiDeps, ctx: RequestContext, req: CreateServers) -> SchedulerHints:
+    """Where the user asked the instances to go, checked against what exists.
+
+    Forcing a host or node (``availability_zone`` ``zone:host:node``) is admin-only
+    (403), and a zone, host or node that does not exist is a 400, as in Nova. The
+    ``group`` hint must name a server group the caller can see (400 otherwise)."""
+    if (req.force_host or req.force_node) and not ctx.is_admin:
+        raise Forbidden("Policy doesn't allow os_compute_api:servers:create:forced_host "
+                        "to be performed.")
+    if req.zone or req.force_host or req.force_node:
+        await _check_placement(deps, req)
+    group = None
+    if req.group is not None:
+        try:
+            found = await deps.db.groups.get(req.group, project_id=ctx.visible_project)
+        except NotFound:
+            raise InvalidReference(f"Invalid server group: Instance group {req.group} "
+                                   f"could not be found.") from None
+        group = found.id
+    return SchedulerHints(availability_zone=req.zone, force_host=req.force_host,
+                          force_node=req.force_node, group=group)
+
+
+async def _check_placement(deps: ApiDeps, req: CreateServers) -> None:
+    """The zone is one an aggregate names, or the default zone while a node is in no
+    zone; the host and node exist. Targeted reads: no full scan of the nodes."""
+    nodes = deps.db.nodes
+    zone, host, node = req.zone, req.force_host, req.force_node
+    if zone and zone not in set((await deps.db.aggregates.host_zones()).values()) and not (
+            zone == DEFAULT_ZONE and await nodes.exists(unzoned=True)):
+        raise Invalid("The requested availability zone is not available")
+    if host and not await nodes.exists(host=host):
+        raise Invalid(f"Compute host {host} could not be found.")
+    if node and not await nodes.exists(host=host, node=node):
+        raise Invalid(f"Compute host node {host or '*'}/{node} could not be found.")
 
 
 async def _security_group_ids(deps: ApiDeps, project: ProjectId,
@@ -220,20 +404,46 @@ async def _usable_port(deps: ApiDeps, project: ProjectId, port_id: str) -> Reque
     return RequestedNetwork(network_id=port.network_id, port_id=port.id)
 
 
-def _new_instances(ctx: RequestContext, req: CreateServers, reservation: ReservationId,
-                   count: int, now: datetime) -> tuple[Instance, ...]:
+# --- build: the instance rows and the conductor's requests ------------------------------
+
+def new_instances(ctx: RequestContext, resolved: ResolvedCreate, reservation: ReservationId,
+                  count: int, now: datetime) -> tuple[Instance, ...]:
+    """The ``count`` instance rows of a create (building, scheduling), launch index
+    order."""
+    req, image, hints = resolved.request, resolved.boot.image, resolved.boot.hints
     return tuple(
         Instance(id=InstanceId(new_uuid()),
                  # Nova names the servers of a batch "<name>-<1-based index>".
                  display_name=f"{req.name}-{index + 1}" if count > 1 else req.name,
-                 project_id=ctx.project_id, user_id=ctx.user_id, image_ref=req.image.id,
-                 flavor=req.flavor, vm_state=VmState.BUILDING,
+                 project_id=ctx.project_id, user_id=ctx.user_id, image_ref=image.id,
+                 flavor=resolved.flavor, vm_state=VmState.BUILDING,
                  task_state=TaskState.SCHEDULING, power_state=PowerState.NOSTATE,
-                 availability_zone=req.hints.availability_zone, key_name=req.key_name,
+                 availability_zone=hints.availability_zone, key_name=req.key_name,
                  metadata=dict(req.metadata), user_data=req.user_data,
                  config_drive=req.config_drive, reservation_id=reservation,
                  launch_index=index, created_at=now, updated_at=now)
         for index in range(count))
+
+
+def boot_request(instance: Instance, boot: BootInputs) -> BootRequest:
+    """The request a host builds (or rebuilds) ``instance`` from: its row, plus what
+    ``boot`` resolved. The one builder of :class:`~strato.domain.requests.BootRequest`."""
+    kernel_id, ramdisk_id = _boot_files(boot.image)
+    return BootRequest(
+        kernel_id=kernel_id, ramdisk_id=ramdisk_id,
+        networks=boot.networks, security_groups=boot.security_groups,
+        instance_id=instance.id, project_id=instance.project_id, user_id=instance.user_id,
+        name=instance.display_name, flavor=instance.flavor, image=boot.image,
+        reservation_id=ReservationId(instance.reservation_id),
+        launch_index=instance.launch_index, metadata=dict(instance.metadata),
+        user_data=instance.user_data, key_name=instance.key_name, key_data=boot.key_data,
+        config_drive=instance.config_drive, files=boot.files, hints=boot.hints)
+
+
+def _boot_files(image: Image) -> tuple[ImageId | None, ImageId | None]:
+    """The kernel and ramdisk image ids of an image :func:`resolve_image` accepted."""
+    kernel, ramdisk = (image.properties.get(kind) or None for kind in BOOT_FILES)
+    return (ImageId(kernel) if kernel else None, ImageId(ramdisk) if ramdisk else None)
 
 
 async def _fail_unscheduled(db: Database, instance: Instance, exc: StratoError) -> Instance:
@@ -250,7 +460,7 @@ async def _fail_unscheduled(db: Database, instance: Instance, exc: StratoError) 
 async def get_server(deps: ApiDeps, ctx: RequestContext, instance_id: str) -> Instance:
     """One instance the caller may see; ``NotFound`` with Nova's message otherwise."""
     try:
-        return await deps.db.instances.get(InstanceId(instance_id), project_id=_scope(ctx))
+        return await deps.db.instances.get(InstanceId(instance_id), project_id=ctx.visible_project)
     except NotFound:
         raise NotFound(f"Instance {instance_id} could not be found.") from None
 
@@ -288,8 +498,7 @@ async def delete_server(deps: ApiDeps, ctx: RequestContext, instance: Instance) 
         logger.info("instance.delete: %s deleted locally (no host)", instance.id)
         return
     try:
-        await deps.bus.cast(Target(COMPUTE, server=instance.host),
-                            TerminateInstance(instance_id=instance.id), ctx=ctx)
+        await deps.compute.terminate_instance(ctx, instance.host, instance.id)
     except StratoError:
         # Give the delete back so the client's retry is not a silent no-op.
         await deps.db.instances.update(instance.id, {"task_state": None},
@@ -305,11 +514,7 @@ async def console_output(deps: ApiDeps, ctx: RequestContext, instance_id: str,
     if instance.host is None or instance.vm_state not in _CONSOLE_STATES:
         raise InvalidState(f"Cannot 'os-getConsoleOutput' instance {instance.id} while it "
                            f"is in vm_state {instance.vm_state}")
-    text: str = await deps.bus.call(
-        Target(COMPUTE, server=instance.host),
-        GetConsoleOutput(instance_id=instance.id, length=length), ctx=ctx, returns=str,
-        timeout=30.0)
-    return text
+    return await deps.compute.console_output(ctx, instance.host, instance.id, length)
 
 
 _CONSOLE_STATES = frozenset({VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED,
