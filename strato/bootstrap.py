@@ -20,11 +20,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from strato.compute import build as compute_build
 from strato.compute import host as compute_host
 from strato.compute import service as compute_service
-from strato.compute.build import ComputeDeps
 from strato.compute.client import ComputeClient
+from strato.compute.deps import ComputeDeps
 from strato.compute.locks import KeyedLocks
 from strato.compute.messages import TOPIC as COMPUTE_TOPIC
 from strato.compute.tracker import ResourceTracker
@@ -309,17 +308,22 @@ async def run_compute(settings: Settings, bus: Bus, spec: ComputeSpec,
                           compute_service.handlers(deps))
     fanout = await bus.subscribe(NETWORK_FANOUT, compute_service.network_handlers(deps))
     try:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(_resync_network(network, settings.network.resync_interval, stop))
-            await compute_host.run_periodic_tasks(deps, stop, compute_host.HostIntervals(
-                report=settings.compute.report_interval,
-                resource_audit=settings.compute.resource_audit_interval,
-                sync_power_state=settings.compute.sync_power_state_interval,
-                reclaim=settings.api.reclaim_instance_interval))
+        # The boot watchers' group stays open until no handler runs any more (a build
+        # finishing meanwhile starts one); leaving it cancels those still watching.
+        async with deps.watchers.open():
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(_resync_network(network, settings.network.resync_interval,
+                                                   stop))
+                    await compute_host.run_periodic_tasks(deps, stop, compute_host.HostIntervals(
+                        report=settings.compute.report_interval,
+                        resource_audit=settings.compute.resource_audit_interval,
+                        sync_power_state=settings.compute.sync_power_state_interval,
+                        reclaim=settings.api.reclaim_instance_interval))
+            finally:
+                await fanout.stop()
+                await sub.stop()
     finally:
-        await fanout.stop()
-        await sub.stop()
-        await compute_build.stop_watchers(deps)
         await network.close()
         await driver.close()
 

@@ -35,7 +35,7 @@ from strato.compute.audit import (
     update_available_resource,
     warn_unknown,
 )
-from strato.compute.build import terminate_instance
+from strato.compute.lifecycle import terminate_instance
 from strato.compute.messages import TerminateInstance
 from strato.compute.service import report_periodically
 from strato.domain.actions import EventResult
@@ -46,7 +46,7 @@ from strato.domain.instances import BUILD_TASKS, REBUILD_TASKS, Fault, Instance,
 from strato.log import bind_context, bind_instance
 
 if TYPE_CHECKING:
-    from strato.compute.build import ComputeDeps
+    from strato.compute.deps import ComputeDeps
 
 __all__ = ["HostIntervals", "HostReport", "init_host", "interrupted_message",
            "reclaim_queued_deletes", "run_periodic_tasks"]
