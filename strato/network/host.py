@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from strato.domain.context import RequestContext
+from strato.domain.devices import tap_name
 from strato.domain.ids import HostName
 from strato.domain.networks import HostPorts, Vif
 from strato.network.firewall import Firewall, PortFilter
-from strato.network.linuxbridge import LinuxBridge, tap_name
+from strato.network.linuxbridge import LinuxBridge
 
 if TYPE_CHECKING:
     from strato.conductor.client import ConductorClient
