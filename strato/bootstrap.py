@@ -25,13 +25,11 @@ from strato.compute import service as compute_service
 from strato.compute.client import ComputeClient
 from strato.compute.deps import ComputeDeps
 from strato.compute.locks import KeyedLocks
-from strato.compute.messages import TOPIC as COMPUTE_TOPIC
 from strato.compute.tracker import ResourceTracker
 from strato.conductor import service as conductor_service
 from strato.conductor.boot import BootDeps
 from strato.conductor.client import ConductorClient
 from strato.conductor.deadlines import DeadlineDeps, watch_builds
-from strato.conductor.messages import TOPIC as CONDUCTOR_TOPIC
 from strato.config import ComputeSettings, Settings
 from strato.db.migrate import upgrade
 from strato.db.sql import SqlDatabase
@@ -44,15 +42,17 @@ from strato.identity.files import DATA_DIR_MODE, private_dir, private_file, tigh
 from strato.network.agent import DhcpAgent
 from strato.network.firewall import Firewall
 from strato.network.host import FakeHostNetwork, HostNetwork, LinuxBridgeHost
-from strato.network.messages import FANOUT_TOPIC as NETWORK_FANOUT
-from strato.network.messages import NetworksChanged
 from strato.rpc.bus import Bus, HandlerTable, Target
+from strato.rpc.contracts.compute import TOPIC as COMPUTE_TOPIC
+from strato.rpc.contracts.conductor import TOPIC as CONDUCTOR_TOPIC
+from strato.rpc.contracts.network import FANOUT_TOPIC as NETWORK_FANOUT
+from strato.rpc.contracts.network import NetworksChanged
+from strato.rpc.contracts.scheduler import FANOUT_TOPIC as SCHEDULER_FANOUT
+from strato.rpc.contracts.scheduler import TOPIC as SCHEDULER_TOPIC
 from strato.rpc.transport import open_bus
 from strato.scheduler import service as scheduler_service
 from strato.scheduler.client import SchedulerClient
 from strato.scheduler.hoststate import CacheSettings
-from strato.scheduler.messages import FANOUT_TOPIC as SCHEDULER_FANOUT
-from strato.scheduler.messages import TOPIC as SCHEDULER_TOPIC
 from strato.virt.driver import ImageSource, VirtDriver
 from strato.virt.fake import FakeDriver, FakeDriverConfig
 

@@ -20,10 +20,8 @@ from datetime import datetime
 from typing import TypeVar
 
 from strato.compute.deps import ComputeDeps, current_instance, notifier
-from strato.compute.messages import BuildAndRunInstance
 from strato.compute.notify import Phase
 from strato.compute.timeline import Timeline
-from strato.conductor.messages import RescheduleInstance
 from strato.domain.actions import EventResult
 from strato.domain.context import RequestContext
 from strato.domain.errors import (
@@ -47,6 +45,8 @@ from strato.domain.instances import (
 from strato.domain.networks import PortStatus, Vif
 from strato.domain.requests import Destination
 from strato.log import bind_instance
+from strato.rpc.contracts.compute import BuildAndRunInstance
+from strato.rpc.contracts.conductor import RescheduleInstance
 
 __all__ = ["BOOT_EVENT", "BUILD_EVENT", "BUILD_STEP_EVENTS", "CLAIM_EVENT", "IMAGE_EVENT",
            "NETWORKS_EVENT", "PLUG_EVENT", "SPAWN_EVENT", "build_and_run_instance"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from strato.compute.messages import TOPIC, BuildAndRunInstance, TerminateInstance
 from strato.domain.context import RequestContext
 from strato.domain.ids import HostName, InstanceId
 from strato.rpc.bus import Bus, Target
+from strato.rpc.contracts.compute import TOPIC, BuildAndRunInstance, TerminateInstance
 
 __all__ = ["ComputeClient"]
 

@@ -36,7 +36,6 @@ from strato.compute.audit import (
     warn_unknown,
 )
 from strato.compute.lifecycle import terminate_instance
-from strato.compute.messages import TerminateInstance
 from strato.compute.service import report_periodically
 from strato.domain.actions import EventResult
 from strato.domain.context import RequestContext, admin_context
@@ -44,6 +43,7 @@ from strato.domain.errors import InvalidState, NotFound, StratoError, Unavailabl
 from strato.domain.ids import InstanceId
 from strato.domain.instances import BUILD_TASKS, REBUILD_TASKS, Fault, Instance, TaskState, VmState
 from strato.log import bind_context, bind_instance
+from strato.rpc.contracts.compute import TerminateInstance
 
 if TYPE_CHECKING:
     from strato.compute.deps import ComputeDeps

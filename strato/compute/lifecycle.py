@@ -25,19 +25,6 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from strato.compute.deps import ComputeDeps, current_instance, notifier
-from strato.compute.messages import (
-    PauseInstance,
-    RebootInstance,
-    RebuildInstance,
-    RestoreInstance,
-    ResumeInstance,
-    SoftDeleteInstance,
-    StartInstance,
-    StopInstance,
-    SuspendInstance,
-    TerminateInstance,
-    UnpauseInstance,
-)
 from strato.domain.actions import EventResult
 from strato.domain.context import RequestContext
 from strato.domain.errors import InvalidState, NotFound, StratoError
@@ -51,6 +38,19 @@ from strato.domain.instances import (
     VmState,
 )
 from strato.log import bind_instance
+from strato.rpc.contracts.compute import (
+    PauseInstance,
+    RebootInstance,
+    RebuildInstance,
+    RestoreInstance,
+    ResumeInstance,
+    SoftDeleteInstance,
+    StartInstance,
+    StopInstance,
+    SuspendInstance,
+    TerminateInstance,
+    UnpauseInstance,
+)
 
 if TYPE_CHECKING:
     from strato.virt.driver import VirtDriver

@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING
 from strato.compute import lifecycle
 from strato.compute.build import build_and_run_instance
 from strato.compute.deps import ComputeDeps
-from strato.compute.messages import (
+from strato.domain.context import RequestContext, admin_context
+from strato.domain.errors import StratoError
+from strato.rpc.contracts.compute import (
     BuildAndRunInstance,
     GetConsoleOutput,
     RebootInstance,
     RebuildInstance,
     TerminateInstance,
 )
-from strato.domain.context import RequestContext, admin_context
-from strato.domain.errors import StratoError
-from strato.network.messages import NetworksChanged
+from strato.rpc.contracts.network import NetworksChanged
 
 if TYPE_CHECKING:
     from strato.rpc.bus import HandlerTable

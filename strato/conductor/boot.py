@@ -13,8 +13,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from strato.compute.messages import BuildAndRunInstance
-from strato.conductor.messages import BuildInstances, RescheduleInstance
 from strato.domain.actions import EventResult
 from strato.domain.context import RequestContext
 from strato.domain.errors import InvalidState, NotFound, NoValidHost, StratoError
@@ -22,6 +20,8 @@ from strato.domain.ids import HostName
 from strato.domain.instances import Fault, InstanceChanges, TaskState, VmState
 from strato.domain.requests import BootRequest, Destination, RetryInfo, Selection
 from strato.log import bind_instance
+from strato.rpc.contracts.compute import BuildAndRunInstance
+from strato.rpc.contracts.conductor import BuildInstances, RescheduleInstance
 
 if TYPE_CHECKING:
     from strato.compute.client import ComputeClient

@@ -37,8 +37,15 @@ from strato.api.servers.schemas import (
 )
 from strato.api.servers.service import delete_server, get_server
 from strato.api.servers.views import generate_password
-from strato.compute.messages import TOPIC as COMPUTE
-from strato.compute.messages import (
+from strato.domain.actions import EventResult
+from strato.domain.context import RequestContext
+from strato.domain.errors import Forbidden, Invalid, InvalidState, NotFound, StratoError
+from strato.domain.ids import InstanceId, NodeName, ReservationId
+from strato.domain.instances import Instance, InstanceChanges, TaskState, VmState
+from strato.domain.requests import BootRequest, InjectedFile
+from strato.rpc.bus import Target
+from strato.rpc.contracts.compute import TOPIC as COMPUTE
+from strato.rpc.contracts.compute import (
     PauseInstance,
     RebootInstance,
     RebuildInstance,
@@ -50,13 +57,6 @@ from strato.compute.messages import (
     SuspendInstance,
     UnpauseInstance,
 )
-from strato.domain.actions import EventResult
-from strato.domain.context import RequestContext
-from strato.domain.errors import Forbidden, Invalid, InvalidState, NotFound, StratoError
-from strato.domain.ids import InstanceId, NodeName, ReservationId
-from strato.domain.instances import Instance, InstanceChanges, TaskState, VmState
-from strato.domain.requests import BootRequest, InjectedFile
-from strato.rpc.bus import Target
 
 __all__ = ["ACTIONS", "RebuildResult", "delete", "lock", "perform", "rebuild", "unlock"]
 

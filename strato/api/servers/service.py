@@ -29,10 +29,6 @@ from strato.api.servers.schemas import (
     Networking,
     to_boot_request,
 )
-from strato.compute.messages import TOPIC as COMPUTE
-from strato.compute.messages import GetConsoleOutput, TerminateInstance
-from strato.conductor.messages import TOPIC as CONDUCTOR
-from strato.conductor.messages import BuildInstances
 from strato.db.uow import Database
 from strato.domain.context import RequestContext
 from strato.domain.errors import (
@@ -48,6 +44,10 @@ from strato.domain.instances import Fault, Instance, PowerState, TaskState, VmSt
 from strato.domain.networks import Network, SecurityGroup, Subnet, Vif
 from strato.domain.requests import RequestedNetwork
 from strato.rpc.bus import Target
+from strato.rpc.contracts.compute import TOPIC as COMPUTE
+from strato.rpc.contracts.compute import GetConsoleOutput, TerminateInstance
+from strato.rpc.contracts.conductor import TOPIC as CONDUCTOR
+from strato.rpc.contracts.conductor import BuildInstances
 
 __all__ = ["CreateResult", "create_servers", "delete_server", "get_server", "list_servers",
            "resolve_networking", "server_vifs"]
