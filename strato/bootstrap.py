@@ -304,28 +304,26 @@ async def run_compute(settings: Settings, bus: Bus, spec: ComputeSpec,
     # Reconcile what a previous run left (interrupted builds and deletes, the tracker's
     # account, unknown guests) before taking any message.
     await compute_host.init_host(deps, stop)
-    sub = await bus.serve(Target(COMPUTE_TOPIC, server=spec.host),
-                          compute_service.handlers(deps))
-    fanout = await bus.subscribe(NETWORK_FANOUT, compute_service.network_handlers(deps))
-    try:
-        # The boot watchers' group stays open until no handler runs any more (a build
-        # finishing meanwhile starts one); leaving it cancels those still watching.
-        async with deps.watchers.open():
-            try:
-                async with asyncio.TaskGroup() as tg:
-                    tg.create_task(_resync_network(network, settings.network.resync_interval,
-                                                   stop))
-                    await compute_host.run_periodic_tasks(deps, stop, compute_host.HostIntervals(
-                        report=settings.compute.report_interval,
-                        resource_audit=settings.compute.resource_audit_interval,
-                        sync_power_state=settings.compute.sync_power_state_interval,
-                        reclaim=settings.api.reclaim_instance_interval))
-            finally:
-                await fanout.stop()
-                await sub.stop()
-    finally:
-        await network.close()
-        await driver.close()
+    # The boot watchers' group is open while the compute takes messages.
+    async with deps.watchers.open():
+        sub = await bus.serve(Target(COMPUTE_TOPIC, server=spec.host),
+                              compute_service.handlers(deps))
+        fanout = await bus.subscribe(NETWORK_FANOUT, compute_service.network_handlers(deps))
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(_resync_network(network, settings.network.resync_interval,
+                                               stop))
+                await compute_host.run_periodic_tasks(deps, stop, compute_host.HostIntervals(
+                    report=settings.compute.report_interval,
+                    resource_audit=settings.compute.resource_audit_interval,
+                    sync_power_state=settings.compute.sync_power_state_interval,
+                    reclaim=settings.api.reclaim_instance_interval))
+        finally:
+            await fanout.stop()
+            await sub.stop()
+            await deps.watchers.stop()
+            await network.close()
+            await driver.close()
 
 
 def wants_dhcp_agent(settings: Settings, drivers: Sequence[VirtDriver]) -> bool:

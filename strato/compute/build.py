@@ -53,8 +53,6 @@ __all__ = ["BOOT_EVENT", "BUILD_EVENT", "BUILD_STEP_EVENTS", "CLAIM_EVENT", "IMA
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 BUILD_EVENT = "compute__do_build_and_run_instance"
 
 # The build's steps, each an event of its own inside BUILD_EVENT (a build timeline's
@@ -72,6 +70,8 @@ BOOT_EVENT = "compute_boot"
 BOOT_POLL_INTERVAL = 0.25
 BUILD_STEP_EVENTS = (CLAIM_EVENT, NETWORKS_EVENT, IMAGE_EVENT, PLUG_EVENT, SPAWN_EVENT,
                      BOOT_EVENT)
+
+T = TypeVar("T")
 
 
 async def build_and_run_instance(ctx: RequestContext, msg: BuildAndRunInstance, *,

@@ -38,9 +38,9 @@ class Watchers:
     """The tasks a build leaves running when it returns (a new guest's boot watcher).
 
     They run in one TaskGroup that whoever runs the compute holds open (:meth:`open`,
-    in ``bootstrap.run_compute``) until it has stopped taking messages; leaving it
-    cancels the watchers still running and waits for them. A watcher that fails is
-    logged: it never cancels the compute.
+    in ``bootstrap.run_compute``) while it takes messages; :meth:`stop` (or leaving the
+    group) cancels the watchers still running and waits for them. A watcher that fails
+    is logged: it never cancels the compute.
     """
 
     def __init__(self) -> None:
@@ -64,6 +64,15 @@ class Watchers:
                     task.cancel()
         if failure is not None:
             raise failure
+
+    async def stop(self) -> None:
+        """Cancel the watchers and wait for them (the compute is stopping); none starts
+        after this."""
+        self._group = None
+        watchers = list(self.running)
+        for task in watchers:
+            task.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
 
     def start(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
         """Run ``work`` in the group; when it is not open (the compute is stopping, or
