@@ -44,7 +44,7 @@ from strato.domain.ids import (  # noqa: E402
 from strato.domain.images import Image, ImageStatus  # noqa: E402
 from strato.domain.requests import BootRequest  # noqa: E402
 from strato.domain.resources import Flavor, NodeCapacity, Resources  # noqa: E402
-from strato.scheduler.messages import SelectDestinations  # noqa: E402
+from strato.rpc.contracts.scheduler import SelectDestinations  # noqa: E402
 from strato.scheduler.service import SchedulerDeps, select_destinations  # noqa: E402
 
 COMPUTE = "strato-compute"

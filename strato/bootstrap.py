@@ -20,19 +20,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from strato.compute import build as compute_build
 from strato.compute import host as compute_host
 from strato.compute import service as compute_service
-from strato.compute.build import ComputeDeps
 from strato.compute.client import ComputeClient
+from strato.compute.deps import ComputeDeps
 from strato.compute.locks import KeyedLocks
-from strato.compute.messages import TOPIC as COMPUTE_TOPIC
 from strato.compute.tracker import ResourceTracker
 from strato.conductor import service as conductor_service
 from strato.conductor.boot import BootDeps
 from strato.conductor.client import ConductorClient
 from strato.conductor.deadlines import DeadlineDeps, watch_builds
-from strato.conductor.messages import TOPIC as CONDUCTOR_TOPIC
 from strato.config import ComputeSettings, Settings
 from strato.db.migrate import upgrade
 from strato.db.ports import Database
@@ -45,15 +42,17 @@ from strato.identity.files import DATA_DIR_MODE, private_dir, private_file, tigh
 from strato.network.agent import DhcpAgent
 from strato.network.firewall import Firewall
 from strato.network.host import FakeHostNetwork, HostNetwork, LinuxBridgeHost
-from strato.network.messages import FANOUT_TOPIC as NETWORK_FANOUT
-from strato.network.messages import NetworksChanged
 from strato.rpc.bus import Bus, HandlerTable, Target
+from strato.rpc.contracts.compute import TOPIC as COMPUTE_TOPIC
+from strato.rpc.contracts.conductor import TOPIC as CONDUCTOR_TOPIC
+from strato.rpc.contracts.network import FANOUT_TOPIC as NETWORK_FANOUT
+from strato.rpc.contracts.network import NetworksChanged
+from strato.rpc.contracts.scheduler import FANOUT_TOPIC as SCHEDULER_FANOUT
+from strato.rpc.contracts.scheduler import TOPIC as SCHEDULER_TOPIC
 from strato.rpc.transport import open_bus
 from strato.scheduler import service as scheduler_service
 from strato.scheduler.client import SchedulerClient
 from strato.scheduler.hoststate import CacheSettings
-from strato.scheduler.messages import FANOUT_TOPIC as SCHEDULER_FANOUT
-from strato.scheduler.messages import TOPIC as SCHEDULER_TOPIC
 from strato.virt.driver import ImageSource, VirtDriver
 from strato.virt.fake import FakeDriver, FakeDriverConfig
 
@@ -305,23 +304,26 @@ async def run_compute(settings: Settings, bus: Bus, spec: ComputeSpec,
     # Reconcile what a previous run left (interrupted builds and deletes, the tracker's
     # account, unknown guests) before taking any message.
     await compute_host.init_host(deps, stop)
-    sub = await bus.serve(Target(COMPUTE_TOPIC, server=spec.host),
-                          compute_service.handlers(deps))
-    fanout = await bus.subscribe(NETWORK_FANOUT, compute_service.network_handlers(deps))
-    try:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(_resync_network(network, settings.network.resync_interval, stop))
-            await compute_host.run_periodic_tasks(deps, stop, compute_host.HostIntervals(
-                report=settings.compute.report_interval,
-                resource_audit=settings.compute.resource_audit_interval,
-                sync_power_state=settings.compute.sync_power_state_interval,
-                reclaim=settings.api.reclaim_instance_interval))
-    finally:
-        await fanout.stop()
-        await sub.stop()
-        await compute_build.stop_watchers(deps)
-        await network.close()
-        await driver.close()
+    # The boot watchers' group is open while the compute takes messages.
+    async with deps.watchers.open():
+        sub = await bus.serve(Target(COMPUTE_TOPIC, server=spec.host),
+                              compute_service.handlers(deps))
+        fanout = await bus.subscribe(NETWORK_FANOUT, compute_service.network_handlers(deps))
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(_resync_network(network, settings.network.resync_interval,
+                                               stop))
+                await compute_host.run_periodic_tasks(deps, stop, compute_host.HostIntervals(
+                    report=settings.compute.report_interval,
+                    resource_audit=settings.compute.resource_audit_interval,
+                    sync_power_state=settings.compute.sync_power_state_interval,
+                    reclaim=settings.api.reclaim_instance_interval))
+        finally:
+            await fanout.stop()
+            await sub.stop()
+            await deps.watchers.stop()
+            await network.close()
+            await driver.close()
 
 
 def wants_dhcp_agent(settings: Settings, drivers: Sequence[VirtDriver]) -> bool:

@@ -12,7 +12,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Mapping
 
-from strato.compute.build import ComputeDeps
+from strato.compute.deps import ComputeDeps
 from strato.db.ports import Database, InstanceQuery
 from strato.domain.instances import Instance, holds_resources
 from strato.domain.resources import Resources

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from strato.network.linuxbridge import bridge_name
+from strato.domain.devices import bridge_name
 
 __all__ = ["STATE_ROOT", "Client", "ip_command", "state_dir"]
 

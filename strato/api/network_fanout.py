@@ -12,8 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from strato.domain.context import admin_context
 from strato.domain.errors import StratoError
-from strato.network.messages import FANOUT_TOPIC, NetworksChanged
 from strato.rpc.bus import Bus
+from strato.rpc.contracts.network import FANOUT_TOPIC, NetworksChanged
 
 __all__ = ["NetworkChangesMiddleware"]
 

@@ -8,7 +8,7 @@ import logging
 from strato.api.deps import ApiDeps
 from strato.domain.context import RequestContext
 from strato.domain.errors import StratoError
-from strato.scheduler.messages import FANOUT_TOPIC, HostsChanged
+from strato.rpc.contracts.scheduler import FANOUT_TOPIC, HostsChanged
 
 __all__ = ["hosts_changed"]
 

@@ -31,7 +31,7 @@ from strato.domain.resources import Resources
 from strato.log import bind_context, bind_instance
 
 if TYPE_CHECKING:
-    from strato.compute.build import ComputeDeps
+    from strato.compute.deps import ComputeDeps
 
 __all__ = ["AuditReport", "PowerSync", "held_resources", "sync_instance_power_state",
            "sync_power_states", "unknown_guests", "update_available_resource"]

@@ -1,4 +1,4 @@
-"""Building one instance on this host, and tearing one down.
+"""Building one instance on this host.
 
 The order is the seeds' ``_build_and_run_instance``: claim against the host's real
 capacity, then task_state networking -> block_device_mapping -> spawning, spawn, and
@@ -14,19 +14,15 @@ errors put the instance in ERROR with a fault.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Sequence
+from datetime import datetime
+from typing import TypeVar
 
-from strato.compute.locks import KeyedLocks
-from strato.compute.messages import BuildAndRunInstance, TerminateInstance
-from strato.compute.notify import Notifier, Phase
-from strato.compute.tracker import ResourceTracker
-from strato.conductor.messages import RescheduleInstance
-from strato.domain.actions import EventResult, TimedEvent
+from strato.compute.deps import ComputeDeps, current_instance, notifier
+from strato.compute.notify import Phase
+from strato.compute.timeline import Timeline
+from strato.domain.actions import EventResult
 from strato.domain.context import RequestContext
 from strato.domain.errors import (
     AbortBuild,
@@ -37,33 +33,27 @@ from strato.domain.errors import (
     StratoError,
     Unavailable,
 )
-from strato.domain.ids import HostName, InstanceId
+from strato.domain.ids import InstanceId
 from strato.domain.instances import (
     BUILD_TASKS,
     Fault,
     Instance,
     InstanceChanges,
-    PowerState,
     TaskState,
     VmState,
 )
 from strato.domain.networks import PortStatus, Vif
 from strato.domain.requests import Destination
 from strato.log import bind_instance
+from strato.rpc.contracts.compute import BuildAndRunInstance
+from strato.rpc.contracts.conductor import RescheduleInstance
 
-if TYPE_CHECKING:
-    from strato.conductor.client import ConductorClient
-    from strato.network.host import HostNetwork
-    from strato.virt.driver import VirtDriver
-
-__all__ = ["BOOT_EVENT", "BUILD_EVENT", "BUILD_STEP_EVENTS", "CLAIM_EVENT", "ComputeDeps",
-           "IMAGE_EVENT", "NETWORKS_EVENT", "PLUG_EVENT", "SPAWN_EVENT", "TERMINATE_EVENT",
-           "build_and_run_instance", "stop_watchers", "terminate_instance"]
+__all__ = ["BOOT_EVENT", "BUILD_EVENT", "BUILD_STEP_EVENTS", "CLAIM_EVENT", "IMAGE_EVENT",
+           "NETWORKS_EVENT", "PLUG_EVENT", "SPAWN_EVENT", "build_and_run_instance"]
 
 logger = logging.getLogger(__name__)
 
 BUILD_EVENT = "compute__do_build_and_run_instance"
-TERMINATE_EVENT = "compute_terminate_instance"
 
 # The build's steps, each an event of its own inside BUILD_EVENT (a build timeline's
 # bars). They are timed here and reach the conductor together, in one message at the end
@@ -84,127 +74,6 @@ BUILD_STEP_EVENTS = (CLAIM_EVENT, NETWORKS_EVENT, IMAGE_EVENT, PLUG_EVENT, SPAWN
 T = TypeVar("T")
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, StratoError):
-        return exc.message
-    return f"{type(exc).__name__}: {exc}"
-
-
-class _Step:
-    """One step being timed; it finishes once, by :meth:`done` or when its block ends."""
-
-    __slots__ = ("_finished", "_name", "_seq", "_start", "_timeline")
-
-    def __init__(self, timeline: _Timeline, name: str, seq: int) -> None:
-        self._timeline = timeline
-        self._name = name
-        self._seq = seq
-        self._start = timeline.now()
-        self._finished = False
-
-    def done(self) -> None:
-        """The step succeeded (what its block does next belongs to other steps)."""
-        self.finish(None)
-
-    def finish(self, exc: BaseException | None) -> None:
-        if self._finished:
-            return
-        self._finished = True
-        self._timeline.add(self._seq, self._timeline.event(
-            self._name, self._start, None if exc is None else _error_text(exc)))
-
-
-class _Timeline:
-    """The build try's steps, timed on this host's clock (UTC): a step that raised is an
-    Error with the exception's message, a step never reached is not there."""
-
-    def __init__(self, clock: Callable[[], datetime], host: HostName) -> None:
-        self._clock = clock
-        self.host = host
-        self._began = 0
-        self._events: list[tuple[int, TimedEvent]] = []
-
-    def now(self) -> datetime:
-        # As the database takes times: aware ones in UTC, naive ones as UTC already.
-        now = self._clock()
-        return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
-
-    def add(self, seq: int, event: TimedEvent) -> None:
-        self._events.append((seq, event))
-
-    def begin(self, name: str) -> _Step:
-        self._began += 1
-        return _Step(self, name, self._began)
-
-    @contextlib.contextmanager
-    def step(self, name: str) -> Iterator[_Step]:
-        """Time the block as the step ``name`` (or up to its ``done()``)."""
-        with self._closing(self.begin(name)) as step:
-            yield step
-
-    def timed(self, name: str, work: Awaitable[T]) -> Coroutine[Any, Any, T]:
-        """``work`` timed as the step ``name`` from now, not from when a task first runs
-        it (so steps started side by side keep their order)."""
-        step = self.begin(name)
-
-        async def run() -> T:
-            with self._closing(step):
-                return await work
-
-        return run()
-
-    @staticmethod
-    @contextlib.contextmanager
-    def _closing(step: _Step) -> Iterator[_Step]:
-        try:
-            yield step
-        except BaseException as exc:
-            step.finish(exc)
-            raise
-        step.finish(None)
-
-    def event(self, name: str, start: datetime, error: str | None = None) -> TimedEvent:
-        """The step ``name`` from ``start`` to now: a success, or an Error with
-        ``error``."""
-        return TimedEvent(event=name, start_time=start, finish_time=self.now(),
-                          result=EventResult.SUCCESS if error is None else EventResult.ERROR,
-                          traceback=error, host=self.host)
-
-    def record(self, name: str, start: datetime) -> None:
-        """A successful step timed elsewhere, from ``start`` to now."""
-        self._began += 1
-        self.add(self._began, self.event(name, start))
-
-    def events(self) -> tuple[TimedEvent, ...]:
-        """The finished steps in the order they began."""
-        return tuple(event for _, event in sorted(self._events, key=lambda e: e[0]))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ComputeDeps:
-    host: HostName
-    driver: VirtDriver
-    conductor: ConductorClient
-    tracker: ResourceTracker
-    locks: KeyedLocks
-    builds: asyncio.Semaphore
-    network: HostNetwork
-    clock: Callable[[], datetime] = _utcnow
-    # Seconds a watcher waits for a new guest's first console output (the boot step).
-    boot_watch_timeout: float = 120.0
-    # The running boot watchers; the compute cancels them when it stops.
-    watchers: set[asyncio.Task[None]] = field(default_factory=set)
-
-
-def _notifier(deps: ComputeDeps) -> Notifier:
-    # Notifications leave on the bus this host already talks to the conductor over.
-    return Notifier(deps.conductor.bus, deps.host)
-
-
 async def build_and_run_instance(ctx: RequestContext, msg: BuildAndRunInstance, *,
                                  deps: ComputeDeps) -> None:
     """Build the instance (one at a time per instance, at most N per host)."""
@@ -215,7 +84,7 @@ async def build_and_run_instance(ctx: RequestContext, msg: BuildAndRunInstance, 
                 return
             await deps.conductor.start_event(ctx, iid, BUILD_EVENT, deps.host)
             logger.info("instance.build.start on %s", msg.node)
-            await _notifier(deps).create_start(ctx, msg.request, msg.node)
+            await notifier(deps).create_start(ctx, msg.request, msg.node)
             try:
                 built = await _build(ctx, msg, deps)
             except (InvalidState, NotFound) as exc:
@@ -230,7 +99,7 @@ async def build_and_run_instance(ctx: RequestContext, msg: BuildAndRunInstance, 
             else:
                 logger.info("instance.build.done")
                 await deps.conductor.finish_event(ctx, iid, BUILD_EVENT, EventResult.SUCCESS)
-                await _notifier(deps).create_end(ctx, built)
+                await notifier(deps).create_end(ctx, built)
 
 
 async def _awaits_this_build(ctx: RequestContext, msg: BuildAndRunInstance,
@@ -243,7 +112,7 @@ async def _awaits_this_build(ctx: RequestContext, msg: BuildAndRunInstance,
     try after a reschedule: a reschedule never returns to a host, so the host names the
     try), and must change nothing: no claim, no release, no guest, no state. A deleted
     instance goes on, so that the build frees what the instance still held."""
-    current = await _current(ctx, deps, msg.request.instance_id)
+    current = await current_instance(ctx, deps, msg.request.instance_id)
     if current is None or (current.host == deps.host
                            and current.task_state is TaskState.SCHEDULING):
         return True
@@ -257,7 +126,7 @@ async def _build(ctx: RequestContext, msg: BuildAndRunInstance,
                  deps: ComputeDeps) -> Instance:
     """The build try; its steps' timeline goes to the conductor (one cast) when it ends,
     built or failed, before the outcome is handled."""
-    timeline = _Timeline(deps.clock, deps.host)
+    timeline = Timeline(deps.clock, deps.host)
     iid = msg.request.instance_id
     try:
         built, started = await _build_steps(ctx, msg, deps, timeline)
@@ -286,7 +155,7 @@ async def _console_started(deps: ComputeDeps, iid: InstanceId) -> bool | None:
 
 
 def _watch_boot(ctx: RequestContext, deps: ComputeDeps, iid: InstanceId, started: datetime,
-                timeline: _Timeline) -> None:
+                timeline: Timeline) -> None:
     """Record the boot step once the new guest's console shows its first output (or
     as an Error when it stays empty for ``boot_watch_timeout`` seconds)."""
 
@@ -311,21 +180,11 @@ def _watch_boot(ctx: RequestContext, deps: ComputeDeps, iid: InstanceId, started
         except StratoError as exc:
             logger.warning("could not record the boot step: %s", exc)
 
-    task = asyncio.create_task(watch(), name=f"boot-watch-{iid}")
-    deps.watchers.add(task)
-    task.add_done_callback(deps.watchers.discard)
-
-
-async def stop_watchers(deps: ComputeDeps) -> None:
-    """Cancel the boot watchers (the compute is stopping)."""
-    watchers = list(deps.watchers)
-    for task in watchers:
-        task.cancel()
-    await asyncio.gather(*watchers, return_exceptions=True)
+    deps.watchers.start(watch(), name=f"boot-watch-{iid}")
 
 
 async def _build_steps(ctx: RequestContext, msg: BuildAndRunInstance, deps: ComputeDeps,
-                       timeline: _Timeline) -> tuple[Instance, datetime]:
+                       timeline: Timeline) -> tuple[Instance, datetime]:
     """The built instance and when its guest started (the boot step's start)."""
     req = msg.request
     need = req.flavor.resources + deps.driver.instance_overhead(req.flavor)
@@ -395,7 +254,7 @@ async def _set_active(ctx: RequestContext, deps: ComputeDeps, iid: InstanceId,
         except InvalidState:
             if attempt == 0:
                 raise
-            current = await _current(ctx, deps, iid)
+            current = await current_instance(ctx, deps, iid)
             if (current is not None and current.vm_state == VmState.ACTIVE
                     and current.task_state is None and current.host == deps.host):
                 logger.info("the move to ACTIVE had landed; its reply was lost")
@@ -405,30 +264,50 @@ async def _set_active(ctx: RequestContext, deps: ComputeDeps, iid: InstanceId,
 
 
 async def _networks_and_image(ctx: RequestContext, msg: BuildAndRunInstance,
-                              deps: ComputeDeps, timeline: _Timeline) -> list[Vif]:
+                              deps: ComputeDeps, timeline: Timeline) -> list[Vif]:
     """Allocate the instance's ports while the image downloads (the seeds'
     ``_build_networks_for_instance`` runs asynchronously beside the block devices). A
     full network aborts the build (Nova's NoMoreFixedIps, no reschedule: every host would
     meet it); whatever one half held is released when the other fails."""
     req = msg.request
-    allocation = asyncio.create_task(timeline.timed(
-        NETWORKS_EVENT,
-        deps.conductor.allocate_networks(ctx, req, deps.host, req.hints.availability_zone)))
-    try:
-        with timeline.step(IMAGE_EVENT):
-            await deps.driver.prepare_image(req)
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await allocation
+    # Neither half raises inside the group (that would cancel the other half): a failed
+    # image (or the service stopping) waits for the allocation, then releases its ports.
+    async with asyncio.TaskGroup() as group:
+        allocation = group.create_task(_outcome(timeline.timed(
+            NETWORKS_EVENT,
+            deps.conductor.allocate_networks(ctx, req, deps.host,
+                                             req.hints.availability_zone))))
+        image_failure = await _failure(timeline.timed(IMAGE_EVENT,
+                                                      deps.driver.prepare_image(req)))
+    if image_failure is not None:
         await deps.conductor.release_networks(ctx, req.instance_id)
-        raise
-    try:
-        return await allocation
-    except (Conflict, NotFound) as exc:
+        raise image_failure
+    vifs = allocation.result()
+    if isinstance(vifs, (Conflict, NotFound)):
         # A full subnet (IpAddressGenerationFailure), a port taken meanwhile, a network
         # deleted: the same on every host.
         raise AbortBuild(f"Failed to allocate the network(s), not rescheduling: "
-                         f"{exc.message}") from exc
+                         f"{vifs.message}") from vifs
+    if isinstance(vifs, Exception):
+        raise vifs
+    return vifs
+
+
+async def _outcome(work: Awaitable[T]) -> T | Exception:
+    """What ``work`` returned, or the error it raised."""
+    try:
+        return await work
+    except Exception as exc:
+        return exc
+
+
+async def _failure(work: Awaitable[None]) -> BaseException | None:
+    """What ``work`` raised (a cancellation too), or None."""
+    try:
+        await work
+    except BaseException as exc:
+        return exc
+    return None
 
 
 async def _plug(ctx: RequestContext, deps: ComputeDeps, vifs: Sequence[Vif]) -> None:
@@ -454,12 +333,12 @@ async def _abandon(ctx: RequestContext, msg: BuildAndRunInstance, deps: ComputeD
     await deps.conductor.finish_event(ctx, iid, BUILD_EVENT, EventResult.ERROR,
                                       f"instance deleted during build: {exc}")
     fault = Fault.internal(exc.message, deps.clock())
-    current = await _current(ctx, deps, iid)
+    current = await current_instance(ctx, deps, iid)
     if current is None:  # deleted: it is no longer anywhere
-        await _notifier(deps).create_error(ctx, msg.request, msg.node, fault,
+        await notifier(deps).create_error(ctx, msg.request, msg.node, fault,
                                            vm_state=VmState.DELETED)
     else:
-        await _notifier(deps).instance_action(ctx, "create", Phase.ERROR, current,
+        await notifier(deps).instance_action(ctx, "create", Phase.ERROR, current,
                                               fault=fault)
 
 
@@ -476,7 +355,7 @@ async def _reschedule(ctx: RequestContext, msg: BuildAndRunInstance, deps: Compu
         return
     await deps.conductor.finish_event(ctx, iid, BUILD_EVENT, EventResult.ERROR, error)
     fault = Fault.internal(error, deps.clock())
-    await _notifier(deps).create_error(ctx, msg.request, msg.node, fault,
+    await notifier(deps).create_error(ctx, msg.request, msg.node, fault,
                                        vm_state=VmState.BUILDING,
                                        task_state=TaskState.SCHEDULING)
     await deps.conductor.reschedule(ctx, RescheduleInstance(
@@ -496,37 +375,4 @@ async def _abort(ctx: RequestContext, msg: BuildAndRunInstance, deps: ComputeDep
         logger.info("instance deleted while its build failed")
     await deps.conductor.release_allocations(ctx, iid)
     await deps.conductor.finish_event(ctx, iid, BUILD_EVENT, EventResult.ERROR, error)
-    await _notifier(deps).create_error(ctx, msg.request, msg.node, fault)
-
-
-async def _current(ctx: RequestContext, deps: ComputeDeps, iid: InstanceId) -> Instance | None:
-    """The instance as stored now, for a notification; None once it is deleted."""
-    try:
-        return await deps.conductor.get_instance(ctx, iid)
-    except NotFound:
-        return None
-
-
-async def terminate_instance(ctx: RequestContext, msg: TerminateInstance, *,
-                             deps: ComputeDeps) -> None:
-    """Destroy the guest, free the host's claim, and mark the instance deleted."""
-    iid = msg.instance_id
-    with bind_instance(iid):
-        async with deps.locks.hold(iid):
-            await deps.conductor.start_event(ctx, iid, TERMINATE_EVENT, deps.host)
-            instance = await _current(ctx, deps, iid)
-            if instance is not None:
-                await _notifier(deps).delete_start(ctx, instance)
-            vifs = await deps.conductor.instance_vifs(ctx, iid)
-            await deps.driver.destroy(iid)
-            await deps.network.unplug(ctx, vifs)
-            deps.tracker.release(iid)
-            # Marks it deleted, and deletes (or unbinds) its ports in that transaction.
-            await deps.conductor.soft_delete(ctx, iid)
-            logger.info("instance.delete.done")
-            await deps.conductor.finish_event(ctx, iid, TERMINATE_EVENT, EventResult.SUCCESS)
-            if instance is not None:
-                await _notifier(deps).delete_end(ctx, replace(
-                    instance, vm_state=VmState.DELETED, task_state=None,
-                    power_state=PowerState.NOSTATE, terminated_at=deps.clock(),
-                    deleted=True))
+    await notifier(deps).create_error(ctx, msg.request, msg.node, fault)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from strato.compute.messages import (
+from strato.domain.context import RequestContext
+from strato.domain.ids import HostName, InstanceId
+from strato.rpc.bus import Bus, Target
+from strato.rpc.contracts.compute import (
     TOPIC,
     BuildAndRunInstance,
     GetConsoleOutput,
@@ -20,9 +23,6 @@ from strato.compute.messages import (
     TerminateInstance,
     UnpauseInstance,
 )
-from strato.domain.context import RequestContext
-from strato.domain.ids import HostName, InstanceId
-from strato.rpc.bus import Bus, Target
 
 __all__ = ["ComputeClient", "ServerAction"]
 

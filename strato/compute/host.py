@@ -35,8 +35,7 @@ from strato.compute.audit import (
     update_available_resource,
     warn_unknown,
 )
-from strato.compute.build import terminate_instance
-from strato.compute.messages import TerminateInstance
+from strato.compute.lifecycle import terminate_instance
 from strato.compute.service import report_periodically
 from strato.domain.actions import EventResult
 from strato.domain.context import RequestContext, admin_context
@@ -44,9 +43,10 @@ from strato.domain.errors import InvalidState, NotFound, StratoError, Unavailabl
 from strato.domain.ids import InstanceId
 from strato.domain.instances import BUILD_TASKS, REBUILD_TASKS, Fault, Instance, TaskState, VmState
 from strato.log import bind_context, bind_instance
+from strato.rpc.contracts.compute import TerminateInstance
 
 if TYPE_CHECKING:
-    from strato.compute.build import ComputeDeps
+    from strato.compute.deps import ComputeDeps
 
 __all__ = ["HostIntervals", "HostReport", "init_host", "interrupted_message",
            "reclaim_queued_deletes", "run_periodic_tasks"]

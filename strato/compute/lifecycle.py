@@ -1,4 +1,5 @@
-"""Server actions on this host: reboot, stop/start, pause/unpause, suspend/resume, rebuild.
+"""Server actions on this host: reboot, stop/start, pause/unpause, suspend/resume, rebuild,
+and the delete (:func:`terminate_instance`).
 
 The API has already moved the instance's task state (a compare-and-swap from none),
 recorded the action and cast one message here. Each handler runs under the instance's
@@ -10,6 +11,9 @@ lands meanwhile (task_state deleting) wins and the action only records its event
 A driver failure clears the task state, keeps the vm_state, and records a fault and a
 failed event; a failed rebuild puts the instance in ERROR, as Nova does (its guest is
 gone by then).
+
+A delete is not an action of this kind: it destroys the guest, frees the host's claim and
+marks the instance deleted, whatever state it was in.
 """
 
 from __future__ import annotations
@@ -17,22 +21,10 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from strato.compute.build import ComputeDeps
-from strato.compute.messages import (
-    PauseInstance,
-    RebootInstance,
-    RebuildInstance,
-    RestoreInstance,
-    ResumeInstance,
-    SoftDeleteInstance,
-    StartInstance,
-    StopInstance,
-    SuspendInstance,
-    UnpauseInstance,
-)
+from strato.compute.deps import ComputeDeps, current_instance, notifier
 from strato.domain.actions import EventResult
 from strato.domain.context import RequestContext
 from strato.domain.errors import InvalidState, NotFound, StratoError
@@ -46,6 +38,19 @@ from strato.domain.instances import (
     VmState,
 )
 from strato.log import bind_instance
+from strato.rpc.contracts.compute import (
+    PauseInstance,
+    RebootInstance,
+    RebuildInstance,
+    RestoreInstance,
+    ResumeInstance,
+    SoftDeleteInstance,
+    StartInstance,
+    StopInstance,
+    SuspendInstance,
+    TerminateInstance,
+    UnpauseInstance,
+)
 
 if TYPE_CHECKING:
     from strato.virt.driver import VirtDriver
@@ -53,8 +58,8 @@ if TYPE_CHECKING:
 PowerMessage = (StopInstance | StartInstance | SoftDeleteInstance | RestoreInstance
                 | PauseInstance | UnpauseInstance | SuspendInstance | ResumeInstance)
 
-__all__ = ["EVENTS", "POWER_ACTIONS", "PowerMessage", "power_action", "reboot_instance",
-           "rebuild_instance"]
+__all__ = ["EVENTS", "POWER_ACTIONS", "PowerMessage", "TERMINATE_EVENT", "power_action",
+           "reboot_instance", "rebuild_instance", "terminate_instance"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +71,7 @@ EVENTS = {
     "resume": "compute_resume_instance", "rebuild": "compute_rebuild_instance",
     "soft_delete": "compute_soft_delete_instance", "restore": "compute_restore_instance",
 }
+TERMINATE_EVENT = "compute_terminate_instance"
 
 
 class _Superseded(Exception):
@@ -224,3 +230,28 @@ async def _power_state(deps: ComputeDeps, iid: InstanceId) -> PowerState:
     except Exception:  # a failed action may leave a driver that cannot answer either
         logger.info("no power state after the failure", exc_info=True)
         return PowerState.NOSTATE
+
+
+async def terminate_instance(ctx: RequestContext, msg: TerminateInstance, *,
+                             deps: ComputeDeps) -> None:
+    """Destroy the guest, free the host's claim, and mark the instance deleted."""
+    iid = msg.instance_id
+    with bind_instance(iid):
+        async with deps.locks.hold(iid):
+            await deps.conductor.start_event(ctx, iid, TERMINATE_EVENT, deps.host)
+            instance = await current_instance(ctx, deps, iid)
+            if instance is not None:
+                await notifier(deps).delete_start(ctx, instance)
+            vifs = await deps.conductor.instance_vifs(ctx, iid)
+            await deps.driver.destroy(iid)
+            await deps.network.unplug(ctx, vifs)
+            deps.tracker.release(iid)
+            # Marks it deleted, and deletes (or unbinds) its ports in that transaction.
+            await deps.conductor.soft_delete(ctx, iid)
+            logger.info("instance.delete.done")
+            await deps.conductor.finish_event(ctx, iid, TERMINATE_EVENT, EventResult.SUCCESS)
+            if instance is not None:
+                await notifier(deps).delete_end(ctx, replace(
+                    instance, vm_state=VmState.DELETED, task_state=None,
+                    power_state=PowerState.NOSTATE, terminated_at=deps.clock(),
+                    deleted=True))

@@ -8,17 +8,18 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from strato.compute import lifecycle
-from strato.compute.build import ComputeDeps, build_and_run_instance, terminate_instance
-from strato.compute.messages import (
+from strato.compute.build import build_and_run_instance
+from strato.compute.deps import ComputeDeps
+from strato.domain.context import RequestContext, admin_context
+from strato.domain.errors import StratoError
+from strato.rpc.contracts.compute import (
     BuildAndRunInstance,
     GetConsoleOutput,
     RebootInstance,
     RebuildInstance,
     TerminateInstance,
 )
-from strato.domain.context import RequestContext, admin_context
-from strato.domain.errors import StratoError
-from strato.network.messages import NetworksChanged
+from strato.rpc.contracts.network import NetworksChanged
 
 if TYPE_CHECKING:
     from strato.rpc.bus import HandlerTable
@@ -33,7 +34,7 @@ def handlers(deps: ComputeDeps) -> HandlerTable:
     """The compute's routing table."""
     return {
         BuildAndRunInstance: partial(build_and_run_instance, deps=deps),
-        TerminateInstance: partial(terminate_instance, deps=deps),
+        TerminateInstance: partial(lifecycle.terminate_instance, deps=deps),
         GetConsoleOutput: partial(get_console_output, deps=deps),
         RebootInstance: partial(lifecycle.reboot_instance, deps=deps),
         RebuildInstance: partial(lifecycle.rebuild_instance, deps=deps),

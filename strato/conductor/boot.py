@@ -11,10 +11,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from strato.compute.messages import BuildAndRunInstance
-from strato.conductor.messages import BuildInstances, RescheduleInstance
 from strato.domain.actions import EventResult
 from strato.domain.context import RequestContext
 from strato.domain.errors import InvalidState, NotFound, NoValidHost, StratoError
@@ -22,24 +20,33 @@ from strato.domain.ids import HostName
 from strato.domain.instances import Fault, InstanceChanges, TaskState, VmState
 from strato.domain.requests import BootRequest, Destination, RetryInfo, Selection
 from strato.log import bind_instance
+from strato.rpc.contracts.compute import BuildAndRunInstance
+from strato.rpc.contracts.conductor import BuildInstances, RescheduleInstance
 
 if TYPE_CHECKING:
-    from strato.compute.client import ComputeClient
     from strato.db.ports import Database
     from strato.scheduler.client import SchedulerClient
 
-__all__ = ["BootDeps", "build_instances", "reschedule_instance"]
+__all__ = ["BootDeps", "ComputeHosts", "build_instances", "reschedule_instance"]
 
 logger = logging.getLogger(__name__)
 
 EVENT = "conductor_schedule_and_build_instances"
 
 
+class ComputeHosts(Protocol):
+    """How a build reaches its host (the compute's client: a cast to that host)."""
+
+    async def build_and_run_instance(self, ctx: RequestContext, host: HostName,
+                                     msg: BuildAndRunInstance) -> None:
+        ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BootDeps:
     db: Database
     scheduler: SchedulerClient
-    compute: ComputeClient
+    compute: ComputeHosts
     max_attempts: int = 3
 
 

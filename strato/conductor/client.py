@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from strato.conductor.messages import (
+from strato.db.ports import AllocationHealing
+from strato.domain.actions import EventResult, InstanceAction, TimedEvent
+from strato.domain.context import RequestContext
+from strato.domain.ids import HostName, InstanceId
+from strato.domain.instances import Instance, InstanceChanges, TaskState
+from strato.domain.networks import HostPorts, PortStatus, Vif
+from strato.domain.requests import BootRequest, Destination
+from strato.domain.resources import NodeCapacity
+from strato.rpc.bus import Bus, Target
+from strato.rpc.contracts.conductor import (
     TOPIC,
     AllocateNetworks,
     BuildInstances,
@@ -28,15 +37,6 @@ from strato.conductor.messages import (
     StartEvent,
     UpdateInstance,
 )
-from strato.db.ports import AllocationHealing
-from strato.domain.actions import EventResult, InstanceAction, TimedEvent
-from strato.domain.context import RequestContext
-from strato.domain.ids import HostName, InstanceId
-from strato.domain.instances import Instance, InstanceChanges, TaskState
-from strato.domain.networks import HostPorts, PortStatus, Vif
-from strato.domain.requests import BootRequest, Destination
-from strato.domain.resources import NodeCapacity
-from strato.rpc.bus import Bus, Target
 
 __all__ = ["ConductorClient"]
 

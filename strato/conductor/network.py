@@ -12,17 +12,17 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from strato.conductor.messages import (
+from strato.domain.context import RequestContext
+from strato.domain.errors import StratoError
+from strato.domain.networks import HostPorts, PortSecurity, Vif
+from strato.rpc.contracts.conductor import (
     AllocateNetworks,
     HostNetworkState,
     InstanceVifs,
     ReleaseNetworks,
     SetPortsStatus,
 )
-from strato.domain.context import RequestContext
-from strato.domain.errors import StratoError
-from strato.domain.networks import HostPorts, PortSecurity, Vif
-from strato.network.messages import FANOUT_TOPIC, NetworksChanged
+from strato.rpc.contracts.network import FANOUT_TOPIC, NetworksChanged
 
 if TYPE_CHECKING:
     from strato.db.ports import Database

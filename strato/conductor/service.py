@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING
 
 from strato.conductor import boot
 from strato.conductor import network as network_handlers
-from strato.conductor.messages import (
+from strato.db.ports import AllocationHealing, InstanceQuery
+from strato.domain.actions import InstanceAction
+from strato.domain.context import RequestContext
+from strato.domain.errors import NotFound
+from strato.domain.instances import Instance
+from strato.rpc.contracts.conductor import (
     BuildInstances,
     FinishEvent,
     GetInstance,
@@ -30,11 +35,6 @@ from strato.conductor.messages import (
     StartEvent,
     UpdateInstance,
 )
-from strato.db.ports import AllocationHealing, InstanceQuery
-from strato.domain.actions import InstanceAction
-from strato.domain.context import RequestContext
-from strato.domain.errors import NotFound
-from strato.domain.instances import Instance
 
 if TYPE_CHECKING:
     from strato.db.ports import Database

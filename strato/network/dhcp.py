@@ -27,7 +27,7 @@ from pathlib import Path
 
 from strato.domain.hostnames import sanitize_hostname
 from strato.network.linuxbridge import LinuxBridge, Runner
-from strato.virt.qemuimg import execute
+from strato.process import execute
 
 __all__ = ["DhcpHost", "DhcpServer", "DhcpSubnet", "namespace_name"]
 

@@ -26,7 +26,6 @@ allowed traffic), an address that is not one is left out of its set; each is log
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import re
@@ -37,6 +36,7 @@ from pathlib import Path
 from strato.domain.errors import Unavailable
 from strato.domain.networks import Direction, SecurityGroupRule
 from strato.domain.security_groups import ICMP_PROTOCOLS, PORT_PROTOCOLS, protocol_number
+from strato.process import run
 
 __all__ = ["Firewall", "PortFilter", "render", "rule_match"]
 
@@ -320,11 +320,8 @@ def _enable_bridge_netfilter() -> None:
 
 async def _nft(script: str) -> None:
     try:
-        proc = await asyncio.create_subprocess_exec(
-            "nft", "-f", "-", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
+        done = await run("nft", "-f", "-", stdin=script.encode())
     except FileNotFoundError as exc:
         raise Unavailable("nft is not installed on this host") from exc
-    _, err = await proc.communicate(script.encode())
-    if proc.returncode != 0:
-        raise Unavailable(f"nft failed (exit {proc.returncode}): {err.decode().strip()}")
+    if done.returncode != 0:
+        raise Unavailable(f"nft failed (exit {done.returncode}): {done.stderr.decode().strip()}")

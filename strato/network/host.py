@@ -19,18 +19,16 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from strato.domain.context import RequestContext
+from strato.domain.devices import tap_name
 from strato.domain.ids import HostName
 from strato.domain.networks import HostPorts, Vif
 from strato.network.firewall import Firewall, PortFilter
-from strato.network.linuxbridge import LinuxBridge, tap_name
+from strato.network.linuxbridge import LinuxBridge
 
-if TYPE_CHECKING:
-    from strato.conductor.client import ConductorClient
-
-__all__ = ["FakeHostNetwork", "HostNetwork", "LinuxBridgeHost"]
+__all__ = ["FakeHostNetwork", "HostNetwork", "HostPortsSource", "LinuxBridgeHost"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +54,15 @@ class HostNetwork(Protocol):
         ...
 
 
+class HostPortsSource(Protocol):
+    """Where the host reads what is bound to it (the conductor's client, which reads the
+    database for computes)."""
+
+    async def host_network_state(self, ctx: RequestContext, host: HostName) -> HostPorts:
+        """The ports bound to ``host``, with their networks and security groups."""
+        ...
+
+
 @dataclass
 class _Passes:
     """Passes run one at a time (two ``nft -f`` runs from different reads must not race,
@@ -69,7 +76,7 @@ class _Passes:
 
 
 class LinuxBridgeHost:
-    def __init__(self, host: HostName, conductor: ConductorClient, *,
+    def __init__(self, host: HostName, conductor: HostPortsSource, *,
                  bridge: LinuxBridge | None = None, firewall: Firewall | None = None) -> None:
         self.host = host
         self._conductor = conductor

@@ -1,6 +1,7 @@
 """The data plane on one host, as Neutron's Linux bridge agent builds it: one bridge per
 network (``brq`` + the network id's first 11 characters), one tap per port (``tap`` + the
-port id's first 11), plugged into its network's bridge before the guest starts.
+port id's first 11; :mod:`strato.domain.devices` names them), plugged into its network's
+bridge before the guest starts.
 
 Bridges and taps carry no IP address, not even an IPv6 link-local one (``addrgenmode
 none`` is set before a device goes up): the host's root namespace never talks on a VM
@@ -18,40 +19,16 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from strato.virt.qemuimg import execute
+from strato.domain.devices import TAP_PREFIX, bridge_name, tap_mac, tap_name
+from strato.process import execute
 
-__all__ = ["BRIDGE_PREFIX", "Device", "LinuxBridge", "TAP_PREFIX", "bridge_name", "tap_name",
-           "tap_mac"]
+__all__ = ["Device", "LinuxBridge"]
 
-BRIDGE_PREFIX = "brq"
-TAP_PREFIX = "tap"
-_ID = re.compile(r"^[0-9a-f-]{11,}$")
-# Only devices named as this module names them are ever touched (never vnetN, virbrN...).
+# Only devices named as strato.domain.devices names them are ever touched (never vnetN,
+# virbrN...).
 _OURS = re.compile(r"^(brq|tap)[0-9a-f-]{11}$")
 
 Runner = Callable[..., Awaitable[bytes]]
-
-
-def _short(resource_id: str) -> str:
-    if not _ID.fullmatch(resource_id):
-        raise ValueError(f"not a resource id: {resource_id!r}")
-    return resource_id[:11]
-
-
-def bridge_name(network_id: str) -> str:
-    """The network's bridge on every host (14 characters, under Linux's 15)."""
-    return BRIDGE_PREFIX + _short(network_id)
-
-
-def tap_name(port_id: str) -> str:
-    """The port's tap device on its host."""
-    return TAP_PREFIX + _short(port_id)
-
-
-def tap_mac(port_mac: str) -> str:
-    """The host side's MAC: the port's with ``fe`` first (as Nova gives taps), so the
-    bridge never learns the guest's own address on the host end."""
-    return "fe" + port_mac[2:]
 
 
 @dataclass(frozen=True, slots=True)

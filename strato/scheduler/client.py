@@ -8,7 +8,7 @@ from strato.domain.context import RequestContext
 from strato.domain.ids import HostName
 from strato.domain.requests import BootRequest
 from strato.rpc.bus import Bus, Target
-from strato.scheduler.messages import TOPIC, Placements, SelectDestinations
+from strato.rpc.contracts.scheduler import TOPIC, Placements, SelectDestinations
 
 __all__ = ["SchedulerClient"]
 

@@ -28,9 +28,9 @@ from strato.domain.context import RequestContext
 from strato.domain.errors import NotFound, NoValidHost
 from strato.domain.ids import GroupId, HostName, InstanceId
 from strato.domain.requests import BootRequest, Destination, Selection
+from strato.rpc.contracts.scheduler import HostsChanged, Placements, Refusal, SelectDestinations
 from strato.scheduler.filters import DEFAULT_FILTERS, HostFilter, resolve_filters
 from strato.scheduler.hoststate import CacheSettings, HostStateCache, NodeKey
-from strato.scheduler.messages import HostsChanged, Placements, Refusal, SelectDestinations
 from strato.scheduler.select import choose, explain, rank
 from strato.scheduler.state import GroupPlacement, HostState, RequestSpec
 from strato.scheduler.weighers import DEFAULT_MULTIPLIERS

@@ -43,6 +43,7 @@ from importlib import resources
 from pathlib import Path
 
 from strato.domain.errors import Unavailable
+from strato.process import run
 
 __all__ = [
     "CMDLINE", "GUEST_MODULES", "CpioEntry", "KernelModule", "TinyGuest", "build_tiny_guest",
@@ -349,23 +350,14 @@ async def _run(*argv: str, cwd: Path | None = None) -> str:
     """Run one tool, return its stdout; any failure is :class:`Unavailable`."""
     command = shlex.join(argv)
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=cwd, env=_tool_env(), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        done = await run(*argv, cwd=cwd, env=_tool_env())
     except FileNotFoundError as exc:
         raise Unavailable(f"building the tiny guest needs {argv[0]!r}, which is not "
                           f"installed (running `{command}`)") from exc
-    try:
-        out, err = await proc.communicate()
-    except BaseException:  # cancelled: do not leave the tool running on its own
-        if proc.returncode is None:
-            proc.kill()
-            await asyncio.shield(proc.wait())
-        raise
-    if proc.returncode != 0:
-        raise Unavailable(f"`{command}` failed with exit status {proc.returncode}: "
-                          f"{err.decode(errors='replace').strip()}")
-    return out.decode(errors="replace")
+    if done.returncode != 0:
+        raise Unavailable(f"`{command}` failed with exit status {done.returncode}: "
+                          f"{done.stderr.decode(errors='replace').strip()}")
+    return done.stdout.decode(errors="replace")
 
 
 def kernel_package_from_depends(output: str) -> str:

@@ -39,6 +39,7 @@ from typing import Literal
 from strato.domain.errors import AbortBuild, Invalid, NotFound, StratoError
 from strato.domain.ids import ImageId
 from strato.domain.images import Image
+from strato.process import execute
 from strato.virt import qemuimg
 
 __all__ = ["BASE_DIR_NAME", "DISK_INFO", "CacheManager", "CachedBase", "CreatedDisk",
@@ -123,8 +124,7 @@ class ImageCache:
         directly, so it must not be an overlay). Returns the base, for ``disk.info``."""
         base = await self.base(image)
         async with _temp_beside(dest) as tmp:
-            await qemuimg.execute("cp", "--reflink=auto", "--", os.fspath(base.path),
-                                  os.fspath(tmp))
+            await execute("cp", "--reflink=auto", "--", os.fspath(base.path), os.fspath(tmp))
             os.replace(tmp, dest)
         return base
 
@@ -191,7 +191,7 @@ class ImageCache:
         async def build(tmp: Path) -> tuple[str, int]:
             _blank_file(tmp, size_gb * GiB)
             if mkfs is not None:
-                await qemuimg.execute(*mkfs, os.fspath(tmp))
+                await execute(*mkfs, os.fspath(tmp))
             return "raw", size_gb * GiB
 
         base = await self._ensure(self.base_dir / name, build)
@@ -204,7 +204,7 @@ class ImageCache:
 
         async def build(tmp: Path) -> tuple[str, int]:
             _blank_file(tmp, size_mb * MiB)
-            await qemuimg.execute(qemuimg.find_tool("mkswap"), os.fspath(tmp))
+            await execute(qemuimg.find_tool("mkswap"), os.fspath(tmp))
             return "raw", size_mb * MiB
 
         base = await self._ensure(self.base_dir / f"swap_{size_mb}", build)

@@ -1,4 +1,5 @@
-"""A thin async wrapper around ``qemu-img`` (and the other disk tools the driver runs).
+"""A thin async wrapper around ``qemu-img`` (the disk tools run through
+:func:`strato.process.execute`, as every host tool does).
 
 Why a wrapper and not ad-hoc calls: every invocation needs the same care, and getting it
 wrong once is a security bug or a hung compute service:
@@ -6,7 +7,7 @@ wrong once is a security bug or a hung compute service:
 * argument lists only, never a shell; paths are made absolute so a ``:`` in a file name
   is never read as a protocol prefix (``qemu-img info a:b`` would), and values put in
   ``-o`` strings have their commas doubled (qemu's option syntax);
-* a timeout on every call, after which the process is killed;
+* a timeout on every call, after which the process is killed (:mod:`strato.process`);
 * ``info`` runs with ``-U`` (force-share) so it can read a disk a running guest holds, and
   under ``prlimit`` so a hostile image cannot make ``qemu-img`` eat the host's memory or
   CPU while we inspect it;
@@ -16,25 +17,22 @@ wrong once is a security bug or a hung compute service:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import os
-import shlex
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from strato.domain.errors import NotFound, Unavailable
+from strato.domain.errors import Unavailable
+from strato.process import execute
 
-__all__ = ["CONVERT_TIMEOUT", "TIMEOUT", "DiskImageInfo", "convert", "create", "create_overlay",
-           "execute", "find_tool", "info", "resize"]
+__all__ = ["CONVERT_TIMEOUT", "DiskImageInfo", "convert", "create", "create_overlay",
+           "find_tool", "info", "resize"]
 
 log = logging.getLogger(__name__)
 
-TIMEOUT = 300.0
 # A convert copies the whole image; a large one takes minutes on a busy host.
 CONVERT_TIMEOUT = 3600.0
 # Nova's limits for inspecting untrusted images (CVE-2015-5162): 1 GiB address space, 30 s CPU.
@@ -69,44 +67,6 @@ def find_tool(name: str) -> str:
     if found is None:
         raise Unavailable(f"{name} is not installed on this host")
     return found
-
-
-async def execute(*cmd: str, timeout: float = TIMEOUT) -> bytes:
-    """Run ``cmd`` (no shell), return its stdout; map a failure to a domain error.
-
-    The process is killed on timeout or cancellation, so no orphan keeps writing a disk
-    the caller is about to delete. ``LC_ALL=C`` keeps stderr parseable."""
-    env = dict(os.environ, LC_ALL="C")
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env)
-    except FileNotFoundError as exc:
-        raise Unavailable(f"{cmd[0]} is not installed on this host") from exc
-    try:
-        async with asyncio.timeout(timeout):
-            out, err = await proc.communicate()
-    except TimeoutError:
-        raise Unavailable(f"{_show(cmd)} timed out after {timeout:g} s") from None
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-    if proc.returncode != 0:
-        raise _failure(cmd, proc.returncode, err.decode(errors="replace").strip())
-    return out
-
-
-def _failure(cmd: tuple[str, ...], code: int | None, stderr: str) -> Exception:
-    text = f"{_show(cmd)} failed (exit {code}): {stderr}"
-    if "No such file or directory" in stderr:
-        return NotFound(text)
-    return Unavailable(text)
-
-
-def _show(cmd: tuple[str, ...]) -> str:
-    return shlex.join(cmd)
 
 
 def _path(path: Path) -> str:

@@ -11,13 +11,13 @@ from datetime import timedelta, timezone
 
 import pytest
 
-from strato.conductor.messages import RecordEvents
 from strato.conductor.service import record_events
 from strato.db.sql import SqlDatabase
 from strato.domain.actions import EventResult, TimedEvent
 from strato.domain.context import RequestContext
 from strato.domain.errors import NotFound
 from strato.domain.ids import HostName, InstanceId, RequestId, new_uuid
+from strato.rpc.contracts.conductor import RecordEvents
 from tests.db_fixtures import (  # noqa: F401 (fixtures are found by name)
     T0,
     FakeClock,

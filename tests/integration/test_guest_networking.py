@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from strato.domain.devices import bridge_name, tap_name
 from strato.network.dhcp import namespace_name
-from strato.network.linuxbridge import bridge_name, tap_name
 from strato.tinyguest import TinyGuest
 
 # ruff: noqa: F811

@@ -20,7 +20,7 @@ from strato.domain.ids import (
 )
 from strato.domain.images import Image, ImageStatus
 from strato.domain.requests import BootRequest
-from strato.scheduler.messages import SelectDestinations
+from strato.rpc.contracts.scheduler import SelectDestinations
 from strato.scheduler.service import SchedulerDeps, select_destinations
 from strato.seed import seed_admin
 from tests.db_fixtures import (  # noqa: F401 (fixtures are found by name)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from strato import process
 from strato.domain.errors import AbortBuild, Invalid, NotFound, Unavailable
 from strato.domain.ids import ImageId
 from strato.domain.images import Image, ImageStatus
@@ -235,7 +236,7 @@ async def test_backing_file_and_data_file_refused(tmp_path: Path, instances: Pat
     write_raw(secret, MiB)
     backed, data_file = tmp_path / "backed.qcow2", tmp_path / "datafile.qcow2"
     await qemuimg.create_overlay(secret, "raw", backed, MiB)
-    await qemuimg.execute("qemu-img", "create", "-f", "qcow2", "-o",
+    await process.execute("qemu-img", "create", "-f", "qcow2", "-o",
                           f"data_file={secret},data_file_raw=on", str(data_file), str(MiB))
     glance = FakeGlance({ImageId("a"): backed, ImageId("b"): data_file})
     cache = ImageCache(instances, glance.fetch)

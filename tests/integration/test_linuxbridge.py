@@ -11,7 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from strato.network.linuxbridge import LinuxBridge, bridge_name, tap_mac, tap_name
+from strato.domain.devices import bridge_name, tap_mac, tap_name
+from strato.network.linuxbridge import LinuxBridge
 
 pytestmark = pytest.mark.skipif(
     subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() != "0",

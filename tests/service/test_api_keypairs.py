@@ -13,11 +13,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from strato.compute.messages import RebuildInstance
-from strato.conductor.messages import BuildInstances
 from strato.domain.keypairs import fingerprint
 from strato.domain.requests import BootRequest
 from strato.rpc.bus import Target
+from strato.rpc.contracts.compute import RebuildInstance
+from strato.rpc.contracts.conductor import BuildInstances
 from strato.rpc.messages import decode_body, encode_body
 from tests.api_fixtures import (
     ADMIN,

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from strato.conductor.messages import BuildInstances
 from strato.domain.networks import Vif
 from strato.domain.requests import BootRequest, RequestedNetwork
+from strato.rpc.contracts.conductor import BuildInstances
 from tests.api_fixtures import (
     ADMIN,
     ALICE,

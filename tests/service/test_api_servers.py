@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from strato.compute.messages import TerminateInstance
-from strato.conductor.messages import BuildInstances
 from strato.domain.actions import EventResult
 from strato.domain.errors import Unavailable
 from strato.domain.ids import HostName, InstanceId, NodeName, RequestId
 from strato.domain.instances import PowerState, TaskState, VmState
 from strato.domain.resources import NodeCapacity, Resources
+from strato.rpc.contracts.compute import TerminateInstance
+from strato.rpc.contracts.conductor import BuildInstances
 from tests.api_fixtures import (
     ADMIN,
     ALICE,

@@ -8,13 +8,13 @@ import asyncio
 from pathlib import Path
 
 from strato.compute.build import BUILD_EVENT
-from strato.compute.messages import BuildAndRunInstance
 from strato.conductor.deadlines import check_interval
-from strato.conductor.messages import BuildInstances
 from strato.config import Settings
 from strato.domain.actions import EventResult
 from strato.domain.ids import InstanceId
 from strato.domain.resources import Resources
+from strato.rpc.contracts.compute import BuildAndRunInstance
+from strato.rpc.contracts.conductor import BuildInstances
 from tests.cloud_fixtures import Harness, fake_hosts, running_cloud, wait_until
 from tests.fakes.lossy_bus import lossy_cloud
 

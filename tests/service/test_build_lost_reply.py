@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from strato.conductor.messages import UpdateInstance
 from strato.domain.ids import InstanceId
 from strato.domain.instances import VmState
 from strato.rpc.bus import Target
+from strato.rpc.contracts.conductor import UpdateInstance
 from tests.cloud_fixtures import Harness, fake_hosts
 from tests.fakes.lossy_bus import lossy_cloud
 

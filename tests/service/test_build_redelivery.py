@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from strato.bootstrap import ComputeSpec
-from strato.compute.messages import BuildAndRunInstance
 from strato.domain.context import RequestContext
 from strato.domain.ids import HostName, InstanceId
 from strato.domain.resources import Resources
 from strato.rpc.bus import Target
+from strato.rpc.contracts.compute import BuildAndRunInstance
 from strato.virt.fake import FakeDriver, FakeDriverConfig
 from tests.cloud_fixtures import Harness, fake_hosts, wait_until
 from tests.fakes.lossy_bus import LossyBus, lossy_cloud

@@ -250,7 +250,7 @@ async def test_the_boot_step_lasts_until_the_guest_writes_on_its_console(
         events = await _events(h, server_id, request_id, done=1)
         # ACTIVE as soon as the guest runs (as in Nova); the boot is not over yet.
         assert "compute_boot" not in [e["event"] for e in events]
-        assert len(h.cloud.computes["h1"].watchers) == 1
+        assert len(h.cloud.computes["h1"].watchers.running) == 1
 
         async def booted() -> bool:
             nonlocal events
@@ -265,14 +265,14 @@ async def test_the_boot_step_lasts_until_the_guest_writes_on_its_console(
         assert _t(boot["start_time"]) >= _t(spawn["finish_time"])
         assert (_t(boot["finish_time"]) - _t(boot["start_time"])).total_seconds() >= 0.7
         assert _t(boot["finish_time"]) > _t(build["finish_time"])
-        assert h.cloud.computes["h1"].watchers == set()
+        assert h.cloud.computes["h1"].watchers.running == set()
 
 
 async def test_a_guest_deleted_before_its_boot_leaves_no_boot_step(tmp_path: Path) -> None:
     async with running_cloud(tmp_path, fake_hosts(1, console_delay=60)) as h:
         server_id, request_id = await _boot(h, "short-lived")
         await _events(h, server_id, request_id, done=1)
-        watchers = h.cloud.computes["h1"].watchers
+        watchers = h.cloud.computes["h1"].watchers.running
         assert len(watchers) == 1
         await h.client.delete_server(server_id)
         await h.client.wait_for_status(server_id, {"DELETED"})
@@ -295,7 +295,7 @@ async def test_a_compute_stopping_cancels_its_boot_watchers(tmp_path: Path) -> N
     async with running_cloud(tmp_path, hosts) as h:
         server_id, request_id = await _boot(h, "never-boots")
         await _events(h, server_id, request_id, done=1)
-        watchers = set(h.cloud.computes["h1"].watchers)
+        watchers = set(h.cloud.computes["h1"].watchers.running)
         assert len(watchers) == 1
     # The cloud stopped at once (not after the 60 s) and took its watcher with it.
     assert all(task.cancelled() for task in watchers)

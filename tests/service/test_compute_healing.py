@@ -18,7 +18,7 @@ import pytest
 
 from strato.bootstrap import ComputeSpec
 from strato.compute.audit import update_available_resource
-from strato.compute.build import ComputeDeps
+from strato.compute.deps import ComputeDeps
 from strato.compute.host import init_host
 from strato.compute.locks import KeyedLocks
 from strato.compute.tracker import ResourceTracker

@@ -37,8 +37,8 @@ from strato.domain.ids import (
 from strato.domain.images import Image, ImageStatus
 from strato.domain.requests import BootRequest, Destination, RetryInfo
 from strato.domain.resources import Allocation, NodeCapacity, NodeUsage, Resources
+from strato.rpc.contracts.scheduler import Placements, SelectDestinations
 from strato.scheduler.hoststate import CacheSettings, HostStateCache, NodeKey
-from strato.scheduler.messages import Placements, SelectDestinations
 from strato.scheduler.service import SchedulerDeps, select_destinations
 from tests.db_fixtures import (  # noqa: F401 (fixtures are found by name)
     T0,

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from strato.conductor.messages import BuildInstances
 from strato.config import ApiSettings
 from strato.domain.ids import ImageId, ProjectId, new_uuid
 from strato.domain.images import Image, ImageStatus
+from strato.rpc.contracts.conductor import BuildInstances
 from tests.api_fixtures import (
     BOB,
     Api,

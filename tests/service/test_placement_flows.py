@@ -26,7 +26,7 @@ from strato.client import ApiError, ServerView
 from strato.domain.ids import FlavorId, HostName, InstanceId
 from strato.domain.resources import Flavor, Resources
 from strato.rpc.bus import Target
-from strato.scheduler.messages import SelectDestinations
+from strato.rpc.contracts.scheduler import SelectDestinations
 from strato.virt.fake import FakeDriver, FakeDriverConfig
 from tests.cloud_fixtures import Harness, fake_hosts, running_cloud, wait_until
 from tests.fakes.lossy_bus import lossy_cloud

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from strato.api.quotas.schemas import SETTABLE
-from strato.conductor.messages import BuildInstances
 from strato.domain.quotas import DEFAULT_LIMITS, RESOURCES
+from strato.rpc.contracts.conductor import BuildInstances
 from tests.api_fixtures import (
     ADMIN,
     ALICE,

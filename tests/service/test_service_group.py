@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from strato.conductor.messages import ReportNodes
 from strato.domain.ids import HostName
+from strato.rpc.contracts.conductor import ReportNodes
 from tests.api_fixtures import (
     ADMIN,
     ALICE,

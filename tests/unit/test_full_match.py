@@ -8,9 +8,9 @@ from collections.abc import Callable
 import pytest
 
 from strato.api.networks.schemas import mac_address
+from strato.domain.devices import bridge_name, tap_name
 from strato.domain.errors import Invalid
 from strato.network.firewall import PortFilter, render
-from strato.network.linuxbridge import bridge_name, tap_name
 from strato.virt.configdrive import InstanceMetadata, metadata_tree
 
 PORT_ID = "b4c384e6-7711-4f1a-8e22-222222222222"

@@ -77,7 +77,7 @@ def _state(*ports: str, networks: Sequence[str] = (NET,)) -> HostPorts:
 def _host(state: HostPorts, ip: FakeIp) -> tuple[LinuxBridgeHost, RecordingFirewall,
                                                   FakeConductor]:
     firewall, conductor = RecordingFirewall(), FakeConductor(state)
-    host = LinuxBridgeHost(HostName("h1"), conductor,  # type: ignore[arg-type]
+    host = LinuxBridgeHost(HostName("h1"), conductor,
                            bridge=LinuxBridge(run=ip), firewall=firewall)
     return host, firewall, conductor
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from strato.conductor.messages import RecordEvents
 from strato.domain.actions import EventResult, TimedEvent
 from strato.domain.context import RequestContext
 from strato.domain.ids import HostName, InstanceId, RequestId
+from strato.rpc.contracts.conductor import RecordEvents
 from strato.rpc.messages import Envelope, decode_body
 
 T0 = datetime(2026, 11, 23, 12, 0, 0, 123456, tzinfo=UTC)

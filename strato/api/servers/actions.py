@@ -39,7 +39,12 @@ from strato.api.servers.service import (
 )
 from strato.api.servers.views import generate_password
 from strato.compute.client import ServerAction
-from strato.compute.messages import (
+from strato.domain.actions import EventResult
+from strato.domain.context import RequestContext
+from strato.domain.errors import Forbidden, Invalid, InvalidState, NotFound, StratoError
+from strato.domain.ids import InstanceId, NodeName
+from strato.domain.instances import Instance, InstanceChanges, TaskState, VmState
+from strato.rpc.contracts.compute import (
     PauseInstance,
     RebootInstance,
     RebuildInstance,
@@ -51,11 +56,6 @@ from strato.compute.messages import (
     SuspendInstance,
     UnpauseInstance,
 )
-from strato.domain.actions import EventResult
-from strato.domain.context import RequestContext
-from strato.domain.errors import Forbidden, Invalid, InvalidState, NotFound, StratoError
-from strato.domain.ids import InstanceId, NodeName
-from strato.domain.instances import Instance, InstanceChanges, TaskState, VmState
 
 __all__ = ["ACTIONS", "RebuildResult", "delete", "lock", "perform", "rebuild", "unlock"]
 

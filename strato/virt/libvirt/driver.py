@@ -26,6 +26,7 @@ from typing import Literal
 
 import libvirt
 
+from strato.domain.devices import tap_name
 from strato.domain.errors import (
     AbortBuild,
     InvalidState,
@@ -40,7 +41,6 @@ from strato.domain.instances import PowerState
 from strato.domain.networks import Vif
 from strato.domain.requests import BootRequest
 from strato.domain.resources import Flavor, NodeCapacity, Resources
-from strato.network.linuxbridge import tap_name
 from strato.virt import configdrive
 from strato.virt.driver import GuestInfo, ImageSource
 from strato.virt.imagecache import CacheManager, DiskSettings, ImageCache, record_use

@@ -32,6 +32,7 @@ import libvirt
 import libvirtaio
 
 from strato.domain.errors import NotFound, Unavailable
+from strato.process import run
 
 __all__ = ["Host", "HostFacts", "KvmProbe", "LifecycleEvent", "probe_kvm"]
 
@@ -215,24 +216,20 @@ async def _probe(timeout: float, emulator: str) -> KvmProbe:
         sector = Path(tmp) / "probe.img"
         # SeaBIOS does not boot a virtio disk smaller than a few sectors.
         sector.write_bytes(_PROBE_SECTOR.ljust(1024 * 1024, b"\0"))
-        proc = await asyncio.create_subprocess_exec(
-            binary, "-machine", "pc,accel=kvm", "-nodefaults", "-no-user-config",
-            "-display", "none", "-m", "16", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-            "-drive", f"file={sector},format=raw,if=virtio",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         started = time.monotonic()
         try:
-            async with asyncio.timeout(timeout):
-                _, err = await proc.communicate()
+            done = await run(
+                binary, "-machine", "pc,accel=kvm", "-nodefaults", "-no-user-config",
+                "-display", "none", "-m", "16",
+                "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                "-drive", f"file={sector},format=raw,if=virtio", timeout=timeout)
         except TimeoutError:
-            proc.kill()
-            await proc.wait()
             return KvmProbe(False, f"a KVM test guest did not finish within {timeout:.1f} s "
                                    "(KVM guests hang on this host)")
     elapsed = time.monotonic() - started
-    if proc.returncode != 3:
-        message = err.decode(errors="replace").strip().splitlines()
-        return KvmProbe(False, f"a KVM test guest failed (exit {proc.returncode}): "
+    if done.returncode != 3:
+        message = done.stderr.decode(errors="replace").strip().splitlines()
+        return KvmProbe(False, f"a KVM test guest failed (exit {done.returncode}): "
                                f"{message[-1] if message else 'no message'}")
     return KvmProbe(True, f"a KVM test guest ran in {elapsed:.2f} s")
 
