@@ -38,7 +38,7 @@ import httpx  # noqa: E402
 import libvirt  # noqa: E402
 
 from strato.bootstrap import ComputeSpec, embedded  # noqa: E402
-from strato.client import ComputeClient  # noqa: E402
+from strato.client import ApiClient  # noqa: E402
 from strato.config import Settings  # noqa: E402
 from strato.image.client import ImageClient, image_from_record  # noqa: E402
 from strato.seed import seed_defaults  # noqa: E402
@@ -62,7 +62,7 @@ async def wait_console(path: Path, deadline: float) -> float:
     raise TimeoutError(f"no console line in {path}")
 
 
-async def boot_with_strato(client: ComputeClient, instances: Path, image: str, flavor: str,
+async def boot_with_strato(client: ApiClient, instances: Path, image: str, flavor: str,
                            guests: int) -> tuple[list[float], list[float], list[str]]:
     async def one(i: int) -> tuple[float, float, str]:
         start = time.monotonic()
@@ -151,7 +151,7 @@ async def run(guests: int, work: Path, tag: str) -> dict[str, Any]:
                 await seed_defaults(cloud.db)
                 driver: Any = cloud.drivers[settings.compute.host]
                 transport = httpx.ASGITransport(app=cloud.app)
-                async with ComputeClient("http://strato", TOKEN, transport=transport,
+                async with ApiClient("http://strato", TOKEN, transport=transport,
                                          timeout=300) as client, \
                         ImageClient("http://strato", TOKEN, transport=transport) as images:
                     record = await images.create(name="tiny", disk_format="qcow2",

@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from strato.client import ApiError, ComputeClient  # noqa: E402
+from strato.client import ApiClient, ApiError  # noqa: E402
 from strato.client.auth import password_token
 from strato.testing.cluster import Cluster, free_port, run_cluster  # noqa: E402
 from strato.testing.infra import temporary_database, temporary_vhost  # noqa: E402
@@ -64,7 +64,7 @@ def embedded_cluster(data_dir: Path, hosts: int) -> Iterator[Cluster]:
         cluster.stop()
 
 
-async def wait_for_hosts(client: ComputeClient, hosts: int, timeout: float = 60.0) -> None:
+async def wait_for_hosts(client: ApiClient, hosts: int, timeout: float = 60.0) -> None:
     async with asyncio.timeout(timeout):
         while True:
             resp = await client.request("GET", "/v2.1/os-hypervisors")
@@ -73,7 +73,7 @@ async def wait_for_hosts(client: ComputeClient, hosts: int, timeout: float = 60.
             await asyncio.sleep(0.2)
 
 
-async def make_network(client: ComputeClient) -> str:
+async def make_network(client: ApiClient) -> str:
     """A network with a subnet big enough for every server's port (the project's port
     quota, Neutron's 500, bounds a run)."""
     net = (await client.request("POST", "/networking/v2.0/networks", json={
@@ -87,7 +87,7 @@ async def drive(api_url: str, hosts: int, servers: int, concurrency: int,
                 network: bool = False) -> dict[str, Any]:
     token = await password_token(api_url, user="admin", password=ADMIN_PASSWORD,
                                  project="admin")
-    async with ComputeClient(api_url, token, timeout=120) as client:
+    async with ApiClient(api_url, token, timeout=120) as client:
         await wait_for_hosts(client, hosts)
         image = await client.create_image("bench", b"\0" * 65536, disk_format="raw")
         flavor = next(f["id"] for f in await client.flavors() if f["name"] == "m1.tiny")

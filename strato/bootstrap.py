@@ -355,14 +355,21 @@ async def run_dhcp_agent(settings: Settings, db: Database, bus: Bus,
                 logger.warning("DHCP agent pass failed: %s", exc)
             except Exception:  # never stop the agent (nor `strato up`): the next pass retries
                 logger.exception("DHCP agent pass failed")
-            waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())}
-            _done, pending = await asyncio.wait(waiters, timeout=settings.network.resync_interval,
-                                                return_when=asyncio.FIRST_COMPLETED)
-            for waiter in pending:
-                waiter.cancel()
+            await _first_of(wake, stop, timeout=settings.network.resync_interval)
     finally:
         await fanout.stop()
         await agent.stop()
+
+
+async def _first_of(*events: asyncio.Event, timeout: float) -> None:  # noqa: ASYNC109
+    """Until one of ``events`` is set, or ``timeout`` seconds."""
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
 
 
 async def run_api(settings: Settings, db: Database, bus: Bus, stop: asyncio.Event) -> None:

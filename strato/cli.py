@@ -200,12 +200,12 @@ def demo(url: Annotated[str, typer.Option(help="API URL.")] = "http://127.0.0.1:
          timeout: Annotated[float, typer.Option(help="Seconds to wait for ACTIVE.")] = 120,
          ) -> None:
     """Against a running strato: upload a small image, boot a server, wait for ACTIVE."""
-    from strato.client import ComputeClient
+    from strato.client import ApiClient
 
     settings = _settings(config)
 
     async def main() -> None:
-        async with ComputeClient(url, await _cli_token(settings, url, wait=timeout)) as client:
+        async with ApiClient(url, await _cli_token(settings, url, wait=timeout)) as client:
             await _wait_for_cloud(client, timeout)
             if await _hypervisor_type(client) == "QEMU":
                 await _demo_real_vm(client, settings, url, timeout)

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from strato.bootstrap import Cloud, ComputeSpec, embedded, run_compute
-from strato.client import ComputeClient
+from strato.client import ApiClient
 from strato.config import Settings
 from strato.domain.ids import HostName
 from strato.domain.resources import Resources
@@ -45,7 +45,7 @@ def test_settings(data_dir: Path, **overrides: Any) -> Settings:
 @dataclass
 class Harness:
     cloud: Cloud
-    client: ComputeClient
+    client: ApiClient
     image_id: str
     flavors: dict[str, str]
 
@@ -55,7 +55,7 @@ class Harness:
         return driver
 
 
-async def lift_default_quotas(client: ComputeClient) -> None:
+async def lift_default_quotas(client: ApiClient) -> None:
     """No instance, core or RAM limit unless a project has its own."""
     resp = await client.request("PUT", "/v2.1/os-quota-class-sets/default", json={
         "quota_class_set": {"instances": -1, "cores": -1, "ram": -1}})
@@ -70,7 +70,7 @@ async def running_cloud(data_dir: Path, computes: Sequence[ComputeSpec],
     async with embedded(settings, computes) as cloud:
         await seed_defaults(cloud.db)
         transport = httpx.ASGITransport(app=cloud.app)
-        async with ComputeClient("http://strato", ADMIN_TOKEN, transport=transport) as client:
+        async with ApiClient("http://strato", ADMIN_TOKEN, transport=transport) as client:
             # These flows create many servers in one project: lift Nova's default quotas
             # (tests/service/test_quotas.py covers them).
             await lift_default_quotas(client)

@@ -25,7 +25,7 @@ import libvirt
 import pytest
 
 from strato.bootstrap import ComputeSpec, embedded
-from strato.client.compute import ComputeClient
+from strato.client.compute import ApiClient
 from strato.image.client import ImageClient
 from strato.seed import seed_defaults
 from strato.testing.cluster import free_port
@@ -161,7 +161,7 @@ def libvirt_settings(data_dir: Path, box: Sandbox, *, listen: str = "127.0.0.1:8
 @dataclass
 class LvCloud:
     cloud: Any
-    client: ComputeClient
+    client: ApiClient
     images: ImageClient
     box: Sandbox
 
@@ -207,7 +207,7 @@ async def libvirt_cloud(data_dir: Path, box: Sandbox, *, serve_http: bool = Fals
             await _wait_for_port(port)
         await seed_defaults(cloud.db)
         transport = httpx.ASGITransport(app=cloud.app)
-        async with ComputeClient("http://strato", ADMIN_TOKEN, transport=transport,
+        async with ApiClient("http://strato", ADMIN_TOKEN, transport=transport,
                                  timeout=120.0) as client, \
                 ImageClient("http://strato", ADMIN_TOKEN, transport=transport) as images:
             yield LvCloud(cloud=cloud, client=client, images=images, box=box)

@@ -2,6 +2,6 @@
 the end-to-end tests and the dashboard)."""
 
 from strato.client.cloud import CloudClient, Page
-from strato.client.compute import ApiError, ComputeClient, ServerView
+from strato.client.compute import ApiClient, ApiError, ServerView
 
-__all__ = ["ApiError", "CloudClient", "ComputeClient", "Page", "ServerView"]
+__all__ = ["ApiError", "CloudClient", "ApiClient", "Page", "ServerView"]

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from strato.client.compute import ApiError, ComputeClient, segment
+from strato.client.compute import ApiClient, ApiError, segment
 
 __all__ = ["ApiError", "CloudClient", "Page"]
 
@@ -39,7 +39,7 @@ def _next_marker(links: list[Json] | None) -> str | None:
     return None
 
 
-class CloudClient(ComputeClient):
+class CloudClient(ApiClient):
     """``CloudClient(base_url, token, transport=...)``: every method raises
     :class:`ApiError` on a non-2xx answer."""
 

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import httpx
 
-__all__ = ["ApiError", "ComputeClient", "ServerView", "segment"]
+__all__ = ["ApiError", "ApiClient", "ServerView", "segment"]
 
 
 class ApiError(Exception):
@@ -60,8 +60,8 @@ def _raise_for(resp: httpx.Response) -> None:
     raise ApiError(resp.status_code, fault, message)
 
 
-class ComputeClient:
-    """``ComputeClient(base_url, token)``; pass ``transport`` to talk to an in-process app."""
+class ApiClient:
+    """``ApiClient(base_url, token)``; pass ``transport`` to talk to an in-process app."""
 
     def __init__(self, base_url: str, token: str, *,
                  transport: httpx.AsyncBaseTransport | None = None,

@@ -217,7 +217,7 @@ async def _terminate_under_delete(ctx: RequestContext, deps: ComputeDeps,
         await deps.driver.destroy(instance.id)
         await deps.network.unplug(ctx, vifs)
         deps.tracker.release(instance.id)
-        await deps.conductor.soft_delete(ctx, instance.id)
+        await deps.conductor.record_soft_delete(ctx, instance.id)
 
 
 async def _finish_delete(ctx: RequestContext, deps: ComputeDeps, instance: Instance) -> None:

@@ -247,7 +247,7 @@ async def terminate_instance(ctx: RequestContext, msg: TerminateInstance, *,
             await deps.network.unplug(ctx, vifs)
             deps.tracker.release(iid)
             # Marks it deleted, and deletes (or unbinds) its ports in that transaction.
-            await deps.conductor.soft_delete(ctx, iid)
+            await deps.conductor.record_soft_delete(ctx, iid)
             logger.info("instance.delete.done")
             await deps.conductor.finish_event(ctx, iid, TERMINATE_EVENT, EventResult.SUCCESS)
             if instance is not None:

@@ -27,12 +27,12 @@ from strato.rpc.contracts.conductor import (
     ListInstanceActions,
     RecordBuild,
     RecordEvents,
+    RecordSoftDelete,
     ReleaseAllocations,
     ReleaseNetworks,
     ReportNodes,
     RescheduleInstance,
     SetPortsStatus,
-    SoftDeleteInstance,
     StartBuild,
     StartEvent,
     UpdateInstance,
@@ -75,8 +75,8 @@ class ConductorClient:
             timeout=self.timeout)
         return result
 
-    async def soft_delete(self, ctx: RequestContext, instance_id: InstanceId) -> None:
-        await self.bus.call(_TARGET, SoftDeleteInstance(instance_id=instance_id), ctx=ctx,
+    async def record_soft_delete(self, ctx: RequestContext, instance_id: InstanceId) -> None:
+        await self.bus.call(_TARGET, RecordSoftDelete(instance_id=instance_id), ctx=ctx,
                             timeout=self.timeout)
 
     async def release_allocations(self, ctx: RequestContext, instance_id: InstanceId) -> None:

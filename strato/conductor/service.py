@@ -27,10 +27,10 @@ from strato.rpc.contracts.conductor import (
     ListInstanceActions,
     RecordBuild,
     RecordEvents,
+    RecordSoftDelete,
     ReleaseAllocations,
     ReportNodes,
     RescheduleInstance,
-    SoftDeleteInstance,
     StartBuild,
     StartEvent,
     UpdateInstance,
@@ -61,7 +61,7 @@ def handlers(deps: ConductorDeps) -> HandlerTable:
         RescheduleInstance: partial(boot.reschedule_instance, deps=deps.boot),
         UpdateInstance: partial(update_instance, db=deps.db),
         GetInstance: partial(get_instance, db=deps.db),
-        SoftDeleteInstance: partial(soft_delete_instance, db=deps.db),
+        RecordSoftDelete: partial(record_soft_delete, db=deps.db),
         ReleaseAllocations: partial(release_allocations, db=deps.db),
         StartEvent: partial(start_event, db=deps.db),
         FinishEvent: partial(finish_event, db=deps.db),
@@ -98,7 +98,7 @@ async def get_instance(ctx: RequestContext, msg: GetInstance, *, db: Database) -
     return await db.instances.get(msg.instance_id)
 
 
-async def soft_delete_instance(ctx: RequestContext, msg: SoftDeleteInstance, *,
+async def record_soft_delete(ctx: RequestContext, msg: RecordSoftDelete, *,
                                db: Database) -> None:
     del ctx
     await db.instances.soft_delete(msg.instance_id)

@@ -197,12 +197,14 @@ class _Choices:
 
     def __init__(self, client: CloudClient) -> None:
         self.client = client
-        self._asked: dict[str, asyncio.Task[Any]] = {}
+        self._found: dict[str, Any] = {}
+        self._fetching: dict[str, asyncio.Lock] = {}
 
-    def _once(self, key: str, fetch: Callable[[], Awaitable[Any]]) -> asyncio.Task[Any]:
-        if key not in self._asked:
-            self._asked[key] = asyncio.ensure_future(fetch())
-        return self._asked[key]
+    async def _once(self, key: str, fetch: Callable[[], Awaitable[Any]]) -> Any:
+        async with self._fetching.setdefault(key, asyncio.Lock()):
+            if key not in self._found:
+                self._found[key] = await fetch()
+        return self._found[key]
 
     async def images(self) -> list[Json]:
         found: list[Json] = await self._once("images", self.client.images)

@@ -43,7 +43,7 @@ from strato.domain.hostnames import HOSTNAME_PATTERN
 from strato.domain.networks import Vif, VifSubnet
 
 __all__ = ["MAX_FILE_BYTES", "MAX_FILE_PATH_BYTES", "MAX_FILES", "VERSIONS", "VOLUME_LABEL",
-           "InjectedFile", "InstanceMetadata", "metadata_tree", "network_data",
+           "DriveFile", "InstanceMetadata", "metadata_tree", "network_data",
            "write_config_drive"]
 
 VERSIONS = ("2018-08-27", "latest")
@@ -63,8 +63,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class InjectedFile:
-    """A file the user asked to have written into the guest (``personality``)."""
+class DriveFile:
+    """A file written onto the config drive for the guest: a request's
+    :class:`strato.domain.requests.InjectedFile` (``personality``) with its contents
+    decoded."""
 
     path: str
     """Absolute guest path, e.g. ``/etc/motd``."""
@@ -84,7 +86,7 @@ class InstanceMetadata:
     public_keys: Mapping[str, str] = field(default_factory=dict)
     """Key pair name -> public key text."""
     metadata: Mapping[str, str] = field(default_factory=dict)
-    files: tuple[InjectedFile, ...] = ()
+    files: tuple[DriveFile, ...] = ()
     user_data: bytes | None = None
     """Already base64-decoded; written byte for byte."""
     vifs: tuple[Vif, ...] = ()
@@ -118,7 +120,7 @@ def _check_file_path(path: str) -> None:
         raise Invalid(f"injected file path {path!r} must be a normalised file path")
 
 
-def _check_files(files: tuple[InjectedFile, ...]) -> None:
+def _check_files(files: tuple[DriveFile, ...]) -> None:
     """Apply Nova's injected-file limits, so a drive stays small and a guest's init never
     writes the same path twice with different contents."""
     if len(files) > MAX_FILES:

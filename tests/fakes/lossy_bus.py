@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from strato.bootstrap import ComputeSpec, embedded
-from strato.client import ComputeClient
+from strato.client import ApiClient
 from strato.domain.context import RequestContext
 from strato.domain.errors import Unavailable
 from strato.rpc.bus import Bus, HandlerTable, Subscription, Target
@@ -124,7 +124,7 @@ async def lossy_cloud(data_dir: Path, computes: Sequence[ComputeSpec],
     async with embedded(settings, computes, bus=bus) as cloud:
         await seed_defaults(cloud.db)
         transport = httpx.ASGITransport(app=cloud.app)
-        async with ComputeClient("http://strato", ADMIN_TOKEN, transport=transport) as client:
+        async with ApiClient("http://strato", ADMIN_TOKEN, transport=transport) as client:
             image_id = await client.create_image("test-image", b"x" * 4096, disk_format="raw")
             flavors = {f["name"]: f["id"] for f in await client.flavors()}
             yield Harness(cloud=cloud, client=client, image_id=image_id,

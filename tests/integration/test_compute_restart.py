@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from strato.client import ComputeClient
+from strato.client import ApiClient
 from strato.client.auth import password_token
 from strato.testing.cluster import Cluster, run_cluster
 from strato.testing.infra import temporary_database, temporary_vhost
@@ -32,7 +32,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
             yield running
 
 
-async def _hypervisor(client: ComputeClient) -> dict[str, object]:
+async def _hypervisor(client: ApiClient) -> dict[str, object]:
     found: list[dict[str, object]] = (await client.request(
         "GET", "/v2.1/os-hypervisors/detail")).json()["hypervisors"]
     return next(h for h in found if h["hypervisor_hostname"] == HOST)
@@ -42,7 +42,7 @@ async def test_killed_compute_fails_the_interrupted_build_when_it_restarts(
         cluster: Cluster) -> None:
     token = await password_token(cluster.api_url, user="admin", password=ADMIN_PASSWORD,
                                  project="admin")
-    async with ComputeClient(cluster.api_url, token, timeout=60) as client:
+    async with ApiClient(cluster.api_url, token, timeout=60) as client:
         async with asyncio.timeout(60):
             while not (await client.request("GET", "/v2.1/os-hypervisors")).json()[
                     "hypervisors"]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from strato.client import ComputeClient
+from strato.client import ApiClient
 from strato.client.auth import password_token
 from strato.testing.cluster import Cluster, run_cluster
 from strato.testing.infra import temporary_database, temporary_vhost
@@ -31,7 +31,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
             yield running
 
 
-async def _wait_for_hosts(client: ComputeClient, count: int) -> None:
+async def _wait_for_hosts(client: ApiClient, count: int) -> None:
     async with asyncio.timeout(60):
         while len((await client.request("GET", "/v2.1/os-hypervisors")).json()
                   ["hypervisors"]) < count:
@@ -41,7 +41,7 @@ async def _wait_for_hosts(client: ComputeClient, count: int) -> None:
 async def test_servers_become_active_across_processes(cluster: Cluster) -> None:
     token = await password_token(cluster.api_url, user="admin", password=ADMIN_PASSWORD,
                                  project="admin")
-    async with ComputeClient(cluster.api_url, token, timeout=60) as client:
+    async with ApiClient(cluster.api_url, token, timeout=60) as client:
         await _wait_for_hosts(client, 2)
         image = await client.create_image("img", b"\0" * 8192, disk_format="raw")
         flavor = next(f["id"] for f in await client.flavors() if f["name"] == "m1.tiny")

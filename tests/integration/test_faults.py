@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import pytest
 
-from strato.client import ComputeClient
+from strato.client import ApiClient
 from strato.client.auth import password_token
 from strato.db.ports import InstanceQuery
 from strato.db.sql import SqlDatabase
@@ -65,7 +65,7 @@ def pg() -> Iterator[PrivatePostgres]:
 @dataclass
 class Cloud:
     cluster: Cluster
-    client: ComputeClient
+    client: ApiClient
     token: str
     state_dir: Path
     image: str
@@ -87,7 +87,7 @@ async def _cloud(tmp_path: Path, pg: PrivatePostgres, rabbit: PrivateRabbit, *,
                      compute_hosts=hosts, extra_env=env) as cluster:
         token = await password_token(cluster.api_url, user="admin", password=ADMIN_PASSWORD,
                                      project="admin")
-        async with ComputeClient(cluster.api_url, token, timeout=60) as client:
+        async with ApiClient(cluster.api_url, token, timeout=60) as client:
             await _wait_for_hosts(client, len(hosts))
             await _unlimited(client)
             image = await client.create_image("img", b"\0" * 4096, disk_format="raw")
@@ -97,14 +97,14 @@ async def _cloud(tmp_path: Path, pg: PrivatePostgres, rabbit: PrivateRabbit, *,
                         image=image, flavor=flavor, network=network)
 
 
-async def _wait_for_hosts(client: ComputeClient, count: int) -> None:
+async def _wait_for_hosts(client: ApiClient, count: int) -> None:
     async with asyncio.timeout(60):
         while len((await client.request("GET", "/v2.1/os-hypervisors")).json()
                   ["hypervisors"]) < count:
             await asyncio.sleep(0.2)
 
 
-async def _unlimited(client: ComputeClient) -> None:
+async def _unlimited(client: ApiClient) -> None:
     """No quota in the way of 50 builds."""
     projects = (await client.request("GET", "/identity/v3/projects",
                                      params={"name": "admin"})).json()["projects"]
@@ -112,7 +112,7 @@ async def _unlimited(client: ComputeClient) -> None:
         "quota_set": {"instances": -1, "cores": -1, "ram": -1}})
 
 
-async def _network(client: ComputeClient) -> str:
+async def _network(client: ApiClient) -> str:
     net = (await client.request("POST", "/networking/v2.0/networks",
                                 json={"network": {"name": "fault-net"}})).json()["network"]
     await client.request("POST", "/networking/v2.0/subnets", json={"subnet": {
@@ -126,11 +126,11 @@ async def _boot(cloud: Cloud, name: str, count: int) -> None:
         "networks": [{"uuid": cloud.network}], "min_count": count, "max_count": count}})
 
 
-async def _statuses(client: ComputeClient) -> Counter[str]:
+async def _statuses(client: ApiClient) -> Counter[str]:
     return Counter(s.status for s in await client.list_servers())
 
 
-async def _wait_until(client: ComputeClient, predicate: Any, timeout: float) -> None:
+async def _wait_until(client: ApiClient, predicate: Any, timeout: float) -> None:
     async with asyncio.timeout(timeout):
         while not predicate(await _statuses(client)):
             await asyncio.sleep(0.2)

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from strato.client import ApiError, ComputeClient
+from strato.client import ApiClient, ApiError
 from strato.domain.ids import HostName, InstanceId
 from strato.domain.resources import Resources
 from tests.cloud_fixtures import fake_hosts, running_cloud, wait_until
@@ -216,7 +216,7 @@ async def test_service_token_is_a_private_random_secret(tmp_path: Path) -> None:
         assert secret.stat().st_mode & 0o777 == 0o600
         token = secret.read_text().strip()
         assert len(token) >= 40
-        service = ComputeClient("http://strato", token,
+        service = ApiClient("http://strato", token,
                                 transport=httpx.ASGITransport(app=h.cloud.app))
         async with service:
             # It reads images (what computes need) and is no admin.
@@ -227,7 +227,7 @@ async def test_service_token_is_a_private_random_secret(tmp_path: Path) -> None:
             assert refused.value.status == 403
         # Neither a made-up token nor the well-known defaults of earlier versions pass.
         for guess in ("not-a-token", "strato-service", "strato-admin"):
-            stranger = ComputeClient("http://strato", guess,
+            stranger = ApiClient("http://strato", guess,
                                      transport=httpx.ASGITransport(app=h.cloud.app))
             async with stranger:
                 with pytest.raises(ApiError) as exc:

@@ -18,7 +18,7 @@ import pytest
 
 from strato.api import ApiDeps, StaticTokenAuth, create_app
 from strato.bootstrap import run_scheduler
-from strato.client import ApiError, ComputeClient, ServerView
+from strato.client import ApiClient, ApiError, ServerView
 from strato.db.ports import GroupMembers
 from strato.domain.ids import GroupId, InstanceId
 from strato.image.store import ImageStore
@@ -45,7 +45,7 @@ async def _members(h: Harness, group_id: str) -> list[str]:
     return members
 
 
-async def _post(h: Harness, name: str, group: Any, *, client: ComputeClient | None = None,
+async def _post(h: Harness, name: str, group: Any, *, client: ApiClient | None = None,
                 image: str | None = None, **server: Any) -> httpx.Response:
     """``POST /servers`` of an m1.tiny into ``group`` (the hint as given)."""
     body = {"server": {"name": name, "imageRef": image or h.image_id,
@@ -387,7 +387,7 @@ async def test_bad_group_hints_are_refused_and_create_nothing(tmp_path: Path) ->
             image_store=ImageStore(h.cloud.settings.data_dir / "images"),
             auth=StaticTokenAuth("", tokens={"alice": ("alice", "project-a", ("member",))}),
             settings=h.cloud.settings.api), h.cloud.settings.api)
-        async with ComputeClient("http://strato", "alice",
+        async with ApiClient("http://strato", "alice",
                                  transport=httpx.ASGITransport(app=member_app)) as alice:
             with pytest.raises(ApiError) as exc:
                 await _post(h, "intruder", group, client=alice, image=image)

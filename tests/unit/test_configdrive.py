@@ -24,7 +24,7 @@ from strato.virt.configdrive import (
     MAX_FILE_BYTES,
     MAX_FILES,
     VERSIONS,
-    InjectedFile,
+    DriveFile,
     InstanceMetadata,
     metadata_tree,
     network_data,
@@ -81,8 +81,8 @@ def make_md(**overrides: Any) -> InstanceMetadata:
         "launch_index": 2,
         "public_keys": {"mykey": "ssh-ed25519 AAAAC3Nza mykey@host"},
         "metadata": {"role": "web", "tier": "front"},
-        "files": (InjectedFile(path="/etc/motd", contents=b"hello\n"),
-                  InjectedFile(path="/root/bin.dat", contents=b"\x00\x01\xff")),
+        "files": (DriveFile(path="/etc/motd", contents=b"hello\n"),
+                  DriveFile(path="/root/bin.dat", contents=b"\x00\x01\xff")),
         "user_data": b"#cloud-config\n",
         "vifs": (VIF_A,),
         "vendor_data": {"vendor": {"x": 1}},
@@ -296,7 +296,7 @@ def test_write_replaces_atomically_and_privately(tmp_path: Path) -> None:
     "/" + "é" * 128,
 ])
 def test_bad_injected_paths_are_rejected(bad: str, tmp_path: Path) -> None:
-    md = make_md(files=(InjectedFile(path=bad, contents=b"x"),))
+    md = make_md(files=(DriveFile(path=bad, contents=b"x"),))
     with pytest.raises(Invalid, match="injected file path"):
         metadata_tree(md)
     with pytest.raises(Invalid):
@@ -306,21 +306,21 @@ def test_bad_injected_paths_are_rejected(bad: str, tmp_path: Path) -> None:
 
 def test_longest_allowed_path_is_accepted() -> None:
     path = "/" + "a" * 254
-    tree = metadata_tree(make_md(files=(InjectedFile(path=path, contents=b""),)))
+    tree = metadata_tree(make_md(files=(DriveFile(path=path, contents=b""),)))
     assert path in tree["openstack/latest/meta_data.json"].decode()
 
 
 def test_injected_file_limits() -> None:
-    too_many = tuple(InjectedFile(path=f"/f{i}", contents=b"") for i in range(MAX_FILES + 1))
+    too_many = tuple(DriveFile(path=f"/f{i}", contents=b"") for i in range(MAX_FILES + 1))
     with pytest.raises(Invalid, match="at most 5"):
         metadata_tree(make_md(files=too_many))
     metadata_tree(make_md(files=too_many[:MAX_FILES]))
     with pytest.raises(Invalid, match="larger than 10240"):
-        metadata_tree(make_md(files=(InjectedFile(path="/big", contents=b"x" * 10241),)))
-    metadata_tree(make_md(files=(InjectedFile(path="/big", contents=b"x" * MAX_FILE_BYTES),)))
+        metadata_tree(make_md(files=(DriveFile(path="/big", contents=b"x" * 10241),)))
+    metadata_tree(make_md(files=(DriveFile(path="/big", contents=b"x" * MAX_FILE_BYTES),)))
     with pytest.raises(Invalid, match="given twice"):
-        metadata_tree(make_md(files=(InjectedFile(path="/a", contents=b"1"),
-                                     InjectedFile(path="/a", contents=b"2"))))
+        metadata_tree(make_md(files=(DriveFile(path="/a", contents=b"1"),
+                                     DriveFile(path="/a", contents=b"2"))))
 
 
 @pytest.mark.parametrize(("field", "value"), [

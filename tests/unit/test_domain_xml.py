@@ -22,7 +22,7 @@ from strato.virt.libvirt.config import (
     DiskSpec,
     HostCaps,
     KernelBoot,
-    Vif,
+    Nic,
     domain_xml,
     guest_spec,
 )
@@ -53,8 +53,8 @@ CONFIG_DRIVE = DiskSpec(path=DIR / "disk.config", format="raw", target="hdd", bu
 
 
 def render(req: BootRequest, host: HostCaps, disks: list[DiskSpec], *,
-           vifs: tuple[Vif, ...] = (), kernel: KernelBoot | None = None) -> str:
-    spec = guest_spec(req, host=host, name=f"strato-{UUID}", disks=disks, vifs=vifs,
+           nics: tuple[Nic, ...] = (), kernel: KernelBoot | None = None) -> str:
+    spec = guest_spec(req, host=host, name=f"strato-{UUID}", disks=disks, nics=nics,
                       console_log=DIR / "console.log", kernel_boot=kernel,
                       created_at=CREATED)
     return domain_xml(spec)
@@ -66,7 +66,7 @@ CASES = {
         request(vcpus=4, memory_mb=4096), KVM,
         [root(), DiskSpec(path=DIR / "disk.eph0", format="qcow2", target="vdb"),
          DiskSpec(path=DIR / "disk.swap", format="qcow2", target="vdc")],
-        vifs=(Vif(mac="fa:16:3e:00:00:01", tap="tap-port1", mtu=1450),)),
+        nics=(Nic(mac="fa:16:3e:00:00:01", tap="tap-port1", mtu=1450),)),
     "tcg_kernel_boot_raw": lambda: render(
         request(), TCG, [root("raw"), CONFIG_DRIVE.__class__(
             path=DIR / "disk.config", format="raw", target="vdb", readonly=True)],

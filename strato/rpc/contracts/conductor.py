@@ -19,7 +19,7 @@ __all__ = ["AllocateNetworks", "BuildInstances", "FinishEvent", "GetInstance",
            "HealAllocations", "HostNetworkState", "InstanceVifs", "InstancesOnHost",
            "ListInstanceActions", "RecordBuild", "RecordEvents", "ReleaseAllocations",
            "ReleaseNetworks", "ReportNodes", "RescheduleInstance", "SetPortsStatus",
-           "SoftDeleteInstance", "StartBuild", "StartEvent", "TOPIC", "UpdateInstance"]
+           "RecordSoftDelete", "StartBuild", "StartEvent", "TOPIC", "UpdateInstance"]
 
 TOPIC = "conductor"
 
@@ -58,7 +58,10 @@ class GetInstance:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SoftDeleteInstance:
+class RecordSoftDelete:
+    """The compute stopped a soft-deleted instance's guest: mark the row soft-deleted, so
+    the reclaim period starts (the compute's own message is ``SoftDeleteInstance``)."""
+
     instance_id: InstanceId
 
 

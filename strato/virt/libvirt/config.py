@@ -22,7 +22,7 @@ from typing import Literal
 
 from strato.domain.requests import BootRequest
 
-__all__ = ["DiskSpec", "GuestSpec", "HostCaps", "KernelBoot", "METADATA_NS", "Vif",
+__all__ = ["DiskSpec", "GuestSpec", "HostCaps", "KernelBoot", "METADATA_NS", "Nic",
            "domain_xml", "guest_spec"]
 
 METADATA_NS = "https://strato.dev/xmlns/instance/1.0"
@@ -58,7 +58,7 @@ class DiskSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Vif:
+class Nic:
     """One NIC on a tap the compute made and plugged into its bridge beforehand, so
     libvirt only opens it (``managed='no'``) and never creates or deletes it."""
 
@@ -89,7 +89,7 @@ class GuestSpec:
     vcpus: int
     sysinfo: dict[str, str]
     disks: tuple[DiskSpec, ...]
-    vifs: tuple[Vif, ...] = ()
+    nics: tuple[Nic, ...] = ()
     kernel_boot: KernelBoot | None = None
     console_log: Path
     vnc_listen: str = "127.0.0.1"
@@ -98,7 +98,7 @@ class GuestSpec:
 
 
 def guest_spec(req: BootRequest, *, host: HostCaps, name: str, disks: Sequence[DiskSpec],
-               vifs: Sequence[Vif], console_log: Path, kernel_boot: KernelBoot | None,
+               nics: Sequence[Nic], console_log: Path, kernel_boot: KernelBoot | None,
                created_at: datetime) -> GuestSpec:
     """What the guest is (Nova's ``_get_guest_config``), from the request and host."""
     flavor = req.flavor
@@ -108,7 +108,7 @@ def guest_spec(req: BootRequest, *, host: HostCaps, name: str, disks: Sequence[D
         memory_mib=flavor.memory_mb, vcpus=flavor.vcpus,
         sysinfo={"manufacturer": MANUFACTURER, "product": PRODUCT, "version": host.version,
                  "serial": req.instance_id, "uuid": req.instance_id, "family": FAMILY},
-        disks=tuple(disks), vifs=tuple(vifs), kernel_boot=kernel_boot,
+        disks=tuple(disks), nics=tuple(nics), kernel_boot=kernel_boot,
         console_log=console_log, vnc_listen=host.vnc_listen, disk_cache=host.disk_cache,
         metadata={"name": req.name, "flavor": flavor.name, "project": req.project_id,
                   "user": req.user_id, "image": req.image.id,
@@ -193,13 +193,13 @@ def _devices(dom: ET.Element, spec: GuestSpec) -> None:
     _sub(devices, "emulator", spec.emulator)
     for disk in spec.disks:
         _disk(devices, disk, spec.disk_cache)
-    for vif in spec.vifs:
+    for nic in spec.nics:
         iface = _sub(devices, "interface", type="ethernet")
-        _sub(iface, "mac", address=vif.mac)
+        _sub(iface, "mac", address=nic.mac)
         _sub(iface, "model", type="virtio")
-        _sub(iface, "target", dev=vif.tap, managed="no")
-        if vif.mtu:
-            _sub(iface, "mtu", size=str(vif.mtu))
+        _sub(iface, "target", dev=nic.tap, managed="no")
+        if nic.mtu:
+            _sub(iface, "mtu", size=str(nic.mtu))
     # One serial port: QEMU's pty (for `virsh console`), with everything the guest
     # prints also logged by virtlogd to console.log in the instance directory. Appended
     # across reboots and resumes, so the console keeps its history (virtlogd rotates it).

@@ -225,10 +225,10 @@ class LibvirtDriver:
         if self._wants_config_drive(req):
             disks.append(await self._config_drive(req, directory, len(disks), vifs))
         await asyncio.to_thread(record_use, directory, [*bases, *kernel_bases])
-        nics = [config.Vif(mac=v.mac_address, tap=tap_name(v.port_id), mtu=v.mtu)
+        nics = [config.Nic(mac=v.mac_address, tap=tap_name(v.port_id), mtu=v.mtu)
                 for v in vifs]
         spec = guest_spec(req, host=self.caps, name=self.domain_name(req.instance_id),
-                          disks=disks, vifs=nics, console_log=directory / CONSOLE_LOG,
+                          disks=disks, nics=nics, console_log=directory / CONSOLE_LOG,
                           kernel_boot=kernel_boot, created_at=self._clock())
         xml = domain_xml(spec)
         await asyncio.to_thread((directory / "libvirt.xml").write_text, xml)
@@ -293,7 +293,7 @@ class LibvirtDriver:
             project_id=req.project_id,
             availability_zone=req.hints.availability_zone or "nova",
             launch_index=req.launch_index, metadata=dict(req.metadata),
-            files=tuple(configdrive.InjectedFile(path=f.path,
+            files=tuple(configdrive.DriveFile(path=f.path,
                                                  contents=base64.b64decode(f.contents))
                         for f in req.files),
             user_data=_decode_user_data(req.user_data), vifs=tuple(vifs),
