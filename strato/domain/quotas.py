@@ -39,6 +39,12 @@ DEFAULT_LIMITS: Mapping[str, int] = MappingProxyType({
     "key_pairs": 100,
     "server_groups": 10,
     "server_group_members": 10,
+    # nova-network's quotas, which Nova's 2.1 answers still list (2.36 drops them) with
+    # these defaults; settable and shown, never enforced (Neutron owns networking).
+    "fixed_ips": UNLIMITED,
+    "floating_ips": 10,
+    "security_groups": 10,
+    "security_group_rules": 20,
 })
 RESOURCES: tuple[str, ...] = tuple(DEFAULT_LIMITS)
 

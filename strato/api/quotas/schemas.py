@@ -48,6 +48,10 @@ class _Limits(BaseModel):
     key_pairs: Limit | None = None
     server_groups: Limit | None = None
     server_group_members: Limit | None = None
+    fixed_ips: Limit | None = None
+    floating_ips: Limit | None = None
+    security_groups: Limit | None = None
+    security_group_rules: Limit | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -27,7 +27,9 @@ def quota_detail(limits: Mapping[str, int], used: Usage, set_id: str) -> dict[st
 
 def absolute_limits(limits: Mapping[str, int], used: Usage,
                     server_groups: int) -> dict[str, int]:
-    """The ``absolute`` part of ``GET /limits`` (Nova's names; no network quotas)."""
+    """The ``absolute`` part of ``GET /limits``: Nova 2.1's names, with nova-network's
+    floating IP and security group limits, whose usage Nova reports as 0 (it counts
+    neither once Neutron owns them)."""
     return {
         "maxTotalInstances": limits["instances"],
         "maxTotalCores": limits["cores"],
@@ -39,8 +41,13 @@ def absolute_limits(limits: Mapping[str, int], used: Usage,
         "maxTotalKeypairs": limits["key_pairs"],
         "maxServerGroups": limits["server_groups"],
         "maxServerGroupMembers": limits["server_group_members"],
+        "maxTotalFloatingIps": limits["floating_ips"],
+        "maxSecurityGroups": limits["security_groups"],
+        "maxSecurityGroupRules": limits["security_group_rules"],
         "totalInstancesUsed": used.instances,
         "totalCoresUsed": used.cores,
         "totalRAMUsed": used.ram,
         "totalServerGroupsUsed": server_groups,
+        "totalFloatingIpsUsed": 0,
+        "totalSecurityGroupsUsed": 0,
     }
