@@ -46,12 +46,13 @@ _REQUEST_ID_RE = re.compile(
 _PUBLIC_PATHS = frozenset({"/", "/v2.1", "/v2.1/", "/image", "/image/", "/image/versions",
                            "/networking", "/networking/", "/identity", "/identity/",
                            "/identity/v3", "/identity/v3/", "/identity/v3/auth/tokens",
-                           "/identity/v3/auth/catalog", "/identity/v3/auth/projects"})
+                           "/identity/v3/auth/catalog", "/identity/v3/auth/projects",
+                           "/v2", "/v2/"})
 
 
 def is_compute_path(path: str) -> bool:
     """Whether ``path`` belongs to the Compute API (the rest is the Image API)."""
-    return path == "/" or path == "/v2.1" or path.startswith("/v2.1/")
+    return path in ("/", "/v2", "/v2/", "/v2.1") or path.startswith("/v2.1/")
 
 
 def _is_dashboard(path: str) -> bool:

@@ -84,16 +84,30 @@ def _v21(base: str) -> dict[str, Any]:
             "links": [{"rel": "self", "href": f"{base}/v2.1/"}]}
 
 
+def _v20(base: str) -> dict[str, Any]:
+    return {"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
+            "updated": "2011-01-21T11:33:21Z",
+            "links": [{"rel": "self", "href": f"{base}/v2/"}]}
+
+
+def _document(doc: dict[str, Any], media_version: str) -> JSONResponse:
+    """A version's own document (Nova's ``{"version": ...}``): its list entry with the
+    ``describedby`` link and the media types."""
+    doc["links"].append({"rel": "describedby", "type": "text/html",
+                         "href": "https://docs.openstack.org/"})
+    doc["media-types"] = [{"base": "application/json",
+                           "type": f"application/vnd.openstack.compute+json;"
+                                   f"version={media_version}"}]
+    return JSONResponse({"version": doc})
+
+
 @router.get("/")
 @action(PUBLIC)
 async def list_versions(request: Request, deps: Deps) -> JSONResponse:
     """``GET /``: every API version (v2.0 is listed, as Nova does, but only v2.1 is
     served; clients choose the CURRENT one)."""
     base = base_url(request, deps.settings)
-    v20 = {"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
-           "updated": "2011-01-21T11:33:21Z",
-           "links": [{"rel": "self", "href": f"{base}/v2/"}]}
-    return JSONResponse({"versions": [v20, _v21(base)]})
+    return JSONResponse({"versions": [_v20(base), _v21(base)]})
 
 
 @router.get("/v2.1")
@@ -101,9 +115,13 @@ async def list_versions(request: Request, deps: Deps) -> JSONResponse:
 @action(PUBLIC)
 async def show_version(request: Request, deps: Deps) -> JSONResponse:
     """``GET /v2.1``: the document of the one version served."""
-    doc = _v21(base_url(request, deps.settings))
-    doc["links"].append({"rel": "describedby", "type": "text/html",
-                         "href": "https://docs.openstack.org/"})
-    doc["media-types"] = [{"base": "application/json",
-                           "type": "application/vnd.openstack.compute+json;version=2.1"}]
-    return JSONResponse({"version": doc})
+    return _document(_v21(base_url(request, deps.settings)), "2.1")
+
+
+@router.get("/v2")
+@router.get("/v2/")
+@action(PUBLIC)
+async def show_v20(request: Request, deps: Deps) -> JSONResponse:
+    """``GET /v2/``: v2.0's document, so every ``self`` link of ``GET /`` can be
+    followed (Tempest does). Nothing else is served under ``/v2``."""
+    return _document(_v20(base_url(request, deps.settings)), "2")
