@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -58,15 +59,25 @@ def network_handlers(deps: ComputeDeps) -> HandlerTable:
     return {NetworksChanged: changed}
 
 
+# Nova removes these from console output (all C0 controls but tab and newline).
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f]")
+
+
 async def get_console_output(_ctx: RequestContext, msg: GetConsoleOutput, *,
                              deps: ComputeDeps) -> str:
     """What the guest printed (Nova's ``get_console_output``): the last ``length``
-    lines, or everything the driver keeps."""
+    lines, or everything the driver keeps, without control characters but tab and
+    newline (a serial console's carriage returns among them).
+
+    Nova's tail cuts the text at each newline and keeps the last ``length`` pieces, so
+    the text after the final newline (empty when the output ends in one) is the last
+    piece: the answer splits into ``length`` pieces when there are that many (what
+    Tempest counts), and
+    "the last 3 lines" of a console ending in a newline are its last 2 lines."""
     text = await deps.driver.console_output(msg.instance_id)
-    if msg.length is None:
-        return text
-    lines = text.splitlines(keepends=True)
-    return "".join(lines[-msg.length:]) if msg.length > 0 else ""
+    if msg.length is not None:
+        text = "\n".join(text.split("\n")[-msg.length:]) if msg.length > 0 else ""
+    return _CONTROL_CHARS.sub("", text)
 
 
 async def report_capacity(deps: ComputeDeps) -> None:

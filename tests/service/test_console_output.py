@@ -26,9 +26,12 @@ async def test_console_output_comes_from_the_guests_host(tmp_path: Path) -> None
         lines = str(body["output"]).splitlines()
         assert lines == [f"fake-guest: uuid={server_id} booted on {server.host}",
                          "fake-guest: soft reboot"]
-        for length in (1, "1"):
+        # Nova's tail: the last ``length`` pieces between newlines, the empty one after
+        # the final newline included.
+        for length in (2, "2"):
             assert await console({"os-getConsoleOutput": {"length": length}}) == (
                 200, {"output": "fake-guest: soft reboot\n"})
+        assert await console({"os-getConsoleOutput": {"length": 1}}) == (200, {"output": ""})
         assert (await console({"os-getConsoleOutput": {"length": -1}}))[1]["output"] == \
             body["output"]
         assert await console({"os-getConsoleOutput": {"length": 0}}) == (200, {"output": ""})
