@@ -110,8 +110,8 @@ class CloudClient(ApiClient):
     async def instance_action(self, server_id: str, request_id: str) -> Json:
         action: Json = (await self._json(
             "GET",
-            f"/v2.1/servers/{segment(server_id)}/os-instance-actions/{segment(request_id)}"))[
-            "instanceAction"]
+            f"/v2.1/servers/{segment(server_id)}/os-instance-actions/{segment(request_id)}",
+            headers={"X-Strato-Action-Extras": "1"}))["instanceAction"]
         return action
 
     # -- flavors, limits, zones, key pairs --------------------------------------------

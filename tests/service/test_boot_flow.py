@@ -165,8 +165,8 @@ async def test_reschedule_gives_up_after_max_attempts(tmp_path: Path) -> None:
         [create] = (await h.client.request(
             "GET", f"/v2.1/servers/{server_id}/os-instance-actions")).json()["instanceActions"]
         action = (await h.client.request(
-            "GET", f"/v2.1/servers/{server_id}/os-instance-actions/{create['request_id']}")
-        ).json()["instanceAction"]
+            "GET", f"/v2.1/servers/{server_id}/os-instance-actions/{create['request_id']}",
+            headers={"X-Strato-Action-Extras": "1"})).json()["instanceAction"]
         builds = [e for e in action["events"]
                   if e["event"] == "compute__do_build_and_run_instance"]
         assert [e["result"] for e in builds] == ["Error"] * 3

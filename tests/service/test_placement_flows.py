@@ -67,8 +67,8 @@ async def _create_events(h: Harness, server_id: str) -> list[dict[str, Any]]:
     [create] = (await h.client.request(
         "GET", f"/v2.1/servers/{server_id}/os-instance-actions")).json()["instanceActions"]
     action = (await h.client.request(
-        "GET", f"/v2.1/servers/{server_id}/os-instance-actions/{create['request_id']}")
-    ).json()["instanceAction"]
+        "GET", f"/v2.1/servers/{server_id}/os-instance-actions/{create['request_id']}",
+        headers={"X-Strato-Action-Extras": "1"})).json()["instanceAction"]
     events: list[dict[str, Any]] = action["events"]
     return events
 

@@ -75,7 +75,8 @@ async def _allocations(h: Harness, server_id: str) -> list[Any]:
 
 async def _create_action(h: Harness, server_id: str, request_id: str) -> dict[str, Any]:
     resp = await h.client.request(
-        "GET", f"/v2.1/servers/{server_id}/os-instance-actions/{request_id}")
+        "GET", f"/v2.1/servers/{server_id}/os-instance-actions/{request_id}",
+        headers={"X-Strato-Action-Extras": "1"})  # with each event's host
     action: dict[str, Any] = resp.json()["instanceAction"]
     return action
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from strato.api.actions import views
@@ -40,7 +41,7 @@ async def list_actions(server_id: str, deps: Deps, ctx: Context) -> JSONResponse
 
 @router.get("/{request_id}")
 @action("os_compute_api:os-instance-actions:show")
-async def show_action(server_id: str, request_id: str, deps: Deps,
+async def show_action(server_id: str, request_id: str, request: Request, deps: Deps,
                       ctx: Context) -> JSONResponse:
     """One action, with its events."""
     instance = await _instance(deps, ctx, server_id)
@@ -49,5 +50,7 @@ async def show_action(server_id: str, request_id: str, deps: Deps,
     except NotFound:
         raise NotFound(f"Action for request_id {request_id} on instance {server_id} "
                        "not found") from None
-    return JSONResponse({"instanceAction": views.action_detail(action,
-                                                               is_admin=ctx.is_admin)})
+    extras = request.headers.get(views.EXTRAS_HEADER, "").strip().lower() in {"1", "true",
+                                                                            "yes"}
+    return JSONResponse({"instanceAction": views.action_detail(
+        action, is_admin=ctx.is_admin, extras=extras)})

@@ -148,7 +148,9 @@ async def server_action(server_id: str, request: Request, deps: Deps,
                                                                      length)})
     if name == "rebuild":
         result = await actions.rebuild(deps, ctx, server_id, args)
-        view = await _detail(request, deps, ctx, result.instance)
+        vifs = await service.server_vifs(deps, [result.instance])
+        view = views.server_basic(result.instance, base_url(request, deps.settings),
+                                  is_admin=ctx.is_admin, vifs=vifs[result.instance.id])
         return JSONResponse({"server": {**view, "adminPass": result.admin_pass}},
                             status_code=202)
     if name == "forceDelete":

@@ -12,8 +12,8 @@ from strato.api.formats import iso_micro, iso_z, links
 from strato.domain.instances import Fault, Instance, VmState
 from strato.domain.networks import DEFAULT_SECURITY_GROUP, Vif
 
-__all__ = ["addresses", "created_view", "generate_password", "server_detail",
-           "server_summary"]
+__all__ = ["addresses", "created_view", "generate_password", "server_basic",
+           "server_detail", "server_summary"]
 
 # Nova shows "progress" only for these statuses.
 _PROGRESS_STATUSES = frozenset({"ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE",
@@ -107,6 +107,23 @@ def server_detail(instance: Instance, base: str, *, is_admin: bool,
     if is_admin:
         view.update(_admin_fields(instance))
     return view
+
+
+# The fields of Nova's server view without the extensions (OS-EXT-*, key_name,
+# security_groups, config_drive...): what Nova 2.1 answers to a rebuild.
+_BASIC_FIELDS = frozenset({"id", "name", "status", "tenant_id", "user_id", "metadata",
+                           "image", "flavor", "created", "updated", "addresses",
+                           "accessIPv4", "accessIPv6", "hostId", "links", "progress",
+                           "fault", "OS-DCF:diskConfig"})
+
+
+def server_basic(instance: Instance, base: str, *, is_admin: bool,
+                 vifs: Sequence[Vif]) -> dict[str, Any]:
+    """The server view without extensions (a rebuild's answer, as Nova 2.1): the
+    detail's core fields, the addresses without ``OS-EXT-IPS``."""
+    detail = server_detail(instance, base, is_admin=is_admin, vifs=vifs)
+    return {**{k: v for k, v in detail.items() if k in _BASIC_FIELDS},
+            "addresses": addresses(vifs, extended=False)}
 
 
 def _image(instance: Instance, base: str) -> dict[str, Any] | str:
