@@ -13,7 +13,7 @@ from strato.domain.instances import Fault, Instance, VmState
 from strato.domain.networks import DEFAULT_SECURITY_GROUP, Vif
 
 __all__ = ["addresses", "created_view", "generate_password", "server_detail",
-           "server_summary"]
+           "server_summary", "updated_view"]
 
 # Nova shows "progress" only for these statuses.
 _PROGRESS_STATUSES = frozenset({"ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE",
@@ -85,7 +85,8 @@ def server_detail(instance: Instance, base: str, *, is_admin: bool,
                               "href": f"{base}/flavors/{instance.flavor.id}"}]},
         "created": iso_z(instance.created_at),
         "updated": iso_z(instance.updated_at or instance.created_at),
-        "addresses": addresses(vifs), "accessIPv4": "", "accessIPv6": "",
+        "addresses": addresses(vifs), "accessIPv4": instance.access_ip_v4 or "",
+        "accessIPv6": instance.access_ip_v6 or "",
         "hostId": host_id(instance), "key_name": instance.key_name,
         # Nova stores config_drive as text: "True" or "".
         "config_drive": "True" if instance.config_drive else "",
@@ -107,6 +108,22 @@ def server_detail(instance: Instance, base: str, *, is_admin: bool,
     if is_admin:
         view.update(_admin_fields(instance))
     return view
+
+
+# The keys of Nova's basic server view: what ``PUT /servers/{id}`` answers at 2.1 (no
+# OS-EXT-* extension attributes; addresses without their type and MAC).
+_BASIC_KEYS = frozenset({"id", "name", "links", "status", "tenant_id", "user_id",
+                         "metadata", "image", "flavor", "created", "updated", "addresses",
+                         "accessIPv4", "accessIPv6", "hostId", "OS-DCF:diskConfig",
+                         "progress", "fault"})
+
+
+def updated_view(instance: Instance, base: str, *, is_admin: bool,
+                 vifs: Sequence[Vif]) -> dict[str, Any]:
+    """A server in the answer of ``PUT /servers/{id}``: Nova's basic view."""
+    view = server_detail(instance, base, is_admin=is_admin, vifs=vifs)
+    return {**{key: value for key, value in view.items() if key in _BASIC_KEYS},
+            "addresses": addresses(vifs, extended=False)}
 
 
 def _image(instance: Instance, base: str) -> dict[str, Any] | str:
