@@ -207,18 +207,44 @@ def _filters(query: InstanceQuery) -> list[sa.ColumnElement[bool]]:
         terms.append(_I.host == query.host)
     if query.reservation_id is not None:
         terms.append(_I.reservation_id == query.reservation_id)
+    if query.image_ref is not None:
+        terms.append(_I.image_ref == query.image_ref)
+    if query.flavor_id is not None:
+        terms.append(_I.flavorid == query.flavor_id)
+    if query.ip is not None:
+        terms.append(_has_address(query.ip, version=4))
+    if query.ip6 is not None:
+        terms.append(_has_address(query.ip6, version=6))
     return terms
+
+
+def _has_address(pattern: str, *, version: int) -> sa.ColumnElement[bool]:
+    """Whether one of the instance's ports has a fixed IP of ``version`` that
+    ``pattern`` matches from its start (Nova's ``re.match`` of the ``ip``/``ip6``
+    filters); an IPv6 address is the one with a colon."""
+    _check_pattern("ip" if version == 4 else "ip6", pattern)
+    ports, ips = t.ports.c, t.ip_allocations.c
+    address = ips.ip_address
+    family = address.contains(":") if version == 6 else sa.not_(address.contains(":"))
+    return sa.exists(
+        sa.select(ips.id).select_from(t.ip_allocations.join(t.ports, ports.id == ips.port_id))
+        .where(ports.device_id == _I.uuid, family,
+               address.regexp_match(f"^(?:{pattern})")))
 
 
 def _name_matches(pattern: str) -> sa.ColumnElement[bool]:
     # SQLite runs Python's re.search through the REGEXP function SQLAlchemy's sqlite
     # dialect registers on every connection; PostgreSQL uses its ~ operator. Check the
     # syntax here, so a bad pattern is the caller's error and not a database failure.
+    _check_pattern("name", pattern)
+    return _I.display_name.regexp_match(pattern)
+
+
+def _check_pattern(field: str, pattern: str) -> None:
     try:
         re.compile(pattern)
     except re.error as exc:
-        raise Invalid(f"invalid name filter {pattern!r}: {exc}") from exc
-    return _I.display_name.regexp_match(pattern)
+        raise Invalid(f"invalid {field} filter {pattern!r}: {exc}") from exc
 
 
 async def _after_marker(conn: AsyncConnection, query: InstanceQuery) -> sa.ColumnElement[bool]:

@@ -107,6 +107,7 @@ def instance_values(instance: Instance, now: datetime) -> Values:
         "fault": fault_to_json(instance.fault, now),
         "locked": instance.locked, "locked_by": instance.locked_by,
         "locked_reason": instance.locked_reason,
+        "access_ip_v4": instance.access_ip_v4, "access_ip_v6": instance.access_ip_v6,
     }
 
 
@@ -128,7 +129,8 @@ def instance_from_row(row: Any) -> Instance:
         updated_at=row.updated_at, launched_at=row.launched_at,
         terminated_at=row.terminated_at, deleted=row.deleted,
         fault=fault_from_json(row.fault), locked=row.locked, locked_by=row.locked_by,
-        locked_reason=row.locked_reason,
+        locked_reason=row.locked_reason, access_ip_v4=row.access_ip_v4,
+        access_ip_v6=row.access_ip_v6,
     )
 
 

@@ -97,6 +97,9 @@ instances = sa.Table(
     sa.Column("locked", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("locked_by", sa.String(16)),
     sa.Column("locked_reason", _name()),
+    # Nova's access IPs (accessIPv4/accessIPv6), as the user set them.
+    sa.Column("access_ip_v4", sa.String(39)),
+    sa.Column("access_ip_v6", sa.String(39)),
     # The list query: a project's servers, newest first.
     sa.Index(None, "project_id", "created_at"),
     sa.Index(None, "host"),

@@ -192,6 +192,10 @@ class Instance:
     locked: bool = False
     locked_by: str | None = None
     locked_reason: str | None = None
+    # Nova's accessIPv4/accessIPv6: addresses the user names for the server (not checked
+    # against its ports), set at create or by an update.
+    access_ip_v4: str | None = None
+    access_ip_v6: str | None = None
 
     @property
     def status(self) -> str:
@@ -228,6 +232,9 @@ class InstanceChanges(TypedDict, total=False):
     image_ref: ImageId
     display_name: str
     metadata: dict[str, str]
+    # What a server update (PUT /servers/{id}) may also set.
+    access_ip_v4: str | None
+    access_ip_v6: str | None
 
 
 __all__ += ["InstanceChanges"]

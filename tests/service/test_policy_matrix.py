@@ -404,6 +404,14 @@ SERVER_CASES = [
          body={"rebuild": {"imageRef": "{public_image}"}}),
     Case("POST", f"{S}/action", 200, "write", scoped=True,
          body={"os-getConsoleOutput": {"length": 5}}),
+    Case("PUT", S, 200, "write", scoped=True, body={"server": {"name": "renamed"}}),
+    Case("GET", f"{S}/metadata", 200, "read", scoped=True),
+    Case("POST", f"{S}/metadata", 200, "write", scoped=True, body={"metadata": {"a": "1"}}),
+    Case("PUT", f"{S}/metadata", 200, "write", scoped=True, body={"metadata": {"b": "2"}}),
+    Case("PUT", f"{S}/metadata/k", 200, "write", scoped=True, body={"meta": {"k": "v"}}),
+    Case("GET", f"{S}/metadata/k", 200, "read", scoped=True),
+    # alice deletes the item first, so the admin's delete finds none.
+    Case("DELETE", f"{S}/metadata/k", 204, "write", scoped=True, expect={"admin": 404}),
 ]
 
 

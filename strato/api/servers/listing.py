@@ -10,6 +10,7 @@ from starlette.datastructures import QueryParams
 
 from strato.api.paging import Page
 from strato.api.regexfilter import check_regex_filter
+from strato.api.servers.schemas import ref_id
 from strato.db.ports import InstanceQuery
 from strato.domain.context import RequestContext
 from strato.domain.errors import Forbidden, Invalid
@@ -55,6 +56,10 @@ def parse_list(params: QueryParams, page: Page, ctx: RequestContext) -> ListServ
         changes_since=changes_since,
         host=HostName(params["host"]) if ctx.is_admin and params.get("host") else None,
         reservation_id=params.get("reservation_id") or None,
+        image_ref=_ref_filter(params.get("image")), flavor_id=_ref_filter(params.get("flavor")),
+        ip=_regex_filter("ip", params.get("ip")),
+        # Nova 2.1 lets only admins filter by ip6 (2.5 opened it to everyone).
+        ip6=_regex_filter("ip6", params.get("ip6")) if ctx.is_admin else None,
         include_deleted=changes_since is not None or wants_deleted,
         limit=page.limit, marker=InstanceId(page.marker) if page.marker else None))
 
@@ -87,8 +92,17 @@ def _vm_states(statuses: list[str]) -> tuple[VmState, ...] | None:
 
 
 def _name_filter(raw: str | None) -> str | None:
+    return _regex_filter("name", raw)
+
+
+def _regex_filter(field: str, raw: str | None) -> str | None:
     # A bounded, portable regex subset (strato.api.regexfilter), checked before the query.
-    return check_regex_filter("name", raw) if raw else None
+    return check_regex_filter(field, raw) if raw else None
+
+
+def _ref_filter(raw: str | None) -> str | None:
+    """An ``image`` or ``flavor`` filter: an id, or a URL (``.../images/<id>``) naming it."""
+    return ref_id(raw) if raw else None
 
 
 def _changes_since(raw: str | None) -> datetime | None:

@@ -1,4 +1,5 @@
-"""``/v2.1/servers``: create, list, show, delete, and the server's addresses (``ips``)
+"""``/v2.1/servers``: create, list, show, update, delete, the server's addresses (``ips``)
+and metadata
 (microversion 2.1)."""
 
 from __future__ import annotations
@@ -17,7 +18,16 @@ from strato.api.openapi import nova_server_actions, request_body
 from strato.api.paging import next_links, parse_page
 from strato.api.policies import SERVER_ACTIONS
 from strato.api.policy import PER_BODY, action
-from strato.api.servers import action_schemas, actions, listing, schemas, service, views
+from strato.api.servers import (
+    action_schemas,
+    actions,
+    listing,
+    metadata,
+    schemas,
+    service,
+    update,
+    views,
+)
 from strato.domain.context import RequestContext
 from strato.domain.errors import Invalid, NotFound
 from strato.domain.instances import Instance
@@ -165,3 +175,79 @@ async def server_action(server_id: str, request: Request, deps: Deps,
     else:
         raise Invalid(f"There is no such action: {name}")
     return Response(status_code=202)
+
+
+# --- update and metadata ------------------------------------------------------------------
+
+@router.put("/{server_id}")
+@request_body(update._UpdateBody)
+@action("os_compute_api:servers:update")
+async def update_server(server_id: str, request: Request, deps: Deps,
+                        ctx: Context) -> JSONResponse:
+    """``PUT /v2.1/servers/{id}``: a new name or access IPs; 200 with Nova's basic view."""
+    changes = update.parse_update(await read_json(request))
+    instance = await update.update_server(deps, ctx, server_id, changes)
+    vifs = await service.server_vifs(deps, [instance])
+    return JSONResponse({"server": views.server_basic(
+        instance, base_url(request, deps.settings), is_admin=ctx.is_admin,
+        vifs=vifs[instance.id])})
+
+
+@router.get("/{server_id}/metadata")
+@action("os_compute_api:server-metadata:index")
+async def list_metadata(server_id: str, deps: Deps, ctx: Context) -> JSONResponse:
+    """``GET /v2.1/servers/{id}/metadata``: all of the server's metadata."""
+    return JSONResponse({"metadata": await metadata.metadata_of(deps, ctx, server_id)})
+
+
+@router.post("/{server_id}/metadata")
+@request_body(metadata._MetadataBody)
+@action("os_compute_api:server-metadata:create")
+async def merge_metadata(server_id: str, request: Request, deps: Deps,
+                         ctx: Context) -> JSONResponse:
+    """``POST /v2.1/servers/{id}/metadata``: add or change items; 200 (as Nova) with all
+    of the metadata."""
+    items = metadata.parse_metadata(await read_json(request))
+    return JSONResponse({"metadata": await metadata.write_metadata(
+        deps, ctx, server_id, items, replace=False)})
+
+
+@router.put("/{server_id}/metadata")
+@request_body(metadata._MetadataBody)
+@action("os_compute_api:server-metadata:update_all")
+async def replace_metadata(server_id: str, request: Request, deps: Deps,
+                           ctx: Context) -> JSONResponse:
+    """``PUT /v2.1/servers/{id}/metadata``: the body's items become all of the metadata."""
+    items = metadata.parse_metadata(await read_json(request))
+    return JSONResponse({"metadata": await metadata.write_metadata(
+        deps, ctx, server_id, items, replace=True)})
+
+
+@router.get("/{server_id}/metadata/{key}")
+@action("os_compute_api:server-metadata:show")
+async def show_metadata_item(server_id: str, key: str, deps: Deps,
+                             ctx: Context) -> JSONResponse:
+    """``GET /v2.1/servers/{id}/metadata/{key}``: ``{"meta": {key: value}}``; 404 when
+    the key is not set."""
+    return JSONResponse({"meta": await metadata.show_item(deps, ctx, server_id, key)})
+
+
+@router.put("/{server_id}/metadata/{key}")
+@request_body(metadata._ItemBody)
+@action("os_compute_api:server-metadata:update")
+async def set_metadata_item(server_id: str, key: str, request: Request, deps: Deps,
+                            ctx: Context) -> JSONResponse:
+    """``PUT /v2.1/servers/{id}/metadata/{key}``: set one item (the body's one key must
+    be the URL's); 200 with that item."""
+    item = metadata.parse_item(await read_json(request), key)
+    await metadata.write_metadata(deps, ctx, server_id, item, replace=False)
+    return JSONResponse({"meta": item})
+
+
+@router.delete("/{server_id}/metadata/{key}")
+@action("os_compute_api:server-metadata:delete")
+async def delete_metadata_item(server_id: str, key: str, deps: Deps,
+                               ctx: Context) -> Response:
+    """``DELETE /v2.1/servers/{id}/metadata/{key}``: 204; 404 when the key is not set."""
+    await metadata.delete_item(deps, ctx, server_id, key)
+    return Response(status_code=204)

@@ -57,10 +57,15 @@ def _check_user_data(value: str) -> str:
 
 
 def _check_ip(version: int) -> Any:
+    """An ``accessIPv4``/``accessIPv6`` check: an address of that version, returned in
+    its canonical form (as Nova stores it); empty stays empty."""
     def check(value: str) -> str:
-        if value and ipaddress.ip_address(value).version != version:
+        if not value:
+            return value
+        address = ipaddress.ip_address(value)
+        if address.version != version:
             raise ValueError(f"not an IPv{version} address")
-        return value
+        return str(address)
     return check
 
 
@@ -274,6 +279,8 @@ class CreateServers:
     admin_pass: str | None = None
     networks: NetworkChoice = None
     security_groups: tuple[str, ...] = ()  # names (or ids), as the body gave them
+    access_ip_v4: str | None = None  # accessIPv4/accessIPv6, kept as given
+    access_ip_v6: str | None = None
 
 
 def parse_create(body: Any) -> CreateServers:
@@ -298,7 +305,8 @@ def parse_create(body: Any) -> CreateServers:
         zone=zone or None, force_host=HostName(host) if host else None,
         force_node=NodeName(node) if node else None,
         group=GroupId(hints.group) if hints is not None and hints.group is not None else None,
-        return_reservation_id=server.return_reservation_id, admin_pass=server.admin_pass)
+        return_reservation_id=server.return_reservation_id, admin_pass=server.admin_pass,
+        access_ip_v4=server.access_ip_v4 or None, access_ip_v6=server.access_ip_v6 or None)
 
 
 def _requested_networks(body: Literal["auto", "none"] | list[_NetworkBody] | None,

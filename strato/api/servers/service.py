@@ -421,7 +421,8 @@ def new_instances(ctx: RequestContext, resolved: ResolvedCreate, reservation: Re
                  availability_zone=hints.availability_zone, key_name=req.key_name,
                  metadata=dict(req.metadata), user_data=req.user_data,
                  config_drive=req.config_drive, reservation_id=reservation,
-                 launch_index=index, created_at=now, updated_at=now)
+                 launch_index=index, created_at=now, updated_at=now,
+                 access_ip_v4=req.access_ip_v4, access_ip_v6=req.access_ip_v6)
         for index in range(count))
 
 

@@ -85,7 +85,8 @@ def server_detail(instance: Instance, base: str, *, is_admin: bool,
                               "href": f"{base}/flavors/{instance.flavor.id}"}]},
         "created": iso_z(instance.created_at),
         "updated": iso_z(instance.updated_at or instance.created_at),
-        "addresses": addresses(vifs), "accessIPv4": "", "accessIPv6": "",
+        "addresses": addresses(vifs), "accessIPv4": instance.access_ip_v4 or "",
+        "accessIPv6": instance.access_ip_v6 or "",
         "hostId": host_id(instance), "key_name": instance.key_name,
         # Nova stores config_drive as text: "True" or "".
         "config_drive": "True" if instance.config_drive else "",
@@ -110,7 +111,8 @@ def server_detail(instance: Instance, base: str, *, is_admin: bool,
 
 
 # The fields of Nova's server view without the extensions (OS-EXT-*, key_name,
-# security_groups, config_drive...): what Nova 2.1 answers to a rebuild.
+# security_groups, config_drive...): what Nova 2.1 answers to a rebuild and to
+# ``PUT /servers/{id}``.
 _BASIC_FIELDS = frozenset({"id", "name", "status", "tenant_id", "user_id", "metadata",
                            "image", "flavor", "created", "updated", "addresses",
                            "accessIPv4", "accessIPv6", "hostId", "links", "progress",
@@ -119,8 +121,8 @@ _BASIC_FIELDS = frozenset({"id", "name", "status", "tenant_id", "user_id", "meta
 
 def server_basic(instance: Instance, base: str, *, is_admin: bool,
                  vifs: Sequence[Vif]) -> dict[str, Any]:
-    """The server view without extensions (a rebuild's answer, as Nova 2.1): the
-    detail's core fields, the addresses without ``OS-EXT-IPS``."""
+    """The server view without extensions (the answer to a rebuild or an update, as
+    Nova 2.1): the detail's core fields, the addresses without ``OS-EXT-IPS``."""
     detail = server_detail(instance, base, is_admin=is_admin, vifs=vifs)
     return {**{k: v for k, v in detail.items() if k in _BASIC_FIELDS},
             "addresses": addresses(vifs, extended=False)}

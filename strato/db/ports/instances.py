@@ -29,6 +29,10 @@ class InstanceQuery:
     changes_since: datetime | None = None
     host: HostName | None = None
     reservation_id: str | None = None
+    image_ref: str | None = None         # the image id the instance was booted from
+    flavor_id: str | None = None         # the flavor id (flavorid) it was booted with
+    ip: str | None = None                # a regular expression, matched (re.match, as
+    ip6: str | None = None               # Nova) with its ports' IPv4 / IPv6 addresses
     include_deleted: bool = False        # changes-since also implies deleted ones
     limit: int | None = None
     marker: InstanceId | None = None     # start after this instance (NotFound if unknown)
