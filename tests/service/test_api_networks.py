@@ -270,7 +270,7 @@ async def test_filters_as_gophercloud_sends_them(api: Api) -> None:
         return {item["id"] for item in response.json()[key]}
 
     assert await ids(f"networks?id={a['id']}&id={b['id']}") == {a["id"], b["id"]}
-    assert await ids(f"networks?name=a&name=b&status=ACTIVE") == {a["id"], b["id"]}
+    assert await ids("networks?name=a&name=b&status=ACTIVE") == {a["id"], b["id"]}
     assert await ids("networks?status=DOWN") == set()
     assert await ids(f"subnets?id={sub_a['id']}&name=") == {sub_a["id"]}
     assert await ids(f"subnets?network_id={a['id']}") == {sub_a["id"]}
