@@ -59,7 +59,8 @@ def _user(row: Row) -> User:
     return User(id=UserId(m["id"]), name=m["name"],
                 default_project_id=ProjectId(m["default_project_id"])
                 if m["default_project_id"] else None,
-                enabled=bool(m["enabled"]), domain_id=DomainId(m["domain_id"]))
+                enabled=bool(m["enabled"]), domain_id=DomainId(m["domain_id"]),
+                extra=dict(m["extra"] or {}))
 
 
 def _domain(row: Row) -> Domain:
@@ -290,7 +291,8 @@ class SqlIdentityRepo:
         await self._insert(t.users, {"id": user.id, "name": user.name,
                                      "default_project_id": user.default_project_id,
                                      "enabled": user.enabled, "domain_id": user.domain_id,
-                                     "password_hash": password.hash},
+                                     "password_hash": password.hash,
+                                     "extra": dict(user.extra)},
                            _duplicate("user", user.name, user.domain_id))
         return user
 
@@ -326,7 +328,8 @@ class SqlIdentityRepo:
 
     async def update_user(self, user: User, password: NewPassword | None = None) -> User:
         values: dict[str, object] = {"name": user.name, "enabled": user.enabled,
-                                     "default_project_id": user.default_project_id}
+                                     "default_project_id": user.default_project_id,
+                                     "extra": dict(user.extra)}
         if password is not None:
             values["password_hash"] = password.hash
         conflict = _duplicate("user", user.name, user.domain_id)

@@ -297,6 +297,7 @@ def _filters(query: ImageQuery) -> list[sa.ColumnElement[bool]]:
         (_G.disk_format, query.disk_format), (_G.container_format, query.container_format),
         (_G.protected, query.protected), (_G.os_hidden, query.os_hidden)]
     where = [col == value for col, value in equal if value is not None]
+    where += [_G[key].in_(values) for key, values in query.one_of]
     if query.size_min is not None:
         where.append(_G.size >= query.size_min)
     if query.size_max is not None:

@@ -298,6 +298,7 @@ users = sa.Table(
     *_timestamps(),
     sa.Column("domain_id", sa.String(64), nullable=False, server_default="default"),
     sa.Column("password_hash", sa.String(255)),  # Argon2id, see strato.identity.passwords
+    sa.Column("extra", sa.JSON),  # description, email, ...: Keystone's user extra
 )
 
 # Per-project quota limits (os-quota-sets): only the values set for the project; the

@@ -3,8 +3,9 @@ for them (Keystone's model, reduced to project-scoped role assignments)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NewType
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NewType
 
 from strato.domain.errors import StratoError
 from strato.domain.ids import ProjectId, UserId
@@ -45,11 +46,15 @@ class Project:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class User:
+    """``extra``: what else the user was given (``description``, ``email``, any other
+    JSON property), kept and shown as sent, as Keystone keeps a user's ``extra``."""
+
     id: UserId
     name: str
     default_project_id: ProjectId | None = None
     enabled: bool = True
     domain_id: DomainId = DEFAULT_DOMAIN_ID
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -98,6 +98,8 @@ class IdentityAdmin:
         current = await self._repo.user(user_id)
         if fields.get("domain_id", current.domain_id) != current.domain_id:
             raise Invalid("Cannot change Domain ID")
+        if "extra" in fields:  # Keystone merges a PATCH's extra into the user's
+            fields["extra"] = {**current.extra, **fields["extra"]}
         if fields.get("default_project_id"):
             await self._check_default_project(fields["default_project_id"])
         return await self._repo.update_user(replace(current, **fields), password)

@@ -267,6 +267,35 @@ async def test_filters(api: Api) -> None:
     assert await listed(api, "?disk_format=raw&container_format=bare") == [b, a]
 
 
+async def test_in_filters(api: Api) -> None:
+    """``in:`` lists as python-openstackclient's ``server list`` sends them
+    (``id=in:<a>,<b>``), on every attribute Glance takes them on, with quoted values."""
+    a = (await create(api, name="a,b"))["id"]
+    b = (await create(api, name="plain", disk_format="qcow2", container_format="ovf"))["id"]
+    c = (await create(api, name="c"))["id"]
+    assert set(await listed(api, f"?id=in:{a},{b}")) == {a, b}
+    assert await listed(api, f"?id=in:{c}") == [c]
+    assert await listed(api, f"?id=eq:{c}") == [c]
+    assert set(await listed(api, '?name=in:"a,b",plain')) == {a, b}
+    assert await listed(api, '?name=in:"a,b"') == [a]
+    assert await listed(api, "?name=in:a,b") == []
+    assert await listed(api, "?name=eq:c") == [c]
+    assert set(await listed(api, "?status=in:queued,killed")) == {a, b, c}
+    assert await listed(api, "?status=in:active") == [IMAGE_ID]
+    assert await listed(api, "?disk_format=in:qcow2,vmdk") == [b, IMAGE_ID]
+    assert await listed(api, "?disk_format=in:vmdk,iso") == []
+    assert await listed(api, "?container_format=in:ovf&name=in:plain,c") == [b]
+    assert await listed(api, "?name=2020-01-01T00:00:00") == []
+
+
+@pytest.mark.parametrize("query", [
+    "id=gt:3c1b0d2e-0000-4000-8000-000000000000", "name=a:b", "status=neq:active",
+    'name=in:"a', 'name=in:x"a"', 'name=in:"a"x', "disk_format=lt:raw",
+])
+async def test_bad_filter_operators_are_400s(api: Api, query: str) -> None:
+    assert_fault(await api.request("GET", f"{IMAGES}?{query}"), 400)
+
+
 @pytest.mark.parametrize("query", [
     "limit=-1", "limit=abc", "limit=1.5", "marker=3c1b0d2e-0000-4000-8000-000000000000",
     "sort=size:up", "sort=bogus", "sort=name&sort_key=name", "sort_key=checksum",

@@ -251,3 +251,67 @@ async def test_a_port_without_groups_is_in_its_projects_default_group(api: Api) 
     assert port["security_groups"] == [default["id"]]
     dhcp = await make(api, "port", network_id=net["id"], device_owner="network:dhcp")
     assert dhcp["security_groups"] == []
+
+
+async def test_filters_as_gophercloud_sends_them(api: Api) -> None:
+    """``status``, ``name`` and ``id`` (repeated: either) on every collection, as
+    gophercloud's ``ListOpts`` and Terraform's data sources send them."""
+    a = await make(api, "network", name="a")
+    b = await make(api, "network", name="b")
+    await make(api, "network", name="c")
+    sub_a = await make(api, "subnet", network_id=a["id"], cidr="10.1.0.0/24", ip_version=4)
+    await make(api, "subnet", network_id=b["id"], cidr="10.2.0.0/24", ip_version=4)
+    port = await make(api, "port", network_id=a["id"], name="p")
+
+    async def ids(path: str) -> set[str]:
+        response = await api.request("GET", f"{V2}/{path}")
+        assert response.status_code == 200, response.text
+        key = path.partition("?")[0].replace("-", "_")
+        return {item["id"] for item in response.json()[key]}
+
+    assert await ids(f"networks?id={a['id']}&id={b['id']}") == {a["id"], b["id"]}
+    assert await ids("networks?name=a&name=b&status=ACTIVE") == {a["id"], b["id"]}
+    assert await ids("networks?status=DOWN") == set()
+    assert await ids(f"subnets?id={sub_a['id']}&name=") == {sub_a["id"]}
+    assert await ids(f"subnets?network_id={a['id']}") == {sub_a["id"]}
+    assert await ids(f"ports?status={port['status']}&name=p&id={port['id']}") == {port["id"]}
+    assert await ids(f"ports?network_id={b['id']}") == set()
+    groups = (await api.request("GET", f"{V2}/security-groups")).json()["security_groups"]
+    [default] = [g for g in groups if g["name"] == "default"]
+    assert await ids(f"security-groups?name=default&id={default['id']}") == {default["id"]}
+    assert await ids("security-groups?name=nope") == set()
+    rule_ids = {r["id"] for r in default["security_group_rules"]}
+    assert await ids(f"security-group-rules?security_group_id={default['id']}") == rule_ids
+    egress = {r["id"] for r in default["security_group_rules"] if r["direction"] == "egress"}
+    assert await ids(f"security-group-rules?direction=egress&id={'&id='.join(rule_ids)}"
+                     f"&security_group_id={default['id']}") == egress
+
+
+@pytest.mark.parametrize("path", [
+    "networks", "subnets", "ports", "security-groups", "security-group-rules"])
+async def test_unknown_filters_are_400s_as_with_filter_validation(api: Api, path: str) -> None:
+    """Neutron's ``filter_validation`` (on by default): a key that is no attribute of the
+    resource is a 400, with rows or without."""
+    assert_neutron(await api.request("GET", f"{V2}/{path}?bogus=1&id=x"), 400,
+                   "HTTPBadRequest", "['bogus'] is invalid attribute for filtering")
+    ok = await api.request("GET", f"{V2}/{path}?fields=id&limit=1&sort_key=id&sort_dir=asc"
+                                  "&page_reverse=False")
+    assert ok.status_code == 200, ok.text
+
+
+async def test_every_shown_attribute_is_a_filter(api: Api) -> None:
+    """The filter sets keep step with the views: a filter on each shown attribute
+    is no 400."""
+    net = await make(api, "network", name="n")
+    await make(api, "subnet", network_id=net["id"], cidr="10.3.0.0/24", ip_version=4)
+    await make(api, "port", network_id=net["id"])
+    for path, key in (("networks", "networks"), ("subnets", "subnets"), ("ports", "ports"),
+                      ("security-groups", "security_groups"),
+                      ("security-group-rules", "security_group_rules")):
+        [item, *_] = (await api.request("GET", f"{V2}/{path}", token=ADMIN)).json()[key]
+        for attribute, value in item.items():
+            wanted = ("true" if isinstance(value, bool) else
+                      "ip_address=10.3.0.9" if attribute == "fixed_ips" else "x")
+            response = await api.request("GET", f"{V2}/{path}", token=ADMIN,
+                                         params={attribute: wanted})
+            assert response.status_code == 200, (path, attribute, response.text)

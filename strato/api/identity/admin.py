@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -21,6 +22,7 @@ from strato.api.deps import Deps
 from strato.api.identity import schemas, views
 from strato.api.openapi import bodiless, request_body
 from strato.api.policy import action
+from strato.domain.errors import Invalid
 from strato.domain.identity import AuthFailed, DomainId, RoleAssignment, RoleId
 from strato.domain.ids import ProjectId, UserId
 from strato.identity.admin import IdentityAdmin
@@ -104,10 +106,15 @@ async def create_project(request: Request, deps: Deps) -> JSONResponse:
 @router.get(f"{_V3}/projects")
 @action("identity:list_projects")
 async def list_projects(request: Request, deps: Deps) -> JSONResponse:
+    """Filters ``name``, ``domain_id``, ``enabled``, ``parent_id`` (a project's parent is
+    its domain: strato has no hierarchy) and ``is_domain`` (no project acts as a domain:
+    ``true`` lists none)."""
     q = request.query_params
-    found = await deps.db.identity.projects(
-        name=q.get("name"), domain_id=DomainId(q["domain_id"]) if "domain_id" in q else None,
-        enabled=schemas.flag(q.get("enabled")))
+    domains = {q[key] for key in ("domain_id", "parent_id") if key in q}
+    found = [] if len(domains) > 1 or schemas.flag(q.get("is_domain")) else \
+        await deps.db.identity.projects(
+            name=q.get("name"), domain_id=DomainId(domains.pop()) if domains else None,
+            enabled=schemas.flag(q.get("enabled")))
     return _listed(request, deps, "projects",
                    [views.project(p, deps.settings) for p in found])
 
@@ -215,7 +222,10 @@ async def create_role(request: Request, deps: Deps) -> JSONResponse:
 @router.get(f"{_V3}/roles")
 @action("identity:list_roles")
 async def list_roles(request: Request, deps: Deps) -> JSONResponse:
-    found = await deps.db.identity.roles(name=request.query_params.get("name"))
+    """Filter ``name``; ``domain_id`` asks for a domain's own roles, and strato has only
+    global ones: none."""
+    q = request.query_params
+    found = [] if "domain_id" in q else await deps.db.identity.roles(name=q.get("name"))
     return _listed(request, deps, "roles", [views.role(r, deps.settings) for r in found])
 
 
@@ -288,12 +298,34 @@ async def revoke_grant(project_id: str, user_id: str, role_id: str, deps: Deps) 
 _NEVER_MATCHED = ("group.id", "scope.domain.id", "scope.system", "scope.OS-INHERIT:inherited_to")
 
 
+# Filters one list may not combine: Keystone's 400s, in the order it checks them.
+_EXCLUSIVE = (("scope.domain.id", "scope.project.id", "Specify a domain or project, not both"),
+              ("scope.system", "scope.domain.id", "Specify system or domain, not both"),
+              ("scope.system", "scope.project.id", "Specify system or project, not both"),
+              ("user.id", "group.id", "Specify a user or group, not both"))
+
+
+def _check_assignment_filters(q: QueryParams) -> None:
+    """Keystone's checks of a role assignment query (``keystone/api/role_assignments``)."""
+    for first, second, message in _EXCLUSIVE:
+        if first in q and second in q:
+            raise Invalid(message)
+    if schemas.flag(q.get("effective")) and "group.id" in q:
+        raise Invalid("Combining effective and group filter will always result in an "
+                      "empty list.")
+    if schemas.flag(q.get("include_subtree")) and "scope.project.id" not in q:
+        raise Invalid("scope.project.id needs to be specified if include_subtree is also "
+                      "specified")
+
+
 @router.get(f"{_V3}/role_assignments")
 @action("identity:list_role_assignments")
 async def list_role_assignments(request: Request, deps: Deps) -> JSONResponse:
     """Filters ``user.id``, ``scope.project.id``, ``role.id``; ``include_names`` adds
-    the names. ``effective`` changes nothing: strato has no groups nor inheritance."""
+    the names. ``effective`` and ``include_subtree`` change nothing: strato has no
+    groups, no inheritance and no projects under projects."""
     q, repo = request.query_params, deps.db.identity
+    _check_assignment_filters(q)
     found = [] if any(key in q for key in _NEVER_MATCHED) else await repo.role_assignments(
         user_id=UserId(q["user.id"]) if "user.id" in q else None,
         project_id=ProjectId(q["scope.project.id"]) if "scope.project.id" in q else None,

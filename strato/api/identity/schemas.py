@@ -160,11 +160,15 @@ class _ProjectUpdate(_Body):
 
 
 class _UserCreate(_Body):
+    # Keystone's user schemas take additional properties (``email``...): the user's extra.
+    model_config = ConfigDict(extra="allow", strict=True)
+
     name: LongName
     password: Password | None = None
     default_project_id: IdRef | None = None
     domain_id: IdRef | None = None
     enabled: bool = True
+    description: str | None = None
     options: Options = Field(default_factory=dict)
 
 
@@ -258,6 +262,19 @@ def project_update(body: Any) -> dict[str, Any]:
     return _changes(_parse(_ProjectUpdate, body, "project"))
 
 
+# Read-only or assigned by the server: not kept from a user body.
+_NOT_EXTRA = frozenset({"id", "links", "password_expires_at"})
+
+
+def _user_extra(fields: _UserCreate) -> dict[str, Any]:
+    """The properties a user body gives beyond Keystone's own, ``description`` (which
+    Keystone keeps in the extra too) among them."""
+    extra = {k: v for k, v in (fields.model_extra or {}).items() if k not in _NOT_EXTRA}
+    if "description" in fields.model_fields_set:
+        extra["description"] = fields.description
+    return extra
+
+
 def user_create(body: Any) -> tuple[User, str | None]:
     """``POST /v3/users``: the user (in the default domain unless one is named) and
     its password (``None``: no password login)."""
@@ -265,13 +282,23 @@ def user_create(body: Any) -> tuple[User, str | None]:
     user = User(id=UserId(_new_id()), name=fields.name, enabled=fields.enabled,
                 default_project_id=ProjectId(fields.default_project_id)
                 if fields.default_project_id else None,
-                domain_id=DomainId(fields.domain_id or DEFAULT_DOMAIN_ID))
+                domain_id=DomainId(fields.domain_id or DEFAULT_DOMAIN_ID),
+                extra=_user_extra(fields))
     return user, fields.password
 
 
 def user_update(body: Any) -> dict[str, Any]:
-    """``PATCH /v3/users/{id}``: the changed fields, ``password`` among them."""
-    return _changes(_parse(_UserUpdate, body, "user"))
+    """``PATCH /v3/users/{id}``: the changed fields, ``password`` among them, and
+    ``extra``: the extra properties to set (merged into the user's)."""
+    fields = _parse(_UserUpdate, body, "user")
+    extra = _user_extra(fields)
+    if not fields.model_fields_set and not extra:
+        raise Invalid("The request body must change at least one property")
+    changes = {name: getattr(fields, name) for name in fields.model_fields_set
+               if name in _UserUpdate.model_fields and name not in ("options", "description")}
+    if extra:
+        changes["extra"] = extra
+    return changes
 
 
 def password_change(body: Any) -> tuple[str, str]:

@@ -117,6 +117,7 @@ def user(item: User, settings: ApiSettings) -> dict[str, Any]:
     """A user as Keystone shows one: never anything about its password but that it
     does not expire."""
     body: dict[str, Any] = {
+        **item.extra,
         "id": item.id, "name": item.name, "domain_id": item.domain_id,
         "enabled": item.enabled, "password_expires_at": None, "options": {},
         "links": {"self": v3_url(settings, f"users/{item.id}")}}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from starlette.datastructures import QueryParams
@@ -157,6 +158,8 @@ def upload_size(content_length: str | None) -> int | None:
 _VISIBILITY_FILTERS = ("public", "private", "shared", "community", "all")
 _MEMBER_STATUSES = (*MemberStatus, "all")
 _EXACT = ("id", "name", "status", "owner", "disk_format", "container_format")
+# The filters that take an operator, ``eq:`` (the default) or ``in:`` (Glance's list).
+_OPERATOR_FILTERS = ("id", "name", "status", "disk_format", "container_format")
 _UNSUPPORTED = ("created_at", "updated_at", "changes-since")
 # Every other parameter filters on an extra property, as in Glance (os_distro=debian).
 _NOT_PROPERTIES = frozenset({*_EXACT, "limit", "marker", "sort", "sort_key", "sort_dir",
@@ -170,6 +173,15 @@ def query_from_params(params: QueryParams) -> ImageQuery:
         if key in params:
             raise Invalid(f"The {key!r} filter is not supported.")
     exact = {key: _text(key, params[key]) for key in _EXACT if key in params}
+    one_of: list[tuple[str, tuple[str, ...]]] = []
+    for key in _OPERATOR_FILTERS:
+        if key in exact:
+            operator, operand = _split_operator(exact[key])
+            if operator == "in":
+                one_of.append((key, _split_in(operand)))
+                del exact[key]
+            else:
+                exact[key] = operand
     properties = tuple((_text("property", key), _text(key, value))
                        for key, value in params.multi_items() if key not in _NOT_PROPERTIES)
     return ImageQuery(
@@ -179,13 +191,58 @@ def query_from_params(params: QueryParams) -> ImageQuery:
         name=exact.get("name"), status=exact.get("status"),
         owner=ProjectId(exact["owner"]) if "owner" in exact else None,
         disk_format=exact.get("disk_format"),
-        container_format=exact.get("container_format"),
+        container_format=exact.get("container_format"), one_of=tuple(one_of),
         tags=tuple(_text("tag", tag) for tag in params.getlist("tag")),
         protected=_flag(params, "protected", None),
         os_hidden=_flag(params, "os_hidden", False),
         size_min=_count(params, "size_min"), size_max=_count(params, "size_max"),
         sort=_sort(params), limit=_limit(params),
         marker=ImageId(params["marker"]) if params.get("marker") else None)
+
+
+def _split_operator(value: str) -> tuple[str, str]:
+    """``in:a,b`` -> ``("in", "a,b")``; a value without an operator (or an ISO 8601
+    time, whose colons are no operator) is ``eq``. Glance's ``split_filter_op``, and the
+    same 400 for any operator but ``eq`` and ``in``."""
+    operator, sep, operand = value.partition(":")
+    if not sep or _is_isotime(value):
+        return "eq", value
+    if operator not in ("eq", "in"):
+        raise Invalid(f"Unable to filter by unknown operator '{operator[:50]}'.")
+    return operator, operand
+
+
+def _is_isotime(value: str) -> bool:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+# One value of an ``in:`` list: a double-quoted string (which may hold commas and
+# backslash-escaped characters, kept as sent) or a run of non-commas; Glance's
+# ``split_filter_value_for_quotes``.
+_IN_VALUE = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)",?|([^,]+),?|,')
+
+
+def _split_in(operand: str) -> tuple[str, ...]:
+    """The values of ``in:a,"b,c"`` (``a`` and ``b,c``); ``Invalid`` for a quote that is
+    not closed or has no comma before or after it (Glance's ``validate_quotes``)."""
+    quoted = False
+    for i, char in enumerate(operand):
+        if char != '"' or (i and operand[i - 1] == "\\"):
+            continue
+        if not quoted and i and operand[i - 1] != ",":
+            raise Invalid(f"Invalid filter value {operand[:80]}. There is no comma before "
+                          "opening quotation mark.")
+        if quoted and i + 1 != len(operand) and operand[i + 1] != ",":
+            raise Invalid(f"Invalid filter value {operand[:80]}. There is no comma after "
+                          "closing quotation mark.")
+        quoted = not quoted
+    if quoted:
+        raise Invalid(f"Invalid filter value {operand[:80]}. The quote is not closed.")
+    return tuple(q or plain for q, plain in _IN_VALUE.findall(operand))
 
 
 def _text(key: str, value: str) -> str:

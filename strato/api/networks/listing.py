@@ -7,7 +7,10 @@ read as Neutron converts them (``true``/``false``/``1``/``0``, anything else is 
 a list attribute matches when any of its members does. Ports' ``fixed_ips`` takes
 ``ip_address=``, ``subnet_id=`` and ``ip_address_substr=`` terms that one allocation
 must all meet; ``tags``, ``tags-any``, ``not-tags`` and ``not-tags-any`` take
-comma-separated tags. A filter on an attribute the view does not show is ignored.
+comma-separated tags. A key that is no attribute of the resource is a 400, as with
+Neutron's ``filter_validation`` (on by default): ``['bogus'] is invalid attribute for
+filtering``; a filter on an attribute the caller's view does not show (a port's
+binding for a non-admin) is ignored.
 
 Sorting: ``sort_key``/``sort_dir`` pairs (as many of each, ``asc`` or ``desc``; a key
 must be a scalar attribute), then the id; without them the order is by id.
@@ -32,6 +35,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from strato.api.errors import ApiFault
 from strato.domain.errors import Invalid, NotFound
 
 __all__ = ["Paging", "collection", "select_fields"]
@@ -101,6 +105,17 @@ def _tags_match(tags: Iterable[str], key: str, wanted: list[str]) -> bool:
     if key == "not-tags":
         return not all(s <= have for s in sets)
     return not any(s & have for s in sets)  # not-tags-any
+
+
+def _check_filters(params: QueryParams, filters: frozenset[str]) -> None:
+    """Neutron's filter validation: every key but the paging/sorting/``fields`` ones
+    must be one of the resource's attributes (the tag filters with ``tags``)."""
+    allowed = filters | _TAG_FILTERS if "tags" in filters else filters
+    invalid = [key for key in dict.fromkeys(params)
+               if key not in _NOT_FILTERS and key not in allowed]
+    if invalid:
+        # webob's HTTPBadRequest in Neutron, so the type is that, not InvalidInput
+        raise ApiFault(400, f"{invalid} is invalid attribute for filtering")
 
 
 def _filter(items: list[Item], params: QueryParams) -> list[Item]:
@@ -226,11 +241,14 @@ def select_fields(params: QueryParams, items: list[Item]) -> list[Item]:
 
 
 def collection(request: Request, name: str, visible: list[Item], *,
-               not_found: Callable[[str], NotFound]) -> JSONResponse:
+               not_found: Callable[[str], NotFound],
+               filters: frozenset[str]) -> JSONResponse:
     """``{name: [...], name_links: [...]}`` for the ``visible`` views (by id or not,
     unfiltered) under the request's query; ``not_found(marker)`` is the 404 of a
-    marker that names no visible item."""
+    marker that names no visible item; ``filters`` are the attributes one may filter
+    on (the others are a 400)."""
     params = request.query_params
+    _check_filters(params, filters)
     sorts = _sorts(params, _sortable(visible))
     paging = Paging.parse(params)
     compare = _comparator(sorts)

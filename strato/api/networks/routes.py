@@ -133,7 +133,8 @@ async def create_network(request: Request, deps: Deps, ctx: Context) -> JSONResp
 async def list_networks(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     nets = await deps.db.networks.list_networks(viewer=ctx.visible_project)
     return listing.collection(request, "networks", [views.network(n) for n in nets],
-                              not_found=NetworkNotFound)
+                              not_found=NetworkNotFound,
+                              filters=views.NETWORK_FILTERS)
 
 
 @router.get(f"{V2}/networks/{{network_id}}")
@@ -189,7 +190,8 @@ async def create_subnet(request: Request, deps: Deps, ctx: Context) -> JSONRespo
 async def list_subnets(request: Request, deps: Deps, ctx: Context) -> JSONResponse:
     subs = await deps.db.networks.list_subnets(viewer=ctx.visible_project)
     return listing.collection(request, "subnets", [views.subnet(s) for s in subs],
-                              not_found=SubnetNotFound)
+                              not_found=SubnetNotFound,
+                              filters=views.SUBNET_FILTERS)
 
 
 @router.get(f"{V2}/subnets/{{subnet_id}}")
@@ -279,7 +281,8 @@ async def list_ports(request: Request, deps: Deps, ctx: Context) -> JSONResponse
     ports = await deps.db.networks.list_ports(viewer=ctx.visible_project)
     shown = [views.port(p, is_admin=ctx.is_admin) for p in ports]
     return listing.collection(request, "ports", shown,
-                              not_found=PortNotFound)
+                              not_found=PortNotFound,
+                              filters=views.PORT_FILTERS)
 
 
 @router.get(f"{V2}/ports/{{port_id}}")

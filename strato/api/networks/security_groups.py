@@ -69,7 +69,8 @@ async def list_security_groups(request: Request, deps: Deps, ctx: Context) -> JS
     groups = await deps.db.security_groups.list(project_id=ctx.visible_project)
     return listing.collection(request, "security_groups",
                               [sg_views.security_group(g) for g in groups],
-                              not_found=SecurityGroupNotFound)
+                              not_found=SecurityGroupNotFound,
+                              filters=sg_views.GROUP_FILTERS)
 
 
 @router.get(GROUPS + "/{group_id}")
@@ -130,7 +131,8 @@ async def list_security_group_rules(request: Request, deps: Deps,
     rules = await deps.db.security_groups.list_rules(project_id=ctx.visible_project)
     return listing.collection(request, "security_group_rules",
                               [sg_views.security_group_rule(r) for r in rules],
-                              not_found=SecurityGroupRuleNotFound)
+                              not_found=SecurityGroupRuleNotFound,
+                              filters=sg_views.RULE_FILTERS)
 
 
 @router.get(RULES + "/{rule_id}")

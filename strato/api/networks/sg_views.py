@@ -7,7 +7,16 @@ from typing import Any
 from strato.api.formats import iso_z
 from strato.domain.networks import SecurityGroup, SecurityGroupRule
 
-__all__ = ["security_group", "security_group_rule"]
+__all__ = ["GROUP_FILTERS", "RULE_FILTERS", "security_group", "security_group_rule"]
+
+# The attributes a list may filter on: every attribute the views below show.
+RULE_FILTERS = frozenset({
+    "id", "security_group_id", "direction", "ethertype", "protocol", "port_range_min",
+    "port_range_max", "remote_ip_prefix", "remote_group_id", "tenant_id", "project_id",
+    "description", "created_at", "updated_at", "revision_number"})
+GROUP_FILTERS = frozenset({
+    "id", "name", "description", "tenant_id", "project_id", "security_group_rules",
+    "created_at", "updated_at", "revision_number", "tags", "stateful"})
 
 
 def security_group_rule(rule: SecurityGroupRule) -> dict[str, Any]:

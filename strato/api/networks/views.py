@@ -8,7 +8,26 @@ from typing import Any
 from strato.api.formats import iso_z
 from strato.domain.networks import Network, Port, Subnet
 
-__all__ = ["network", "port", "subnet"]
+__all__ = ["NETWORK_FILTERS", "PORT_FILTERS", "SUBNET_FILTERS", "network", "port",
+           "subnet"]
+
+# The attributes a list may filter on: every attribute the views below show (Neutron's
+# ``is_filter`` ones and a few more; a test keeps them in step with the views).
+_COMMON_FILTERS = frozenset({"tenant_id", "project_id", "created_at", "updated_at",
+                             "revision_number", "tags"})
+NETWORK_FILTERS = _COMMON_FILTERS | {
+    "id", "name", "description", "admin_state_up", "shared", "mtu", "status", "subnets",
+    "router:external", "availability_zone_hints", "availability_zones",
+    "port_security_enabled", "is_default"}
+SUBNET_FILTERS = _COMMON_FILTERS | {
+    "id", "network_id", "name", "description", "ip_version", "cidr", "gateway_ip",
+    "allocation_pools", "dns_nameservers", "host_routes", "enable_dhcp", "ipv6_ra_mode",
+    "ipv6_address_mode", "subnetpool_id", "service_types"}
+PORT_FILTERS = _COMMON_FILTERS | {
+    "id", "network_id", "name", "description", "mac_address", "fixed_ips", "device_id",
+    "device_owner", "admin_state_up", "status", "security_groups", "binding:host_id",
+    "binding:vif_type", "binding:vif_details", "binding:vnic_type", "binding:profile",
+    "port_security_enabled", "allowed_address_pairs", "extra_dhcp_opts"}
 
 
 def _common(project_id: str, created_at: datetime | None,

@@ -45,6 +45,9 @@ class ImageQuery:
     owner: ProjectId | None = None
     disk_format: str | None = None
     container_format: str | None = None
+    # Glance's ``in:`` filters: (attribute, the values one of which it must have); the
+    # attributes are id, name, status, disk_format and container_format.
+    one_of: tuple[tuple[str, tuple[str, ...]], ...] = ()
     tags: tuple[str, ...] = ()
     properties: tuple[tuple[str, str], ...] = ()   # extra properties that must match
     protected: bool | None = None
