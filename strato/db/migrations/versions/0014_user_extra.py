@@ -2,11 +2,8 @@
 property), as Keystone keeps a user's ``extra``: one JSON column.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-08
-
-(Numbered 0014 and not 0013, which another branch of issue 17 takes for the servers'
-access IPs: once both are merged, this one revises 0013.)
 """
 
 from __future__ import annotations
@@ -15,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision: str | None = "0012"
+down_revision: str | None = "0013"
 branch_labels: str | None = None
 depends_on: str | None = None
 
