@@ -31,11 +31,12 @@ PASSWORD = "browser-test-pw"
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
     """``strato up`` whose fake spawns take a second and a half and whose fake guests
-    write their first console line a second after that: long enough to watch a build
-    and a boot in the browser."""
+    write their first console line two and a half seconds after that: long enough to
+    watch a build and a boot in the browser (the detail page polls every 1.5 s, so a
+    shorter boot can end before the page first shows the server ACTIVE)."""
     cluster = start_api(tmp_path_factory.mktemp("strato"),
                         {"STRATO_COMPUTE__FAKE__SPAWN_DELAY": "1.5",
-                         "STRATO_COMPUTE__FAKE__CONSOLE_DELAY": "1"})
+                         "STRATO_COMPUTE__FAKE__CONSOLE_DELAY": "2.5"})
     try:
         yield RunningApi(cluster=cluster, url=cluster.api_url, token=TOKEN)
     finally:
@@ -185,7 +186,7 @@ def test_a_user_launches_watches_and_deletes_an_instance(
     boot = timeline.locator("[data-event=compute_boot]")
     expect(boot).to_have_class(re.compile("result-running"))
     expect(boot).to_contain_text("waiting for the guest's first console output")
-    expect(boot).to_have_class(re.compile("result-success"))
+    expect(boot).to_have_class(re.compile("result-success"), timeout=10_000)
     assert page.evaluate("window.__noReload") is True
     for step in ("api", "scheduling", "build on the host", "claim", "network",
                  "image fetch", "spawn", "boot"):
