@@ -85,6 +85,13 @@ def test_list_shows_image_and_flavor_names(
     assert long_row["Properties"] == {"color": "blue", "tier": "web"}
 
 
+def test_flavor_show_reads_the_extra_specs(cli: Cli, server: dict[str, Any]) -> None:
+    """``openstack flavor show`` also asks for ``os-extra_specs``."""
+    flavor = cli.json("flavor", "show", "m1.tiny")
+    assert flavor["name"] == "m1.tiny"
+    assert server["flavor"] == f"m1.tiny ({flavor['id']})"
+
+
 def test_list_filters(cli: Cli, server: dict[str, Any], image_id: str) -> None:
     assert names(cli.json("server", "list", "--name", SERVER_NAME)) == [SERVER_NAME]
     assert cli.json("server", "list", "--name", f"{SERVER_NAME}-nope") == []

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from strato.domain.ids import FlavorId
+from strato.domain.resources import Flavor
 from tests.api_fixtures import (
     ADMIN,
     ALICE,
@@ -108,3 +110,23 @@ async def test_bad_flavor_bodies(api: Api, flavor: dict[str, Any]) -> None:
     response = await api.request("POST", "/v2.1/flavors", token=ADMIN, json={"flavor": flavor})
     assert response.status_code == 400, response.text
     assert "badRequest" in response.json()
+
+
+async def test_extra_specs_are_listed_and_shown_by_key(api: Api) -> None:
+    """What ``openstack flavor show`` reads: ``os-extra_specs`` and one key of it."""
+    await api.db.flavors.create(Flavor(id=FlavorId("specs"), name="m1.specs", vcpus=1,
+                                       memory_mb=512, root_gb=1,
+                                       extra_specs={"hw:cpu_policy": "shared"}))
+    listed = await api.request("GET", "/v2.1/flavors/specs/os-extra_specs")
+    assert listed.status_code == 200, listed.text
+    assert listed.json() == {"extra_specs": {"hw:cpu_policy": "shared"}}
+    one = await api.request("GET", "/v2.1/flavors/specs/os-extra_specs/hw:cpu_policy")
+    assert one.json() == {"hw:cpu_policy": "shared"}
+    missing = await api.request("GET", "/v2.1/flavors/specs/os-extra_specs/hw:nope")
+    assert missing.status_code == 404
+    assert missing.json()["itemNotFound"]["message"] == (
+        "Flavor specs has no extra specs with key hw:nope.")
+    assert (await api.request("GET", "/v2.1/flavors/1/os-extra_specs")).json() == {
+        "extra_specs": {}}
+    # A flavor the caller cannot see has no specs to show either.
+    assert (await api.request("GET", "/v2.1/flavors/2/os-extra_specs")).status_code == 404

@@ -430,6 +430,8 @@ COMPUTE_CASES = [
     Case("GET", "/v2.1/flavors", 200, "read"),
     Case("GET", "/v2.1/flavors/detail", 200, "read"),
     Case("GET", "/v2.1/flavors/1", 200, "read"),
+    Case("GET", "/v2.1/flavors/1/os-extra_specs", 200, "read"),
+    Case("GET", "/v2.1/flavors/1/os-extra_specs/hw:none", 404, "read"),
     Case("POST", "/v2.1/flavors", 200, "admin",
          body={"flavor": {"name": "{server}-{request_id}", "ram": 64, "vcpus": 1,
                           "disk": 1}}),

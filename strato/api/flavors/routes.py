@@ -73,6 +73,26 @@ async def show_flavor(flavor_id: str, request: Request, deps: Deps,
                                                                         deps.settings))})
 
 
+@router.get("/{flavor_id}/os-extra_specs")
+@action("os_compute_api:os-flavor-extra-specs:index")
+async def list_extra_specs(flavor_id: str, deps: Deps, ctx: Context) -> JSONResponse:
+    """``GET /v2.1/flavors/{id}/os-extra_specs``: the flavor's extra specs (what
+    ``openstack flavor show`` asks for)."""
+    flavor = await get_flavor(deps.db, ctx, flavor_id)
+    return JSONResponse({"extra_specs": dict(flavor.extra_specs)})
+
+
+@router.get("/{flavor_id}/os-extra_specs/{key}")
+@action("os_compute_api:os-flavor-extra-specs:show")
+async def show_extra_spec(flavor_id: str, key: str, deps: Deps, ctx: Context) -> JSONResponse:
+    """``GET /v2.1/flavors/{id}/os-extra_specs/{key}``: ``{key: value}``; 404 when the
+    flavor has no such spec, with Nova's message."""
+    flavor = await get_flavor(deps.db, ctx, flavor_id)
+    if key not in flavor.extra_specs:
+        raise NotFound(f"Flavor {flavor_id} has no extra specs with key {key}.")
+    return JSONResponse({key: flavor.extra_specs[key]})
+
+
 @router.post("")
 @request_body(schemas._CreateFlavor)
 @action("os_compute_api:os-flavor-manage:create")
