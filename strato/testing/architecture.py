@@ -11,6 +11,8 @@ picture readable; the text says so.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 import grimp
@@ -24,9 +26,10 @@ END = "<!-- packages:end -->"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
 
 
-def package_edges(package: str = "strato") -> list[tuple[str, str]]:
+@cache
+def package_edges(package: str = "strato") -> tuple[tuple[str, str], ...]:
     """(importer, imported) for each pair of top-level parts of ``package`` where one
-    imports the other at run time, sorted."""
+    imports the other at run time, sorted (the import graph is built once per process)."""
     graph = grimp.build_graph(package, exclude_type_checking_imports=True)
     parts = sorted({m.split(".")[1] for m in graph.modules if "." in m} - LEFT_OUT)
     edges = []
@@ -38,10 +41,10 @@ def package_edges(package: str = "strato") -> list[tuple[str, str]]:
                                           imported=f"{package}.{imported}",
                                           as_packages=True):
                 edges.append((importer, imported))
-    return edges
+    return tuple(edges)
 
 
-def mermaid(edges: list[tuple[str, str]]) -> str:
+def mermaid(edges: Sequence[tuple[str, str]]) -> str:
     """The edges as a Mermaid flowchart, importers above what they import."""
     lines = ["```mermaid", "flowchart TD"]
     lines += [f"    {a} --> {b}" for a, b in edges]
@@ -49,7 +52,7 @@ def mermaid(edges: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
-def render(text: str, edges: list[tuple[str, str]]) -> str:
+def render(text: str, edges: Sequence[tuple[str, str]]) -> str:
     """``text`` (the document) with the block between the markers redrawn."""
     head, found, rest = text.partition(BEGIN)
     if not found:

@@ -33,6 +33,7 @@ from strato.api.servers.service import (
     BootInputs,
     boot_request,
     check_fit,
+    check_lock_and_state,
     delete_server,
     get_server,
     resolve_image,
@@ -146,14 +147,7 @@ async def perform(deps: ApiDeps, ctx: RequestContext, server_id: str, action: st
 def _check_allowed(instance: Instance, ctx: RequestContext, name: str,
                    vm_states: frozenset[VmState]) -> None:
     """Nova's order: the lock, then the vm_state, then no task in progress, then a host."""
-    if instance.locked and not ctx.is_admin:
-        raise InvalidState(f"Instance {instance.id} is locked")
-    if instance.vm_state not in vm_states:
-        raise InvalidState(f"Cannot '{name}' instance {instance.id} while it is in vm_state "
-                           f"{instance.vm_state}")
-    if instance.task_state is not None:
-        raise InvalidState(f"Cannot '{name}' instance {instance.id} while it is in "
-                           f"task_state {instance.task_state}")
+    check_lock_and_state(instance, ctx, name, vm_states)
     if instance.host is None or instance.node is None:
         # An ERROR server that never reached a host has no guest to act on.
         raise InvalidState(f"Instance {instance.id} is not ready")

@@ -19,7 +19,7 @@ from strato.api.bodies import parse_model
 from strato.api.deps import ApiDeps
 from strato.api.quotas.service import project_limits
 from strato.api.servers.schemas import _check_metadata
-from strato.api.servers.service import get_server
+from strato.api.servers.service import check_lock_and_state, get_server
 from strato.domain.context import RequestContext
 from strato.domain.errors import Invalid, InvalidState, NotFound, OverQuota
 from strato.domain.instances import Instance, VmState
@@ -84,7 +84,7 @@ async def write_metadata(deps: ApiDeps, ctx: RequestContext, server_id: str,
     """Merge ``items`` into the server's metadata (or, with ``replace``, make them all
     of it); the metadata afterwards."""
     instance = await get_server(deps, ctx, server_id)
-    _check_writable(instance, ctx, "update metadata")
+    check_lock_and_state(instance, ctx, "update metadata", _WRITABLE)
     metadata = dict(items) if replace else {**instance.metadata, **items}
     limit = (await project_limits(deps, instance.project_id))["metadata_items"]
     if exceeds(limit, 0, len(metadata)):
@@ -99,21 +99,9 @@ async def delete_item(deps: ApiDeps, ctx: RequestContext, server_id: str, key: s
     instance = await get_server(deps, ctx, server_id)
     if key not in instance.metadata:
         raise NotFound("Metadata item was not found")
-    _check_writable(instance, ctx, "delete metadata")
+    check_lock_and_state(instance, ctx, "delete metadata", _WRITABLE)
     metadata = {k: v for k, v in instance.metadata.items() if k != key}
     await _store(deps, instance, metadata, "delete metadata")
-
-
-def _check_writable(instance: Instance, ctx: RequestContext, what: str) -> None:
-    """Nova's check_instance_lock, then check_instance_state (409s, Nova's words)."""
-    if instance.locked and not ctx.is_admin:
-        raise InvalidState(f"Instance {instance.id} is locked")
-    if instance.vm_state not in _WRITABLE:
-        raise InvalidState(f"Cannot '{what}' instance {instance.id} while it is in "
-                           f"vm_state {instance.vm_state}")
-    if instance.task_state is not None:
-        raise InvalidState(f"Cannot '{what}' instance {instance.id} while it is in "
-                           f"task_state {instance.task_state}")
 
 
 async def _store(deps: ApiDeps, instance: Instance, metadata: dict[str, str],

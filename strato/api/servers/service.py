@@ -458,6 +458,20 @@ async def _fail_unscheduled(db: Database, instance: Instance, exc: StratoError) 
         return instance  # deleted (or otherwise moved on) meanwhile: nothing to fail
 
 
+def check_lock_and_state(instance: Instance, ctx: RequestContext, what: str,
+                         vm_states: frozenset[VmState]) -> None:
+    """Nova's check_instance_lock, then check_instance_state: the lock (admins pass), the
+    vm_state, then no task in progress; 409s in Nova's words, ``what`` naming the act."""
+    if instance.locked and not ctx.is_admin:
+        raise InvalidState(f"Instance {instance.id} is locked")
+    if instance.vm_state not in vm_states:
+        raise InvalidState(f"Cannot '{what}' instance {instance.id} while it is in "
+                           f"vm_state {instance.vm_state}")
+    if instance.task_state is not None:
+        raise InvalidState(f"Cannot '{what}' instance {instance.id} while it is in "
+                           f"task_state {instance.task_state}")
+
+
 async def get_server(deps: ApiDeps, ctx: RequestContext, instance_id: str) -> Instance:
     """One instance the caller may see; ``NotFound`` with Nova's message otherwise."""
     try:
